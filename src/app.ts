@@ -1,0 +1,71 @@
+import { readFileSync } from 'node:fs';
+import Fastify, { type FastifyInstance, LogController } from 'fastify';
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import type { Engine } from './engine/engine.js';
+import type { RunStats } from './engine/types.js';
+import { registerDocs } from './http/docs.js';
+import { installErrorHandlers } from './http/errors.js';
+import { computeRoutes } from './http/routes/compute.js';
+import { healthRoutes } from './http/routes/health.js';
+import type { Config } from './runtime/config.js';
+import { loggerOptions, requestIdFrom } from './runtime/logger.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** what the engine did for this request, for the log line */
+    runStats: RunStats | null;
+  }
+}
+
+const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+export const VERSION = pkg.version;
+
+export interface AppDeps {
+  config: Pick<Config, 'logLevel' | 'bodyLimit'>;
+  engine: Engine;
+}
+
+/** Build the app without listening: server.ts listens, tests use inject or listen on port 0. */
+export async function buildApp({ config, engine }: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: loggerOptions(config),
+    bodyLimit: config.bodyLimit,
+    genReqId: (req) => requestIdFrom(req.headers['x-request-id']),
+    logController: new LogController({ disableRequestLogging: true }), // one line per request, below
+    return503OnClosing: true,
+  });
+
+  app.decorateRequest('runStats', null);
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    const stats = request.runStats;
+    request.log.info(
+      {
+        method: request.method,
+        url: request.routeOptions.url ?? request.url.slice(0, 200),
+        status: reply.statusCode,
+        durationMs: Number(reply.elapsedTime.toFixed(2)),
+        backend: stats?.backend,
+        kernelsCompiled: stats ? stats.kernelsCompiled > 0 : undefined,
+      },
+      'request',
+    );
+  });
+
+  installErrorHandlers(app, config.bodyLimit);
+  await registerDocs(app, VERSION);
+
+  // zod compiles only the API's schemas: set inside this encapsulated plugin, not on the
+  // root, so plugins with JSON-schema routes (the Swagger UI's) keep fastify's compilers.
+  await app.register(async (api) => {
+    api.setValidatorCompiler(validatorCompiler);
+    api.setSerializerCompiler(serializerCompiler);
+    api.removeContentTypeParser('text/plain'); // the API speaks JSON only: anything else is a 415
+    await api.register(computeRoutes, { engine });
+    await api.register(healthRoutes, { engine });
+  });
+
+  return app;
+}

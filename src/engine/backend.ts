@@ -1,0 +1,50 @@
+import { createRequire } from 'node:module';
+import type { BackendName } from './types.js';
+import type { CompiledKernel } from './kernel-cache.js';
+
+// gpu.js is CommonJS; its index.d.ts describes the module.
+const require = createRequire(import.meta.url);
+const { GPU } = require('gpu.js') as typeof import('gpu.js');
+
+/**
+ * A backend is one gpu.js GPU instance in one mode. `webasm` kernels run under the async
+ * contract, which lets gpu.js split large kernels over its worker threads and keeps the
+ * event loop free meanwhile; `cpu` is plain JavaScript, the reference.
+ */
+export interface Backend {
+  readonly name: BackendName;
+  createKernel(source: string, output: number[]): CompiledKernel;
+  /** run a tiny kernel and check its answer; throws if the backend cannot be trusted */
+  probe(): Promise<void>;
+  destroy(): void;
+}
+
+export function createBackend(name: BackendName): Backend {
+  const gpu = new GPU({ mode: name });
+  const asyncMode = name === 'webasm';
+  const createKernel = (source: string, output: number[]): CompiledKernel => {
+    const kernel = gpu.createKernel(source, { output, asyncMode, tactic: 'precision', precision: 'single' });
+    return {
+      run: (...args) => kernel(...(args as Parameters<typeof kernel>)),
+      destroy: () => kernel.destroy(),
+    };
+  };
+  return {
+    name,
+    createKernel,
+    async probe() {
+      const k = createKernel('function(a, b) { return a[this.thread.y][0] * b[0][this.thread.x] + 1; }', [2, 2]);
+      try {
+        const out = (await k.run([new Float32Array([2]), new Float32Array([3])], [new Float32Array([5, 7])])) as Float32Array[];
+        const got = out.map((row) => Array.from(row)).flat();
+        const want = [11, 15, 16, 22];
+        if (got.some((v, i) => v !== want[i])) {
+          throw new Error(`backend ${name} answered ${JSON.stringify(got)} to a probe that expects ${JSON.stringify(want)}`);
+        }
+      } finally {
+        k.destroy();
+      }
+    },
+    destroy: () => gpu.destroy(),
+  };
+}

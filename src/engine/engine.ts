@@ -1,0 +1,93 @@
+import { createBackend, type Backend } from './backend.js';
+import { KernelCache, kernelKey, type KernelCacheStats } from './kernel-cache.js';
+import { backward, forward, type RunKernel } from './mlp.js';
+import type { BackendName, LossResult, Problem, RunStats, ValueAndGradResult } from './types.js';
+
+export interface EngineOptions {
+  backend: BackendName;
+  kernelCacheSize: number;
+}
+
+export interface EngineInfo {
+  backend: BackendName;
+  kernelCache: KernelCacheStats;
+}
+
+/**
+ * The compute engine: one backend, one kernel cache. Every call keeps its intermediate
+ * values to itself (nothing per request is stored on shared objects), so calls may
+ * overlap; kernels are shared and leased from the cache for the length of a call.
+ */
+export class Engine {
+  private constructor(
+    private readonly backend: Backend,
+    private readonly cache: KernelCache,
+  ) {}
+
+  /** Create the backend and probe it with a tiny kernel before trusting it. */
+  static async create(options: EngineOptions): Promise<Engine> {
+    const backend = createBackend(options.backend);
+    try {
+      await backend.probe();
+    } catch (err) {
+      backend.destroy();
+      throw err;
+    }
+    return new Engine(backend, new KernelCache(options.kernelCacheSize));
+  }
+
+  get backendName(): BackendName {
+    return this.backend.name;
+  }
+
+  async loss(problem: Problem): Promise<LossResult> {
+    return this.withRunner(async (run, stats) => {
+      const pass = await forward(problem, run);
+      return { loss: pass.loss, head: pass.report, stats };
+    });
+  }
+
+  async valueAndGrad(problem: Problem): Promise<ValueAndGradResult> {
+    return this.withRunner(async (run, stats) => {
+      const pass = await forward(problem, run);
+      const grads = await backward(problem, pass, run);
+      return { loss: pass.loss, grads, head: pass.report, stats };
+    });
+  }
+
+  info(): EngineInfo {
+    return { backend: this.backend.name, kernelCache: this.cache.stats() };
+  }
+
+  /** Is the backend still answering? Used by /readyz. */
+  probe(): Promise<void> {
+    return this.backend.probe();
+  }
+
+  close(): void {
+    this.cache.clear();
+    this.backend.destroy();
+  }
+
+  private async withRunner<T>(body: (run: RunKernel, stats: RunStats) => Promise<T>): Promise<T> {
+    const stats: RunStats = { backend: this.backend.name, kernelsCompiled: 0, compileMs: 0, computeMs: 0 };
+    const releases: (() => void)[] = [];
+    const onCompile = (ms: number) => {
+      stats.kernelsCompiled++;
+      stats.compileMs += ms;
+    };
+    const run: RunKernel = (spec, ...args) => {
+      const key = kernelKey({ backend: this.backend.name, op: spec.op, ...spec.params });
+      const lease = this.cache.lease(key, () => this.backend.createKernel(spec.source, spec.output), onCompile);
+      releases.push(lease.release);
+      return lease.call(...args);
+    };
+    const t0 = performance.now();
+    try {
+      return await body(run, stats);
+    } finally {
+      stats.computeMs = performance.now() - t0 - stats.compileMs;
+      for (const release of releases) release();
+    }
+  }
+}

@@ -1,0 +1,18 @@
+/**
+ * Float32 arithmetic on the host. JAX computes in float32 (x64 off); the loss head runs
+ * here rather than in a kernel so that every backend rounds exactly as JAX does, step by
+ * step, including the cases where rounding decides the answer (a sigmoid that reaches
+ * exactly 1.0, a clip bound hit exactly).
+ */
+export const f32 = Math.fround;
+
+export const f32Add = (a: number, b: number): number => f32(a + b);
+export const f32Sub = (a: number, b: number): number => f32(a - b);
+export const f32Mul = (a: number, b: number): number => f32(a * b);
+export const f32Div = (a: number, b: number): number => f32(a / b);
+export const f32Log = (a: number): number => f32(Math.log(a));
+export const f32Exp = (a: number): number => f32(Math.exp(a));
+export const f32Tanh = (a: number): number => f32(Math.tanh(a));
+
+/** Largest finite float32; a JSON number beyond it would become ±Infinity in float32. */
+export const FLOAT32_MAX = 3.4028234663852886e38;

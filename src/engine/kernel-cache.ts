@@ -1,0 +1,124 @@
+/**
+ * A bounded LRU of compiled kernels, counted. The key names the backend, the op and every
+ * size and option that changes the compiled code (see kernelKey). Kernels are leased for
+ * the length of a request: an entry evicted while a request still uses it is destroyed
+ * when the last lease is returned, never under a running computation.
+ */
+export interface CompiledKernel {
+  run: (...args: unknown[]) => unknown;
+  destroy: () => void;
+}
+
+interface Entry {
+  key: string;
+  kernel: CompiledKernel;
+  leases: number;
+  evicted: boolean;
+  /** true until the first call, which is when gpu.js builds the kernel */
+  fresh: boolean;
+}
+
+export interface KernelCacheStats {
+  size: number;
+  capacity: number;
+  compiles: number;
+  hits: number;
+  evictions: number;
+  compileMsTotal: number;
+}
+
+export interface Lease {
+  kernel: CompiledKernel;
+  /** run the kernel; the first call builds it and is timed as compile */
+  call: (...args: unknown[]) => Promise<unknown>;
+  release: () => void;
+}
+
+export function kernelKey(parts: Record<string, string | number>): string {
+  return Object.entries(parts)
+    .map(([k, v]) => `${k}=${v}`)
+    .join('|');
+}
+
+export class KernelCache {
+  private readonly entries = new Map<string, Entry>();
+  private compiles = 0;
+  private hits = 0;
+  private evictions = 0;
+  private compileMsTotal = 0;
+
+  constructor(readonly capacity: number) {
+    if (!Number.isInteger(capacity) || capacity < 1) throw new Error('kernel cache capacity must be a positive integer');
+  }
+
+  /**
+   * Lease the kernel for `key`, creating it with `create` on a miss. `onCompile` hears the
+   * duration of each first call (gpu.js compiles lazily, on the first call).
+   */
+  lease(key: string, create: () => CompiledKernel, onCompile: (ms: number) => void): Lease {
+    let entry = this.entries.get(key);
+    if (entry) {
+      this.hits++;
+      this.entries.delete(key); // re-insert: most recently used last
+      this.entries.set(key, entry);
+    } else {
+      entry = { key, kernel: create(), leases: 0, evicted: false, fresh: true };
+      this.entries.set(key, entry);
+      this.evictOverflow();
+    }
+    entry.leases++;
+    const held = entry;
+    let released = false;
+    return {
+      kernel: held.kernel,
+      call: async (...args) => {
+        if (!held.fresh) return held.kernel.run(...args);
+        held.fresh = false;
+        this.compiles++;
+        const t0 = performance.now();
+        try {
+          return await held.kernel.run(...args);
+        } finally {
+          const ms = performance.now() - t0;
+          this.compileMsTotal += ms;
+          onCompile(ms);
+        }
+      },
+      release: () => {
+        if (released) return;
+        released = true;
+        held.leases--;
+        if (held.evicted && held.leases === 0) held.kernel.destroy();
+      },
+    };
+  }
+
+  private evictOverflow(): void {
+    for (const entry of this.entries.values()) {
+      if (this.entries.size <= this.capacity) return;
+      this.entries.delete(entry.key);
+      this.evictions++;
+      entry.evicted = true;
+      if (entry.leases === 0) entry.kernel.destroy();
+    }
+  }
+
+  stats(): KernelCacheStats {
+    return {
+      size: this.entries.size,
+      capacity: this.capacity,
+      compiles: this.compiles,
+      hits: this.hits,
+      evictions: this.evictions,
+      compileMsTotal: this.compileMsTotal,
+    };
+  }
+
+  clear(): void {
+    for (const entry of this.entries.values()) {
+      entry.evicted = true;
+      if (entry.leases === 0) entry.kernel.destroy();
+    }
+    this.entries.clear();
+  }
+}

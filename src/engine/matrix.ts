@@ -1,0 +1,32 @@
+import type { Matrix } from './types.js';
+
+/** Row views of a matrix (no copy), padded with zero rows up to `rows`, as gpu.js reads 2-D arguments. */
+export function toRows(m: Matrix, rows = m.rows): Float32Array[] {
+  const out: Float32Array[] = [];
+  for (let r = 0; r < m.rows; r++) out.push(m.data.subarray(r * m.cols, (r + 1) * m.cols));
+  if (rows > m.rows) {
+    const zero = new Float32Array(m.cols); // kernels only read their arguments
+    for (let r = m.rows; r < rows; r++) out.push(zero);
+  }
+  return out;
+}
+
+/** The first `rows` rows of a kernel's 2-D result, as one row-major matrix. */
+export function fromRows(rowArrays: Float32Array[], rows: number, cols: number): Matrix {
+  const data = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) data.set((rowArrays[r] as Float32Array).subarray(0, cols), r * cols);
+  return { rows, cols, data };
+}
+
+/**
+ * The batch size kernels are compiled for: the next of 1, 2, 4, 8, 16, then four steps an
+ * octave (16, 20, 24, 28, 32, 40, ...). Padding rows are zeros and carry a zero cotangent,
+ * so they change no gradient; at most 25% of the work is padding, and the number of
+ * distinct compiled batch sizes grows with the logarithm of the largest batch.
+ */
+export function batchBucket(n: number): number {
+  if (n <= 16) return 2 ** Math.ceil(Math.log2(Math.max(n, 1)));
+  const octave = 2 ** Math.floor(Math.log2(n));
+  const step = octave / 4;
+  return Math.ceil(n / step) * step;
+}

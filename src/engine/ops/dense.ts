@@ -1,0 +1,77 @@
+import type { Activation } from '../types.js';
+import { activationOps } from './activations.js';
+
+/**
+ * The dense layer, forward and backward side by side, as gpu.js kernel sources. Sizes are
+ * baked into the source (loop bounds the compiler can see); the batch dimension is the
+ * padded bucket size, so a new batch size inside a bucket reuses every kernel.
+ *
+ * Forward:   A = act(A_prev @ W + b)                       out × batch
+ * Backward:  dW = A_prevᵀ @ dZ                              out × in
+ *            db = Σ_batch dZ                                out
+ *            dZ_prev = (dZ @ Wᵀ) ⊙ act_prev'(A_prev)        in × batch  (fused)
+ * Matrices are arrays of rows: m[row][col], output [cols, rows] in gpu.js's [x, y] order.
+ */
+export interface KernelSpec {
+  op: string;
+  /** every size and option that changes the compiled code */
+  params: Record<string, string | number>;
+  source: string;
+  output: number[];
+}
+
+export function forwardSpec(act: Activation, inDim: number, outDim: number, batch: number): KernelSpec {
+  return {
+    op: 'dense.forward',
+    params: { act, in: inDim, out: outDim, batch },
+    source: `function(a, w, b) {
+      let s = 0;
+      for (let k = 0; k < ${inDim}; k++) { s += a[this.thread.y][k] * w[k][this.thread.x]; }
+      let z = s + b[this.thread.x];
+      return ${activationOps[act].kernelForward('z')};
+    }`,
+    output: [outDim, batch],
+  };
+}
+
+export function weightGradSpec(inDim: number, outDim: number, batch: number): KernelSpec {
+  return {
+    op: 'dense.dW',
+    params: { in: inDim, out: outDim, batch },
+    source: `function(a, dz) {
+      let s = 0;
+      for (let n = 0; n < ${batch}; n++) { s += a[n][this.thread.y] * dz[n][this.thread.x]; }
+      return s;
+    }`,
+    output: [outDim, inDim],
+  };
+}
+
+export function biasGradSpec(outDim: number, batch: number): KernelSpec {
+  return {
+    op: 'dense.db',
+    params: { out: outDim, batch },
+    source: `function(dz) {
+      let s = 0;
+      for (let n = 0; n < ${batch}; n++) { s += dz[n][this.thread.x]; }
+      return s;
+    }`,
+    output: [outDim],
+  };
+}
+
+/** Cotangent of the previous layer's pre-activation; `prevAct` is that layer's activation. */
+export function inputGradSpec(prevAct: Activation, inDim: number, outDim: number, batch: number): KernelSpec {
+  return {
+    op: 'dense.dZprev',
+    params: { act: prevAct, in: inDim, out: outDim, batch },
+    // a is read before the loop: on webasm that order compiled ~3× faster (DESIGN.md §6)
+    source: `function(dz, w, aPrev) {
+      let a = aPrev[this.thread.y][this.thread.x];
+      let s = 0;
+      for (let j = 0; j < ${outDim}; j++) { s += dz[this.thread.y][j] * w[this.thread.x][j]; }
+      return ${activationOps[prevAct].kernelBackward('s', 'a')};
+    }`,
+    output: [inDim, batch],
+  };
+}

@@ -1,0 +1,50 @@
+import type { HeadReport, LayerGrad, Matrix } from '../engine/types.js';
+
+/** JSON has no NaN or Infinity: write them as strings, and tell the caller that it happened. */
+export type JsonNumber = number | 'NaN' | 'Infinity' | '-Infinity';
+
+export class ResultEncoder {
+  nonFinite = 0;
+
+  number(v: number): JsonNumber {
+    if (Number.isFinite(v)) return v;
+    this.nonFinite++;
+    if (Number.isNaN(v)) return 'NaN';
+    return v > 0 ? 'Infinity' : '-Infinity';
+  }
+
+  vector(v: Float32Array): JsonNumber[] {
+    const out: JsonNumber[] = new Array(v.length);
+    for (let i = 0; i < v.length; i++) out[i] = this.number(v[i]!);
+    return out;
+  }
+
+  matrix(m: Matrix): JsonNumber[][] {
+    const out: JsonNumber[][] = new Array(m.rows);
+    for (let r = 0; r < m.rows; r++) out[r] = this.vector(m.data.subarray(r * m.cols, (r + 1) * m.cols));
+    return out;
+  }
+
+  grads(grads: LayerGrad[]): { W: JsonNumber[][]; b: JsonNumber[] }[] {
+    return grads.map((g) => ({ W: this.matrix(g.W), b: this.vector(g.b) }));
+  }
+
+  /** What to tell the client when something came out non-finite; undefined when all is finite. */
+  warnings(head: HeadReport): string[] | undefined {
+    if (this.nonFinite === 0) return undefined;
+    const warnings: string[] = [];
+    if (head.saturatedHigh > 0) {
+      warnings.push(
+        `${head.saturatedHigh} of ${head.count} predictions are exactly 1.0 in float32 (a sigmoid saturates for ` +
+          'pre-activations above about 16.6), and bce\'s clip(p, 1e-8, 1 - 1e-8) cannot help because 1 - 1e-8 ' +
+          'rounds to 1.0 in float32: log(1 - p) = log(0). JAX returns the same NaN/Infinity. Scale down the last ' +
+          'layer\'s weights or inputs to keep its pre-activations below about 16.',
+      );
+    }
+    warnings.push(
+      `${this.nonFinite} result value${this.nonFinite > 1 ? 's are' : ' is'} not finite (written as "NaN", "Infinity" ` +
+        'or "-Infinity"); float32 overflowed or took log(0), as it would in JAX.',
+    );
+    return warnings;
+  }
+}

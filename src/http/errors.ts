@@ -1,0 +1,98 @@
+import createError from '@fastify/error';
+import type { FastifyError, FastifyInstance } from 'fastify';
+import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+
+/** The service's own error codes, one place (fastify's FST_ERR_* codes pass through as they are). */
+export const Errors = {
+  InvalidRequest: createError<[string]>('GRADSERVE_INVALID_REQUEST', '%s', 400),
+  NotFound: createError<[string, string]>('GRADSERVE_NOT_FOUND', 'no route %s %s', 404),
+  EngineUnavailable: createError<[string]>('GRADSERVE_ENGINE_UNAVAILABLE', 'the compute engine is not answering: %s', 503),
+};
+
+/** How many validation problems one message lists before it says "and N more". */
+const MAX_ISSUES = 5;
+
+/** ['params', 1, 'W', 0] → params[1].W[0] */
+export function fieldPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else out += out ? `.${String(part)}` : String(part);
+  }
+  return out || 'body';
+}
+
+/** A validation entry as fastify-type-provider-zod reports a zod issue. */
+interface Issue {
+  keyword?: string;
+  instancePath?: string;
+  message: string;
+  params?: { keys?: string[] };
+}
+
+/** '/params/1/W' → ['params', 1, 'W'] */
+function pathOf(instancePath = ''): (string | number)[] {
+  return instancePath
+    .split('/')
+    .filter((s) => s !== '')
+    .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+}
+
+function describeIssue(issue: Issue): string {
+  const path = fieldPath(pathOf(issue.instancePath));
+  const keys = issue.params?.keys;
+  if (issue.keyword === 'unrecognized_keys' && keys) {
+    const names = keys.map((k) => JSON.stringify(k.length > 40 ? `${k.slice(0, 40)}…` : k)).join(', ');
+    return `${path} has unknown field${keys.length > 1 ? 's' : ''} ${names}`;
+  }
+  // our cross-field checks phrase their message to follow the field's name
+  if (issue.keyword === 'custom') return `${path} ${issue.message}`;
+  return `${path}: ${issue.message.replace(/^Invalid input: /, '')}`;
+}
+
+export function validationMessage(issues: Issue[]): string {
+  const shown = issues.slice(0, MAX_ISSUES).map(describeIssue);
+  const more = issues.length - shown.length;
+  return shown.join('; ') + (more > 0 ? `; and ${more} more` : '');
+}
+
+/** Errors in fastify's shape; 4xx say what is wrong, 5xx say nothing of the internals. */
+export function installErrorHandlers(app: FastifyInstance, bodyLimit: number): void {
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    if (hasZodFastifySchemaValidationErrors(err)) {
+      const e = new Errors.InvalidRequest(validationMessage(err.validation as Issue[]));
+      return reply.code(400).send({ statusCode: 400, code: e.code, error: 'Bad Request', message: e.message });
+    }
+    const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
+    if (status >= 500) {
+      request.log.error({ err }, 'request failed');
+      return reply.code(status).send({
+        statusCode: status,
+        code: err.code && status === 503 ? err.code : 'GRADSERVE_INTERNAL',
+        error: status === 503 ? 'Service Unavailable' : 'Internal Server Error',
+        message: status === 503 ? err.message : 'internal error; the request id is in the x-request-id header',
+      });
+    }
+    let message = err.message;
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') message = `request body is larger than the limit of ${bodyLimit} bytes (GRADSERVE_BODY_LIMIT)`;
+    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') message = `${err.message}; send Content-Type: application/json`;
+    return reply.code(status).send({ statusCode: status, code: err.code ?? 'GRADSERVE_BAD_REQUEST', error: httpReason(status), message });
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const e = new Errors.NotFound(request.method, request.url.split('?')[0]!.slice(0, 200));
+    reply.code(404).send({ statusCode: 404, code: e.code, error: 'Not Found', message: e.message });
+  });
+}
+
+function httpReason(status: number): string {
+  const reasons: Record<number, string> = {
+    400: 'Bad Request',
+    404: 'Not Found',
+    405: 'Method Not Allowed',
+    406: 'Not Acceptable',
+    413: 'Payload Too Large',
+    415: 'Unsupported Media Type',
+    429: 'Too Many Requests',
+  };
+  return reasons[status] ?? 'Client Error';
+}

@@ -1,0 +1,66 @@
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { Engine } from '../../engine/engine.js';
+import type { RunStats } from '../../engine/types.js';
+import { ResultEncoder } from '../encode.js';
+import { toProblem } from '../problem.js';
+import { ComputeRequest, ErrorResponse, LossResponse, ValueAndGradResponse } from '../schemas.js';
+
+const errors = { 400: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse };
+
+/** Record what the engine did: in Server-Timing for the client, on the request for the log line. */
+function reportStats(request: FastifyRequest, reply: FastifyReply, stats: RunStats): void {
+  request.runStats = stats;
+  reply.header(
+    'server-timing',
+    `compile;dur=${stats.compileMs.toFixed(2)};desc="${stats.kernelsCompiled} kernels", ` +
+      `compute;dur=${stats.computeMs.toFixed(2)};desc="${stats.backend}"`,
+  );
+}
+
+export const computeRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app, { engine }) => {
+  const api = app.withTypeProvider<ZodTypeProvider>();
+
+  api.post(
+    '/value-and-grad',
+    {
+      schema: {
+        summary: 'Loss and gradients (jax.value_and_grad)',
+        description:
+          'Runs the forward pass, the loss and the reverse pass in float32, as `jax.jit(jax.value_and_grad(loss_fn))` ' +
+          'does, and returns the loss with a gradient tree shaped exactly like `params`.',
+        tags: ['compute'],
+        body: ComputeRequest,
+        response: { 200: ValueAndGradResponse, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const result = await engine.valueAndGrad(toProblem(request.body));
+      reportStats(request, reply, result.stats);
+      const enc = new ResultEncoder();
+      const loss = enc.number(result.loss);
+      const grads = enc.grads(result.grads);
+      return { loss, grads, warnings: enc.warnings(result.head) };
+    },
+  );
+
+  api.post(
+    '/loss',
+    {
+      schema: {
+        summary: 'Loss only',
+        description: 'The forward pass and the loss, without the backward pass. Same request as /value-and-grad.',
+        tags: ['compute'],
+        body: ComputeRequest,
+        response: { 200: LossResponse, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const result = await engine.loss(toProblem(request.body));
+      reportStats(request, reply, result.stats);
+      const enc = new ResultEncoder();
+      const loss = enc.number(result.loss);
+      return { loss, warnings: enc.warnings(result.head) };
+    },
+  );
+};
