@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
-import type { BackendName } from './types.js';
 import type { CompiledKernel } from './kernel-cache.js';
+import type { BackendName } from './types.js';
 
 // gpu.js is CommonJS; its index.d.ts describes the module.
 const require = createRequire(import.meta.url);
@@ -36,7 +36,7 @@ export function createBackend(name: BackendName): Backend {
       const k = createKernel('function(a, b) { return a[this.thread.y][0] * b[0][this.thread.x] + 1; }', [2, 2]);
       try {
         const out = (await k.run([new Float32Array([2]), new Float32Array([3])], [new Float32Array([5, 7])])) as Float32Array[];
-        const got = out.map((row) => Array.from(row)).flat();
+        const got = out.flatMap((row) => Array.from(row));
         const want = [11, 15, 16, 22];
         if (got.some((v, i) => v !== want[i])) {
           throw new Error(`backend ${name} answered ${JSON.stringify(got)} to a probe that expects ${JSON.stringify(want)}`);

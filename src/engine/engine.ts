@@ -1,5 +1,5 @@
-import { createBackend, type Backend } from './backend.js';
-import { KernelCache, kernelKey, type KernelCacheStats } from './kernel-cache.js';
+import { type Backend, createBackend } from './backend.js';
+import { KernelCache, type KernelCacheStats, kernelKey } from './kernel-cache.js';
 import { backward, forward, type RunKernel } from './mlp.js';
 import type { BackendName, LossResult, Problem, RunStats, ValueAndGradResult } from './types.js';
 

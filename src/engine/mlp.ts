@@ -1,6 +1,6 @@
-import { bceBackward, bceForward, type BceHeadInput } from './ops/bce.js';
-import { biasGradSpec, forwardSpec, inputGradSpec, type KernelSpec, weightGradSpec } from './ops/dense.js';
 import { batchBucket, fromRows, toRows } from './matrix.js';
+import { type BceHeadInput, bceBackward, bceForward } from './ops/bce.js';
+import { biasGradSpec, forwardSpec, inputGradSpec, type KernelSpec, weightGradSpec } from './ops/dense.js';
 import type { HeadReport, LayerGrad, Problem } from './types.js';
 
 /** Runs one kernel spec with its arguments (the engine supplies caching and timing). */

@@ -14,7 +14,7 @@ export async function registerDocs(app: FastifyInstance, version: string): Promi
         title: API_TITLE,
         version,
         description:
-          'jax.value_and_grad over HTTP: send an MLP\'s parameters with a batch, get the loss and a gradient tree ' +
+          "jax.value_and_grad over HTTP: send an MLP's parameters with a batch, get the loss and a gradient tree " +
           'shaped like the parameters, computed in float32 as JAX does.',
         license: { name: 'MIT', identifier: 'MIT' },
       },

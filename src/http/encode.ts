@@ -36,9 +36,9 @@ export class ResultEncoder {
     if (head.saturatedHigh > 0) {
       warnings.push(
         `${head.saturatedHigh} of ${head.count} predictions are exactly 1.0 in float32 (a sigmoid saturates for ` +
-          'pre-activations above about 16.6), and bce\'s clip(p, 1e-8, 1 - 1e-8) cannot help because 1 - 1e-8 ' +
+          "pre-activations above about 16.6), and bce's clip(p, 1e-8, 1 - 1e-8) cannot help because 1 - 1e-8 " +
           'rounds to 1.0 in float32: log(1 - p) = log(0). JAX returns the same NaN/Infinity. Scale down the last ' +
-          'layer\'s weights or inputs to keep its pre-activations below about 16.',
+          "layer's weights or inputs to keep its pre-activations below about 16.",
       );
     }
     warnings.push(

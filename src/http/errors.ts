@@ -47,7 +47,10 @@ function describeIssue(issue: Issue): string {
   }
   // our cross-field checks phrase their message to follow the field's name
   if (issue.keyword === 'custom') return `${path} ${issue.message}`;
-  return `${path}: ${issue.message.replace(/^Invalid input: /, '')}`;
+  const message = issue.message.replace(/^Invalid input: /, '');
+  const missing = /^expected (\w+), received undefined$/.exec(message);
+  if (missing) return `${path} is required (${missing[1]})`;
+  return `${path}: ${message}`;
 }
 
 export function validationMessage(issues: Issue[]): string {
@@ -74,7 +77,8 @@ export function installErrorHandlers(app: FastifyInstance, bodyLimit: number): v
       });
     }
     let message = err.message;
-    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') message = `request body is larger than the limit of ${bodyLimit} bytes (GRADSERVE_BODY_LIMIT)`;
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
+      message = `request body is larger than the limit of ${bodyLimit} bytes (GRADSERVE_BODY_LIMIT)`;
     if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') message = `${err.message}; send Content-Type: application/json`;
     return reply.code(status).send({ statusCode: status, code: err.code ?? 'GRADSERVE_BAD_REQUEST', error: httpReason(status), message });
   });

@@ -19,6 +19,8 @@ export function toProblem(body: ComputeRequest): Problem {
 function toMatrix(rows: number[][]): Matrix {
   const cols = rows[0]!.length;
   const data = new Float32Array(rows.length * cols);
-  rows.forEach((row, r) => data.set(row, r * cols));
+  rows.forEach((row, r) => {
+    data.set(row, r * cols);
+  });
   return { rows: rows.length, cols, data };
 }

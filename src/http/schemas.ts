@@ -15,14 +15,19 @@ export const LayerParams = z
 
 export const ComputeRequest = z
   .strictObject({
-    params: z.array(LayerParams).describe('The layers, input to output; layer i+1 takes layer i\'s outputs.'),
+    params: z.array(LayerParams).describe("The layers, input to output; layer i+1 takes layer i's outputs."),
     x: Matrix.describe('Inputs, batch × in_0.'),
     y: z
-      .union([Matrix, Vector])
+      .union([Matrix, Vector], {
+        error: (iss) =>
+          iss.input === undefined
+            ? 'Invalid input: expected array, received undefined'
+            : 'expected a matrix (a list of rows) or a flat list of numbers',
+      })
       .describe('Targets, batch × out_last; or a flat list of batch numbers when out_last = 1.'),
     activation: z.enum(ACTIVATIONS).default('tanh').describe('Activation of every hidden layer.'),
     outputActivation: z.enum(ACTIVATIONS).default('sigmoid').describe('Activation of the last layer.'),
-    loss: z.enum(LOSSES).default('bce').describe('bce: binary cross-entropy with JAX\'s clip(p, 1e-8, 1 - 1e-8).'),
+    loss: z.enum(LOSSES).default('bce').describe("bce: binary cross-entropy with JAX's clip(p, 1e-8, 1 - 1e-8)."),
     reduction: z
       .enum(REDUCTIONS)
       .default('mean')
@@ -40,10 +45,7 @@ const Num = z
   .union([z.number(), z.enum(['NaN', 'Infinity', '-Infinity'])])
   .describe('A float32 result; "NaN", "Infinity" or "-Infinity" where it is not finite.');
 
-const Warnings = z
-  .array(z.string())
-  .optional()
-  .describe('Present when a result is not finite: what happened and how to avoid it.');
+const Warnings = z.array(z.string()).optional().describe('Present when a result is not finite: what happened and how to avoid it.');
 
 export const LossResponse = z
   .object({ loss: Num.describe('The loss, as JAX computes it in float32.'), warnings: Warnings })
@@ -66,7 +68,7 @@ export const ErrorResponse = z
     error: z.string(),
     message: z.string().describe('Which field is wrong and what was expected.'),
   })
-  .describe('An error, in fastify\'s shape.');
+  .describe("An error, in fastify's shape.");
 
 export const HealthResponse = z.object({ status: z.literal('ok') });
 export const ReadyResponse = z.object({

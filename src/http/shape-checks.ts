@@ -38,7 +38,7 @@ function rectangular(m: number[][], path: (string | number)[], issues: ShapeIssu
 function float32Range(values: number[], path: (string | number)[], issues: ShapeIssue[]): void {
   for (let i = 0; i < values.length; i++) {
     if (Math.abs(values[i]!) > FLOAT32_MAX) {
-      issues.push({ path: [...path, i], message: 'is outside float32\'s range (±3.4028235e38)' });
+      issues.push({ path: [...path, i], message: "is outside float32's range (±3.4028235e38)" });
       return;
     }
   }
@@ -62,7 +62,9 @@ export function shapeIssues(body: Body): ShapeIssue[] {
       issues.push({ path: ['params', l, 'W'], message: `has ${inDim} rows; layer ${l - 1} outputs ${prevOut} values` });
     }
     prevOut = outDim;
-    layer.W.forEach((row, r) => float32Range(row, ['params', l, 'W', r], issues));
+    layer.W.forEach((row, r) => {
+      float32Range(row, ['params', l, 'W', r], issues);
+    });
     float32Range(layer.b, ['params', l, 'b'], issues);
   });
 
@@ -71,14 +73,19 @@ export function shapeIssues(body: Body): ShapeIssue[] {
   if (xCols !== undefined && inDim > 0 && xCols !== inDim) {
     issues.push({ path: ['x'], message: `has ${xCols} columns; params[0].W has ${inDim} rows (inputs)` });
   }
-  x.forEach((row, r) => float32Range(row, ['x', r], issues));
+  x.forEach((row, r) => {
+    float32Range(row, ['x', r], issues);
+  });
 
   const outDim = prevOut;
   if (y.length !== x.length) {
     issues.push({ path: ['y'], message: `has ${y.length} rows; x has ${x.length} (the batch)` });
   } else if (y.length > 0 && typeof y[0] === 'number') {
     if (outDim !== undefined && outDim !== 1) {
-      issues.push({ path: ['y'], message: `is a flat list; that form needs 1 output, the last layer has ${outDim} (send batch × ${outDim} rows)` });
+      issues.push({
+        path: ['y'],
+        message: `is a flat list; that form needs 1 output, the last layer has ${outDim} (send batch × ${outDim} rows)`,
+      });
     }
     float32Range(y as number[], ['y'], issues);
   } else if (y.length > 0) {

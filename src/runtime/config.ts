@@ -7,7 +7,11 @@ const EnvSchema = z.object({
   HOST: z.string().min(1).default('127.0.0.1'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   GRADSERVE_BACKEND: z.enum(BACKENDS).default('webasm'),
-  GRADSERVE_BODY_LIMIT: z.coerce.number().int().positive().default(64 * 1024 * 1024),
+  GRADSERVE_BODY_LIMIT: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(64 * 1024 * 1024),
   GRADSERVE_KERNEL_CACHE_SIZE: z.coerce.number().int().positive().default(64),
   GRADSERVE_SHUTDOWN_GRACE_MS: z.coerce.number().int().positive().default(10_000),
 });

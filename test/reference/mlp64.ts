@@ -51,14 +51,14 @@ export function loss64(c: Case64): number {
   });
   let total = 0;
   let count = 0;
-  a.forEach((row, n) =>
+  a.forEach((row, n) => {
     row.forEach((pr, j) => {
       const p = Math.min(Math.max(pr, EPS), 1 - EPS);
       const y = c.y[n]![j]!;
       total += y * Math.log(p) + (1 - y) * Math.log(1 - p);
       count++;
-    }),
-  );
+    });
+  });
   return c.reduction === 'mean' ? -total / count : -total;
 }
 
@@ -94,9 +94,7 @@ export function valueAndGrad64(c: Case64): { loss: number; grads: Layer64[] } {
     };
     if (l > 0) {
       const zPrev = zs[l - 1]!;
-      delta = delta.map((row, n) =>
-        W.map((wi, i) => wi.reduce((s, wij, j) => s + wij * row[j]!, 0) * df[c.activation](zPrev[n]![i]!)),
-      );
+      delta = delta.map((row, n) => W.map((wi, i) => wi.reduce((s, wij, j) => s + wij * row[j]!, 0) * df[c.activation](zPrev[n]![i]!)));
     }
   }
   return { loss: loss64(c), grads };

@@ -1,5 +1,5 @@
+import { f32, f32Add, f32Div, f32Exp, f32Mul, f32Sub, f32Tanh } from '../float32.js';
 import type { Activation } from '../types.js';
-import { f32, f32Div, f32Add, f32Exp, f32Mul, f32Sub, f32Tanh } from '../float32.js';
 
 /**
  * Each activation owns its forward and its derivative, twice: as gpu.js kernel source
@@ -27,7 +27,7 @@ export const activationOps: Record<Activation, ActivationOp> = {
   relu: {
     kernelForward: (z) => `Math.max(${z}, 0)`,
     kernelBackward: (g, a) => `(${a} > 0 ? ${g} : 0)`,
-    hostForward: (z) => (z > 0 ? z : 0),
+    hostForward: (z) => Math.max(z, 0),
     hostBackward: (g, a) => (a > 0 ? g : 0),
   },
   sigmoid: {

@@ -1,5 +1,5 @@
-import type { Activation, HeadReport, Reduction } from '../types.js';
 import { f32, f32Add, f32Div, f32Log, f32Mul, f32Sub } from '../float32.js';
+import type { Activation, HeadReport, Reduction } from '../types.js';
 import { activationOps } from './activations.js';
 
 /**

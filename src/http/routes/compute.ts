@@ -25,6 +25,7 @@ export const computeRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app,
     '/value-and-grad',
     {
       schema: {
+        operationId: 'valueAndGrad',
         summary: 'Loss and gradients (jax.value_and_grad)',
         description:
           'Runs the forward pass, the loss and the reverse pass in float32, as `jax.jit(jax.value_and_grad(loss_fn))` ' +
@@ -48,6 +49,7 @@ export const computeRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app,
     '/loss',
     {
       schema: {
+        operationId: 'loss',
         summary: 'Loss only',
         description: 'The forward pass and the loss, without the backward pass. Same request as /value-and-grad.',
         tags: ['compute'],

@@ -9,7 +9,9 @@ export const healthRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app, 
 
   api.get(
     '/healthz',
-    { schema: { summary: 'Liveness: the process is serving', tags: ['health'], response: { 200: HealthResponse } } },
+    {
+      schema: { operationId: 'healthz', summary: 'Liveness: the process is serving', tags: ['health'], response: { 200: HealthResponse } },
+    },
     async () => ({ status: 'ok' as const }),
   );
 
@@ -17,6 +19,7 @@ export const healthRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app, 
     '/readyz',
     {
       schema: {
+        operationId: 'readyz',
         summary: 'Readiness: the compute backend is up and answers a probe kernel correctly',
         tags: ['health'],
         response: { 200: ReadyResponse, 503: NotReadyResponse },

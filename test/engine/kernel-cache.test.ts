@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { KernelCache } from '../../src/engine/kernel-cache.js';
+import { batchBucket } from '../../src/engine/matrix.js';
+
+function counted() {
+  const destroyed: string[] = [];
+  const make = (name: string) => () => ({ run: () => name, destroy: () => destroyed.push(name) });
+  return { destroyed, make };
+}
+
+describe('kernel cache', () => {
+  it('is bounded: the least recently used kernel is evicted and destroyed', () => {
+    const cache = new KernelCache(2);
+    const { destroyed, make } = counted();
+    const noop = () => {};
+    cache.lease('a', make('a'), noop).release();
+    cache.lease('b', make('b'), noop).release();
+    cache.lease('a', make('a2'), noop).release(); // hit: a is now most recent
+    cache.lease('c', make('c'), noop).release(); // evicts b
+    assert.deepEqual(destroyed, ['b']);
+    const s = cache.stats();
+    assert.equal(s.size, 2);
+    assert.equal(s.hits, 1);
+    assert.equal(s.evictions, 1);
+  });
+
+  it('never destroys a kernel that a request still holds', () => {
+    const cache = new KernelCache(1);
+    const { destroyed, make } = counted();
+    const held = cache.lease('a', make('a'), () => {});
+    cache.lease('b', make('b'), () => {}).release(); // a is evicted while leased
+    assert.deepEqual(destroyed, []);
+    held.release();
+    assert.deepEqual(destroyed, ['a']);
+  });
+
+  it('times the first call of a kernel as its compile, and only the first', async () => {
+    const cache = new KernelCache(4);
+    const { make } = counted();
+    const compiles: number[] = [];
+    const lease = cache.lease('k', make('k'), (ms) => compiles.push(ms));
+    assert.equal(await lease.call(), 'k');
+    assert.equal(await lease.call(), 'k');
+    lease.release();
+    assert.equal(compiles.length, 1);
+    assert.equal(cache.stats().compiles, 1);
+  });
+});
+
+describe('batch buckets', () => {
+  it('round up to powers of two to 16, then four steps an octave', () => {
+    assert.deepEqual(
+      [1, 2, 3, 4, 5, 9, 16, 17, 20, 21, 33, 257, 1024].map(batchBucket),
+      [1, 2, 4, 4, 8, 16, 16, 20, 20, 24, 40, 320, 1024],
+    );
+  });
+  it('never pad more than 25% above 16', () => {
+    for (let n = 17; n < 5000; n++) assert.ok(batchBucket(n) >= n && batchBucket(n) <= n * 1.25, `${n}`);
+  });
+});

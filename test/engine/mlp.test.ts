@@ -1,0 +1,122 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Engine } from '../../src/engine/engine.js';
+import { type Activation, BACKENDS } from '../../src/engine/types.js';
+import { randomCase, rng, toEngineProblem, xorCase } from '../helpers.js';
+import { type Case64, relError, valueAndGrad64 } from '../reference/mlp64.js';
+
+const TOLERANCE = 1e-5; // the release bar: ‖got − ref‖ / ‖ref‖ per tensor
+
+async function assertMatchesReference(engine: Engine, c: Case64, label: string): Promise<void> {
+  const got = await engine.valueAndGrad(toEngineProblem(c));
+  const ref = valueAndGrad64(c);
+  assert.ok(Math.abs(got.loss - ref.loss) <= TOLERANCE * Math.abs(ref.loss), `${label}: loss ${got.loss} vs ${ref.loss}`);
+  assert.equal(got.grads.length, c.params.length);
+  got.grads.forEach((g, l) => {
+    const refW = ref.grads[l]!.W.flat();
+    assert.equal(g.W.rows, c.params[l]!.W.length, `${label}: dW[${l}] rows`);
+    assert.equal(g.W.cols, c.params[l]!.W[0]!.length, `${label}: dW[${l}] cols`);
+    const eW = relError(Array.from(g.W.data), refW);
+    assert.ok(eW <= TOLERANCE, `${label}: dW[${l}] relative error ${eW}`);
+    const eb = relError(Array.from(g.b), ref.grads[l]!.b);
+    assert.ok(eb <= TOLERANCE, `${label}: db[${l}] relative error ${eb}`);
+  });
+  const loss = await engine.loss(toEngineProblem(c));
+  assert.equal(loss.loss, got.loss, `${label}: /loss and /value-and-grad agree`);
+}
+
+for (const backend of BACKENDS) {
+  describe(`engine on ${backend}`, () => {
+    let engine: Engine;
+    before(async () => {
+      engine = await Engine.create({ backend, kernelCacheSize: 256 });
+    });
+    after(() => engine.close());
+
+    it('computes the XOR lesson as the float64 reference does', async () => {
+      await assertMatchesReference(engine, xorCase, 'xor');
+      const { loss } = await engine.loss(toEngineProblem(xorCase));
+      assert.ok(Math.abs(loss - 0.729988954) < 1e-6, `xor loss ${loss}`);
+    });
+
+    for (const activation of ['tanh', 'relu', 'sigmoid', 'linear'] as Activation[]) {
+      it(`gradients through ${activation} hidden layers match the reference`, async () => {
+        const rand = rng(activation.length * 101);
+        await assertMatchesReference(engine, randomCase(rand, { widths: [5, 7, 6, 1], batch: 9, activation }), activation);
+        await assertMatchesReference(engine, randomCase(rand, { widths: [3, 4, 3], batch: 5, activation }), `${activation} 2 outputs`);
+      });
+    }
+
+    it('matches the reference on random networks (1–4 layers, widths ≤ 48, batches ≤ 257)', async () => {
+      const rand = rng(2026);
+      for (let k = 0; k < 6; k++) {
+        const depth = 1 + Math.floor(rand() * 4);
+        const widths = Array.from({ length: depth + 1 }, (_, i) =>
+          i === depth ? 1 + Math.floor(rand() * 3) : 1 + Math.floor(rand() * 48),
+        );
+        const batch = 1 + Math.floor(rand() * 257);
+        const activation = rand() < 0.5 ? 'tanh' : 'relu';
+        await assertMatchesReference(
+          engine,
+          randomCase(rand, { widths, batch, activation }),
+          `net ${widths.join('-')}×${batch} ${activation}`,
+        );
+      }
+    });
+
+    it('reduction "sum" equals "mean" times the element count', async () => {
+      const c = randomCase(rng(5), { widths: [4, 6, 2], batch: 10, activation: 'tanh' });
+      const mean = await engine.valueAndGrad(toEngineProblem(c));
+      const sum = await engine.valueAndGrad(toEngineProblem({ ...c, reduction: 'sum' }));
+      const count = 10 * 2;
+      assert.ok(Math.abs(sum.loss - mean.loss * count) <= 1e-5 * Math.abs(sum.loss));
+      sum.grads.forEach((g, l) => {
+        const scaled = Array.from(mean.grads[l]!.W.data, (v) => v * count);
+        assert.ok(relError(Array.from(g.W.data), scaled) <= 1e-5, `dW[${l}]`);
+        assert.ok(
+          relError(
+            Array.from(g.b),
+            Array.from(mean.grads[l]!.b, (v) => v * count),
+          ) <= 1e-5,
+          `db[${l}]`,
+        );
+      });
+      await assertMatchesReference(engine, { ...c, reduction: 'sum' }, 'sum');
+    });
+
+    it("gives JAX's NaN/Infinity when the output sigmoid saturates to 1.0 in float32", async () => {
+      // z = 20 > 16.6: sigmoid(z) is exactly 1.0 in float32, so log(1 - p) = log(0)
+      const saturated: Case64 = { ...xorCase, params: [{ W: [[20]], b: [0] }], x: [[1], [0]], y: [[0], [1]] };
+      const r = await engine.valueAndGrad(toEngineProblem(saturated));
+      assert.equal(r.loss, Infinity); // y = 0: -(log(1 - 1)) = +inf
+      assert.equal(r.head.saturatedHigh, 1);
+      // ct_pred = +inf through the clip's tie (×0.5), then sigmoid' = 1·(1 − 1) = 0: inf · 0 = NaN
+      assert.ok(Number.isNaN(r.grads[0]!.W.data[0]!));
+      assert.ok(Number.isNaN(r.grads[0]!.b[0]!));
+      const yOne = await engine.loss(toEngineProblem({ ...saturated, y: [[1], [1]] }));
+      assert.ok(Number.isNaN(yOne.loss)); // y = 1: 0 · log(0) = NaN
+      // just below the saturation threshold everything is finite
+      const fine = await engine.valueAndGrad(toEngineProblem({ ...saturated, params: [{ W: [[16]], b: [0] }] }));
+      assert.ok(Number.isFinite(fine.loss) && fine.grads.every((g) => g.W.data.every(Number.isFinite)));
+    });
+
+    it('compiles the kernels of a shape once, and reuses them for other batch sizes in the same bucket', async () => {
+      const fresh = await Engine.create({ backend, kernelCacheSize: 64 });
+      try {
+        const c = randomCase(rng(9), { widths: [3, 5, 1], batch: 20, activation: 'tanh' });
+        const first = await fresh.valueAndGrad(toEngineProblem(c));
+        assert.equal(first.stats.kernelsCompiled, 7); // 2 forward, 2 dW, 2 db, 1 dZ
+        const second = await fresh.valueAndGrad(toEngineProblem(c));
+        assert.equal(second.stats.kernelsCompiled, 0);
+        const c2 = randomCase(rng(10), { widths: [3, 5, 1], batch: 19, activation: 'tanh' }); // bucket 20 too
+        const third = await fresh.valueAndGrad(toEngineProblem(c2));
+        assert.equal(third.stats.kernelsCompiled, 0);
+        const stats = fresh.info().kernelCache;
+        assert.equal(stats.compiles, 7);
+        assert.equal(stats.hits, 14);
+      } finally {
+        fresh.close();
+      }
+    });
+  });
+}

@@ -1,0 +1,86 @@
+import type { Activation, Matrix, Problem, Reduction } from '../src/engine/types.js';
+import type { Case64 } from './reference/mlp64.js';
+
+/** mulberry32: a small seeded PRNG, so every test case is reproducible. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Values already rounded to float32, so the engine and the float64 reference see the same inputs. */
+const f32 = Math.fround;
+
+export function randomMatrix(rand: () => number, rows: number, cols: number, scale: number): number[][] {
+  return Array.from({ length: rows }, () => Array.from({ length: cols }, () => f32((rand() * 2 - 1) * scale)));
+}
+
+export interface RandomCaseOptions {
+  widths: number[]; // [in, hidden..., out]
+  batch: number;
+  activation: Activation;
+  outputActivation?: Activation;
+  reduction?: Reduction;
+}
+
+export function randomCase(rand: () => number, o: RandomCaseOptions): Case64 {
+  const params = o.widths.slice(1).map((out, l) => {
+    const inDim = o.widths[l]!;
+    return { W: randomMatrix(rand, inDim, out, 1.5 / Math.sqrt(inDim)), b: randomMatrix(rand, 1, out, 0.2)[0]! };
+  });
+  const x = randomMatrix(rand, o.batch, o.widths[0]!, 1);
+  const y = Array.from({ length: o.batch }, () => Array.from({ length: o.widths.at(-1)! }, () => (rand() < 0.5 ? 0 : 1)));
+  return {
+    params,
+    x,
+    y,
+    activation: o.activation as Case64['activation'],
+    outputActivation: (o.outputActivation ?? 'sigmoid') as Case64['outputActivation'],
+    reduction: o.reduction ?? 'mean',
+  };
+}
+
+export function matrix(rows: number[][]): Matrix {
+  return { rows: rows.length, cols: rows[0]!.length, data: Float32Array.from(rows.flat()) };
+}
+
+export function toEngineProblem(c: Case64): Problem {
+  return {
+    layers: c.params.map((p) => ({ W: matrix(p.W), b: Float32Array.from(p.b) })),
+    x: matrix(c.x),
+    y: matrix(c.y),
+    activation: c.activation,
+    outputActivation: c.outputActivation,
+    loss: 'bce',
+    reduction: c.reduction,
+  };
+}
+
+/** The XOR lesson request (DESIGN.md §1). */
+export const xorCase: Case64 = {
+  params: [
+    {
+      W: [
+        [0.5, -0.3, 0.8, 0.1],
+        [-0.6, 0.9, 0.2, -0.4],
+      ],
+      b: [0, 0.1, -0.1, 0],
+    },
+    { W: [[0.7], [-0.5], [0.3], [0.9]], b: [0.05] },
+  ],
+  x: [
+    [0, 0],
+    [0, 1],
+    [1, 0],
+    [1, 1],
+  ],
+  y: [[0], [1], [1], [0]],
+  activation: 'tanh',
+  outputActivation: 'sigmoid',
+  reduction: 'mean',
+};

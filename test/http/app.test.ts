@@ -1,0 +1,247 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../../src/app.js';
+import { Engine } from '../../src/engine/engine.js';
+import { defaultConfig } from '../../src/runtime/config.js';
+import { xorCase } from '../helpers.js';
+import { relError, valueAndGrad64 } from '../reference/mlp64.js';
+
+const xorBody = {
+  params: xorCase.params,
+  x: xorCase.x,
+  y: xorCase.y,
+  activation: 'tanh',
+  outputActivation: 'sigmoid',
+  loss: 'bce',
+  reduction: 'mean',
+};
+
+async function makeApp(overrides: Partial<ReturnType<typeof defaultConfig>> = {}) {
+  const engine = await Engine.create({ backend: 'webasm', kernelCacheSize: 64 });
+  const app = await buildApp({ config: { ...defaultConfig(), logLevel: 'silent', ...overrides }, engine });
+  return { app, engine };
+}
+
+function assertXorAnswer(body: { loss: number; grads: { W: number[][]; b: number[] }[] }): void {
+  const ref = valueAndGrad64(xorCase);
+  assert.ok(Math.abs(body.loss - ref.loss) <= 1e-6 * ref.loss, `loss ${body.loss} vs ${ref.loss}`);
+  body.grads.forEach((g, l) => {
+    assert.ok(relError(g.W.flat(), ref.grads[l]!.W.flat()) <= 1e-5, `dW[${l}]`);
+    assert.ok(relError(g.b, ref.grads[l]!.b) <= 1e-5, `db[${l}]`);
+  });
+}
+
+/** The gradient tree has exactly the params' structure: same layers, same keys, same shapes. */
+function shapeOf(tree: unknown): unknown {
+  if (Array.isArray(tree)) return tree.map(shapeOf);
+  if (tree && typeof tree === 'object') return Object.fromEntries(Object.entries(tree).map(([k, v]) => [k, shapeOf(v)]));
+  return typeof tree === 'number' ? 'n' : tree;
+}
+
+describe('HTTP API (inject)', () => {
+  let app: FastifyInstance;
+  let engine: Engine;
+  before(async () => {
+    ({ app, engine } = await makeApp());
+  });
+  after(async () => {
+    await app.close();
+    engine.close();
+  });
+
+  it('POST /value-and-grad answers the XOR lesson with a gradient tree shaped like params', async () => {
+    const res = await app.inject({ method: 'POST', url: '/value-and-grad', payload: xorBody, headers: { 'x-request-id': 'lesson-3' } });
+    assert.equal(res.statusCode, 200, res.body);
+    const body = res.json();
+    assert.deepEqual(shapeOf(body.grads), shapeOf(xorBody.params));
+    assertXorAnswer(body);
+    assert.equal(body.warnings, undefined);
+    assert.equal(res.headers['x-request-id'], 'lesson-3');
+    assert.match(String(res.headers['server-timing']), /compile;dur=[\d.]+.*compute;dur=[\d.]+;desc="webasm"/);
+  });
+
+  it('POST /loss returns the same loss, and defaults match the explicit options', async () => {
+    const full = (await app.inject({ method: 'POST', url: '/value-and-grad', payload: xorBody })).json();
+    const { activation, outputActivation, loss, reduction, ...minimal } = xorBody;
+    const res = await app.inject({ method: 'POST', url: '/loss', payload: { ...minimal, y: [0, 1, 1, 0] } });
+    assert.equal(res.statusCode, 200, res.body);
+    assert.deepEqual(Object.keys(res.json()), ['loss']);
+    assert.equal(res.json().loss, full.loss);
+  });
+
+  it('writes non-finite results as strings with warnings (saturated sigmoid, as JAX)', async () => {
+    const res = await app.inject({
+      method: 'POST',
+      url: '/value-and-grad',
+      payload: { params: [{ W: [[20]], b: [0] }], x: [[1]], y: [0] },
+    });
+    assert.equal(res.statusCode, 200, res.body);
+    const body = res.json();
+    assert.equal(body.loss, 'Infinity');
+    assert.deepEqual(body.grads, [{ W: [['NaN']], b: ['NaN'] }]);
+    assert.match(body.warnings.join(' '), /exactly 1\.0 in float32/);
+  });
+
+  it('serves /healthz, /readyz (with the backend), /docs and /openapi.json equal to the committed file', async () => {
+    assert.deepEqual((await app.inject('/healthz')).json(), { status: 'ok' });
+    assert.deepEqual((await app.inject('/readyz')).json(), { status: 'ready', backend: 'webasm' });
+    const docs = await app.inject('/docs/');
+    assert.equal(docs.statusCode, 200);
+    assert.match(docs.body, /swagger-ui/i);
+    const committed = JSON.parse(readFileSync(new URL('../../openapi/openapi.json', import.meta.url), 'utf8'));
+    const served = (await app.inject('/openapi.json')).json();
+    assert.deepEqual(served, committed);
+    const example = served.paths['/value-and-grad'].post.requestBody.content['application/json'].example;
+    assert.deepEqual(example, xorBody, 'the Swagger UI pre-fills the XOR lesson');
+  });
+
+  // Each bad request: a 4xx in fastify's error shape whose message names what is wrong.
+  const bad: [string, unknown, number, RegExp][] = [
+    ['wrong type for W', { ...xorBody, params: 'W' }, 400, /params: expected array/],
+    [
+      'a string among the numbers',
+      {
+        ...xorBody,
+        x: [
+          [0, '1'],
+          [0, 1],
+          [1, 0],
+          [1, 1],
+        ],
+      },
+      400,
+      /x\[0\]\[1\]: expected number, received string/,
+    ],
+    [
+      'NaN-like string',
+      {
+        ...xorBody,
+        x: [
+          [0, 'NaN'],
+          [0, 1],
+          [1, 0],
+          [1, 1],
+        ],
+      },
+      400,
+      /x\[0\]\[1\]: expected number/,
+    ],
+    ['ragged W', { ...xorBody, params: [{ W: [[1, 2], [3]], b: [0, 0] }] }, 400, /params\[0\]\.W\[1\] has 1 entries; row 0 has 2/],
+    [
+      'layer chain mismatch',
+      { ...xorBody, params: [xorCase.params[0], { W: [[1], [2], [3]], b: [0] }] },
+      400,
+      /params\[1\]\.W has 3 rows; layer 0 outputs 4 values/,
+    ],
+    [
+      'bias length',
+      { ...xorBody, params: [{ W: [[1], [2]], b: [0, 1] }] },
+      400,
+      /params\[0\]\.b has 2 entries; params\[0\]\.W has 1 columns/,
+    ],
+    ['x width', { ...xorBody, x: [[0, 0, 0]], y: [0] }, 400, /x has 3 columns; params\[0\]\.W has 2 rows/],
+    ['batch mismatch', { ...xorBody, y: [0, 1] }, 400, /y has 2 rows; x has 4/],
+    [
+      'y width',
+      {
+        ...xorBody,
+        y: [
+          [0, 1],
+          [1, 0],
+          [1, 1],
+          [0, 0],
+        ],
+      },
+      400,
+      /y\[0\] has 2 entries; the last layer outputs 1/,
+    ],
+    ['empty params', { ...xorBody, params: [] }, 400, /params is empty/],
+    ['empty x', { ...xorBody, x: [], y: [] }, 400, /x is empty/],
+    ['missing field', { params: xorBody.params, x: xorBody.x }, 400, /y is required \(array\)/],
+    ['unknown activation', { ...xorBody, activation: 'softmax' }, 400, /activation: Invalid option: expected one of "tanh"/],
+    ['misspelled option', { ...xorBody, activaton: 'relu' }, 400, /unknown field "activaton"/],
+    [
+      'number beyond float32',
+      {
+        ...xorBody,
+        x: [
+          [0, 1e39],
+          [0, 1],
+          [1, 0],
+          [1, 1],
+        ],
+      },
+      400,
+      /x\[0\]\[1\] is outside float32's range/,
+    ],
+    ['deeply nested junk', { ...xorBody, x: [[[[[[[[[[0]]]]]]]]]] }, 400, /x\[0\]\[0\]: expected number, received array/],
+    ['not an object', [1, 2, 3], 400, /body: expected object/],
+    ['null body fields', { params: null, x: null, y: null }, 400, /params: expected array/],
+  ];
+  for (const [name, payload, status, message] of bad) {
+    it(`rejects ${name} with ${status} and a useful message`, async () => {
+      const res = await app.inject({ method: 'POST', url: '/value-and-grad', payload: payload as object });
+      assert.equal(res.statusCode, status, res.body);
+      const body = res.json();
+      assert.deepEqual(Object.keys(body).sort(), ['code', 'error', 'message', 'statusCode']);
+      assert.equal(body.statusCode, status);
+      assert.match(body.message, message);
+      assert.ok(body.message.length < 600, 'messages stay short');
+    });
+  }
+
+  it('rejects non-JSON, wrong content types and __proto__ keys, then still answers correctly', async () => {
+    const raw = async (payload: string, contentType: string) =>
+      app.inject({ method: 'POST', url: '/value-and-grad', payload, headers: { 'content-type': contentType } });
+    const notJson = await raw('{"params": [', 'application/json');
+    assert.equal(notJson.statusCode, 400);
+    assert.match(notJson.json().message, /not valid JSON/);
+    const text = await raw('params', 'text/plain');
+    assert.equal(text.statusCode, 415);
+    assert.match(text.json().message, /application\/json/);
+    const proto = await raw(`{"__proto__": {"polluted": 1}, ${JSON.stringify(xorBody).slice(1)}`, 'application/json');
+    assert.equal(proto.statusCode, 400);
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
+    const ok = await app.inject({ method: 'POST', url: '/value-and-grad', payload: xorBody });
+    assert.equal(ok.statusCode, 200);
+    assertXorAnswer(ok.json());
+  });
+
+  it('caps the list of problems and never echoes the data back', async () => {
+    const junk = Array.from({ length: 50 }, () => ['secret-value', 'secret-value']);
+    const res = await app.inject({ method: 'POST', url: '/value-and-grad', payload: { ...xorBody, x: junk } });
+    assert.equal(res.statusCode, 400);
+    assert.match(res.json().message, /and \d+ more$/);
+    assert.doesNotMatch(res.body, /secret-value/);
+  });
+
+  it('answers unknown routes with a 404 in the same shape', async () => {
+    const res = await app.inject({ method: 'POST', url: '/value_and_grad', payload: xorBody });
+    assert.equal(res.statusCode, 404);
+    assert.equal(res.json().code, 'GRADSERVE_NOT_FOUND');
+  });
+});
+
+describe('HTTP API (a real server on loopback)', () => {
+  it('answers the XOR request over TCP, refuses a body over the limit with 413, and keeps serving', async () => {
+    const { app, engine } = await makeApp({ bodyLimit: 4096 });
+    try {
+      const address = await app.listen({ port: 0, host: '127.0.0.1' });
+      const post = (body: string) =>
+        fetch(`${address}/value-and-grad`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+      const ok = await post(JSON.stringify(xorBody));
+      assert.equal(ok.status, 200);
+      assertXorAnswer((await ok.json()) as never);
+      const big = await post(JSON.stringify({ ...xorBody, x: Array.from({ length: 400 }, () => [0.25, 0.5]) }));
+      assert.equal(big.status, 413);
+      assert.match(((await big.json()) as { message: string }).message, /limit of 4096 bytes/);
+      const again = await post(JSON.stringify(xorBody));
+      assert.equal(again.status, 200);
+    } finally {
+      await app.close();
+      engine.close();
+    }
+  });
+});
