@@ -51,9 +51,17 @@ export function biasGradSpec(outDim: number, batch: number): KernelSpec {
   return {
     op: 'dense.db',
     params: { out: outDim, batch },
+    // Compensated (Kahan) sum: the batch's cotangents often nearly cancel, and a plain
+    // float32 running sum then loses the 1e-5 relative accuracy; this kernel is cheap.
     source: `function(dz) {
       let s = 0;
-      for (let n = 0; n < ${batch}; n++) { s += dz[n][this.thread.x]; }
+      let c = 0;
+      for (let n = 0; n < ${batch}; n++) {
+        let v = dz[n][this.thread.x] - c;
+        let t = s + v;
+        c = (t - s) - v;
+        s = t;
+      }
       return s;
     }`,
     output: [outDim],
