@@ -1,4 +1,5 @@
 import type { Activation, Matrix, Problem, Reduction } from '../src/engine/types.js';
+import { xorRequest } from '../src/http/examples.js';
 import type { Case64 } from './reference/mlp64.js';
 
 /** mulberry32: a small seeded PRNG, so every test case is reproducible. */
@@ -61,26 +62,5 @@ export function toEngineProblem(c: Case64): Problem {
   };
 }
 
-/** The XOR lesson request (DESIGN.md §1). */
-export const xorCase: Case64 = {
-  params: [
-    {
-      W: [
-        [0.5, -0.3, 0.8, 0.1],
-        [-0.6, 0.9, 0.2, -0.4],
-      ],
-      b: [0, 0.1, -0.1, 0],
-    },
-    { W: [[0.7], [-0.5], [0.3], [0.9]], b: [0.05] },
-  ],
-  x: [
-    [0, 0],
-    [0, 1],
-    [1, 0],
-    [1, 1],
-  ],
-  y: [[0], [1], [1], [0]],
-  activation: 'tanh',
-  outputActivation: 'sigmoid',
-  reduction: 'mean',
-};
+/** The XOR lesson request (DESIGN.md §1), as the API documents it. */
+export const xorCase: Case64 = JSON.parse(JSON.stringify(xorRequest));
