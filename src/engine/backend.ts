@@ -29,20 +29,18 @@ export function createBackend(name: BackendName): Backend {
       destroy: () => kernel.destroy(),
     };
   };
+  // compiled once and kept: /readyz runs the probe on every call
+  let probeKernel: CompiledKernel | undefined;
   return {
     name,
     createKernel,
     async probe() {
-      const k = createKernel('function(a, b) { return a[this.thread.y][0] * b[0][this.thread.x] + 1; }', [2, 2]);
-      try {
-        const out = (await k.run([new Float32Array([2]), new Float32Array([3])], [new Float32Array([5, 7])])) as Float32Array[];
-        const got = out.flatMap((row) => Array.from(row));
-        const want = [11, 15, 16, 22];
-        if (got.some((v, i) => v !== want[i])) {
-          throw new Error(`backend ${name} answered ${JSON.stringify(got)} to a probe that expects ${JSON.stringify(want)}`);
-        }
-      } finally {
-        k.destroy();
+      probeKernel ??= createKernel('function(a, b) { return a[this.thread.y][0] * b[0][this.thread.x] + 1; }', [2, 2]);
+      const out = (await probeKernel.run([new Float32Array([2]), new Float32Array([3])], [new Float32Array([5, 7])])) as Float32Array[];
+      const got = out.flatMap((row) => Array.from(row));
+      const want = [11, 15, 16, 22];
+      if (got.some((v, i) => v !== want[i])) {
+        throw new Error(`backend ${name} answered ${JSON.stringify(got)} to a probe that expects ${JSON.stringify(want)}`);
       }
     },
     destroy: () => gpu.destroy(),

@@ -93,10 +93,10 @@ export function shapeIssues(body: Body): ShapeIssue[] {
     if (rows.some((row) => !Array.isArray(row))) {
       issues.push({ path: ['y'], message: 'mixes numbers and rows; send all rows or all numbers' });
     } else {
+      const badRow = outDim === undefined ? -1 : rows.findIndex((row) => row.length !== outDim);
+      if (badRow >= 0)
+        issues.push({ path: ['y', badRow], message: `has ${rows[badRow]!.length} entries; the last layer outputs ${outDim}` });
       rows.forEach((row, r) => {
-        if (outDim !== undefined && row.length !== outDim && !issues.some((i) => i.path[0] === 'y')) {
-          issues.push({ path: ['y', r], message: `has ${row.length} entries; the last layer outputs ${outDim}` });
-        }
         float32Range(row, ['y', r], issues);
       });
     }
