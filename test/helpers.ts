@@ -1,4 +1,4 @@
-import type { Activation, Matrix, Problem, Reduction } from '../src/engine/types.js';
+import type { Activation, Loss, Matrix, Problem, Reduction } from '../src/engine/types.js';
 import { xorRequest } from '../src/http/examples.js';
 import type { Case64 } from './reference/mlp64.js';
 
@@ -26,6 +26,7 @@ export interface RandomCaseOptions {
   batch: number;
   activation: Activation;
   outputActivation?: Activation;
+  loss?: Loss;
   reduction?: Reduction;
 }
 
@@ -35,13 +36,17 @@ export function randomCase(rand: () => number, o: RandomCaseOptions): Case64 {
     return { W: randomMatrix(rand, inDim, out, 1.5 / Math.sqrt(inDim)), b: randomMatrix(rand, 1, out, 0.2)[0]! };
   });
   const x = randomMatrix(rand, o.batch, o.widths[0]!, 1);
-  const y = Array.from({ length: o.batch }, () => Array.from({ length: o.widths.at(-1)! }, () => (rand() < 0.5 ? 0 : 1)));
+  const loss = o.loss ?? 'bce';
+  // classification targets are 0 or 1; regression targets anywhere in [-1, 1]
+  const target = loss === 'mse' ? () => f32(rand() * 2 - 1) : () => (rand() < 0.5 ? 0 : 1);
+  const y = Array.from({ length: o.batch }, () => Array.from({ length: o.widths.at(-1)! }, target));
   return {
     params,
     x,
     y,
-    activation: o.activation as Case64['activation'],
-    outputActivation: (o.outputActivation ?? 'sigmoid') as Case64['outputActivation'],
+    activation: o.activation,
+    outputActivation: o.outputActivation ?? (loss === 'bce' ? 'sigmoid' : 'linear'),
+    loss,
     reduction: o.reduction ?? 'mean',
   };
 }
@@ -57,7 +62,7 @@ export function toEngineProblem(c: Case64): Problem {
     y: matrix(c.y),
     activation: c.activation,
     outputActivation: c.outputActivation,
-    loss: 'bce',
+    loss: c.loss,
     reduction: c.reduction,
   };
 }

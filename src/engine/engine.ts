@@ -1,12 +1,15 @@
 import { type Backend, createBackend } from './backend.js';
-import { KernelCache, type KernelCacheStats, kernelKey } from './kernel-cache.js';
-import { backward, forward, type RunKernel } from './mlp.js';
-import type { BackendName, LossResult, Problem, RunStats, ValueAndGradResult } from './types.js';
+import { KernelCache, type KernelCacheStats, kernelKey, type Lease } from './kernel-cache.js';
+import { backward, forward, predictions, type RunKernel } from './mlp.js';
+import { type TrainLoop, type TrainOptions, trainLoop } from './train.js';
+import type { BackendName, ForwardProblem, LossResult, Matrix, Problem, RunStats, ValueAndGradResult } from './types.js';
 
 export interface EngineOptions {
   backend: BackendName;
   kernelCacheSize: number;
 }
+
+export interface TrainResult extends TrainLoop, LossResult {}
 
 export interface EngineInfo {
   backend: BackendName;
@@ -40,6 +43,10 @@ export class Engine {
     return this.backend.name;
   }
 
+  async forward(problem: ForwardProblem): Promise<{ predictions: Matrix; stats: RunStats }> {
+    return this.withRunner(async (run, stats) => ({ predictions: await predictions(problem, run), stats }));
+  }
+
   async loss(problem: Problem): Promise<LossResult> {
     return this.withRunner(async (run, stats) => {
       const pass = await forward(problem, run);
@@ -52,6 +59,18 @@ export class Engine {
       const pass = await forward(problem, run);
       const grads = await backward(problem, pass, run);
       return { loss: pass.loss, grads, head: pass.report, stats };
+    });
+  }
+
+  /** Train from problem.layers; `loss` and `head` are those of the final params on the whole batch. */
+  async train(problem: Problem, options: TrainOptions): Promise<TrainResult> {
+    return this.withRunner(async (run, stats) => {
+      const loop = await trainLoop(problem, options, async (p) => {
+        const pass = await forward(p, run);
+        return { loss: pass.loss, grads: await backward(p, pass, run) };
+      });
+      const final = await forward({ ...problem, layers: loop.params }, run);
+      return { ...loop, loss: final.loss, head: final.report, stats };
     });
   }
 
@@ -71,15 +90,19 @@ export class Engine {
 
   private async withRunner<T>(body: (run: RunKernel, stats: RunStats) => Promise<T>): Promise<T> {
     const stats: RunStats = { backend: this.backend.name, kernelsCompiled: 0, compileMs: 0, computeMs: 0 };
-    const releases: (() => void)[] = [];
+    // one lease per kernel for the whole call (a training run calls each kernel many times)
+    const leases = new Map<string, Lease>();
     const onCompile = (ms: number) => {
       stats.kernelsCompiled++;
       stats.compileMs += ms;
     };
     const run: RunKernel = (spec, ...args) => {
       const key = kernelKey({ backend: this.backend.name, op: spec.op, ...spec.params });
-      const lease = this.cache.lease(key, () => this.backend.createKernel(spec.source, spec.output), onCompile);
-      releases.push(lease.release);
+      let lease = leases.get(key);
+      if (!lease) {
+        lease = this.cache.lease(key, () => this.backend.createKernel(spec.source, spec.output), onCompile);
+        leases.set(key, lease);
+      }
       return lease.call(...args);
     };
     const t0 = performance.now();
@@ -87,7 +110,7 @@ export class Engine {
       return await body(run, stats);
     } finally {
       stats.computeMs = performance.now() - t0 - stats.compileMs;
-      for (const release of releases) release();
+      for (const lease of leases.values()) lease.release();
     }
   }
 }

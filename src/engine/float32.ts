@@ -13,6 +13,8 @@ export const f32Div = (a: number, b: number): number => f32(a / b);
 export const f32Log = (a: number): number => f32(Math.log(a));
 export const f32Exp = (a: number): number => f32(Math.exp(a));
 export const f32Tanh = (a: number): number => f32(Math.tanh(a));
+export const f32Log1p = (a: number): number => f32(Math.log1p(a));
+export const f32Expm1 = (a: number): number => f32(Math.expm1(a));
 
 /** Largest finite float32; a JSON number beyond it would become ±Infinity in float32. */
 export const FLOAT32_MAX = 3.4028234663852886e38;

@@ -1,8 +1,8 @@
 /** Names shared by the engine and the HTTP layer. One vocabulary, as in tfjs-core. */
-export const ACTIVATIONS = ['tanh', 'relu', 'sigmoid', 'linear'] as const;
+export const ACTIVATIONS = ['tanh', 'relu', 'sigmoid', 'linear', 'leaky_relu', 'gelu', 'silu', 'softplus', 'elu'] as const;
 export type Activation = (typeof ACTIVATIONS)[number];
 
-export const LOSSES = ['bce'] as const;
+export const LOSSES = ['bce', 'bce_logits', 'mse'] as const;
 export type Loss = (typeof LOSSES)[number];
 
 export const REDUCTIONS = ['mean', 'sum'] as const;
@@ -23,13 +23,17 @@ export interface Layer {
   b: Float32Array; // out
 }
 
-/** One loss or value-and-grad problem, already validated and in float32. */
-export interface Problem {
+/** A network and a batch of inputs: what a forward pass needs. */
+export interface ForwardProblem {
   layers: Layer[];
   x: Matrix; // batch × in_0
-  y: Matrix; // batch × out_last
   activation: Activation;
   outputActivation: Activation;
+}
+
+/** One loss or value-and-grad problem, already validated and in float32. */
+export interface Problem extends ForwardProblem {
+  y: Matrix; // batch × out_last
   loss: Loss;
   reduction: Reduction;
 }

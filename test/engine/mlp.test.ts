@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Engine } from '../../src/engine/engine.js';
-import { type Activation, BACKENDS } from '../../src/engine/types.js';
+import { ACTIVATIONS, BACKENDS, LOSSES, REDUCTIONS } from '../../src/engine/types.js';
 import { randomCase, rng, toEngineProblem, xorCase } from '../helpers.js';
-import { type Case64, relError, valueAndGrad64 } from '../reference/mlp64.js';
+import { type Case64, predict64, relError, valueAndGrad64 } from '../reference/mlp64.js';
 
 const TOLERANCE = 1e-5; // the release bar: ‖got − ref‖ / ‖ref‖ per tensor
 
@@ -39,13 +39,28 @@ for (const backend of BACKENDS) {
       assert.ok(Math.abs(loss - 0.729988954) < 1e-6, `xor loss ${loss}`);
     });
 
-    for (const activation of ['tanh', 'relu', 'sigmoid', 'linear'] as Activation[]) {
-      it(`gradients through ${activation} hidden layers match the reference`, async () => {
+    for (const activation of ACTIVATIONS) {
+      it(`${activation} hidden layers: every loss and reduction match the reference`, async () => {
         const rand = rng(activation.length * 101);
-        await assertMatchesReference(engine, randomCase(rand, { widths: [5, 7, 6, 1], batch: 9, activation }), activation);
-        await assertMatchesReference(engine, randomCase(rand, { widths: [3, 4, 3], batch: 5, activation }), `${activation} 2 outputs`);
+        for (const loss of LOSSES) {
+          // mse also runs the activation as the output activation, on the host
+          const outputActivation = loss === 'mse' ? activation : undefined;
+          for (const reduction of REDUCTIONS) {
+            const c = randomCase(rand, { widths: [5, 7, 6, 2], batch: 9, activation, outputActivation, loss, reduction });
+            await assertMatchesReference(engine, c, `${activation}/${loss}/${reduction}`);
+          }
+        }
+        await assertMatchesReference(engine, randomCase(rand, { widths: [3, 4, 3], batch: 5, activation }), `${activation} 1 hidden`);
       });
     }
+
+    it('forward returns the predictions of the float64 reference, batch × out', async () => {
+      const c = randomCase(rng(11), { widths: [4, 6, 3], batch: 7, activation: 'gelu', outputActivation: 'softplus' });
+      const { predictions } = await engine.forward(toEngineProblem(c));
+      assert.deepEqual([predictions.rows, predictions.cols], [7, 3]);
+      const e = relError(Array.from(predictions.data), predict64(c).flat());
+      assert.ok(e <= TOLERANCE, `predictions relative error ${e}`);
+    });
 
     it('matches the reference on random networks (1–4 layers, widths ≤ 48, batches ≤ 257)', async () => {
       const rand = rng(2026);

@@ -3,7 +3,8 @@
  * arrays, plain loops, backprop written out by hand from the math (not from the engine's
  * code). Its own gradients are checked against central finite differences in the tests.
  */
-export type Act = 'tanh' | 'relu' | 'sigmoid' | 'linear';
+export type Act = 'tanh' | 'relu' | 'sigmoid' | 'linear' | 'leaky_relu' | 'gelu' | 'silu' | 'softplus' | 'elu';
+export type Loss64 = 'bce' | 'bce_logits' | 'mse';
 export interface Layer64 {
   W: number[][];
   b: number[];
@@ -14,27 +15,60 @@ export interface Case64 {
   y: number[][];
   activation: Act;
   outputActivation: Act;
+  loss: Loss64;
   reduction: 'mean' | 'sum';
 }
+
+const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
+const GELU_C = Math.sqrt(2 / Math.PI);
 
 const f: Record<Act, (z: number) => number> = {
   tanh: Math.tanh,
   relu: (z) => Math.max(z, 0),
-  sigmoid: (z) => 1 / (1 + Math.exp(-z)),
+  sigmoid,
   linear: (z) => z,
+  leaky_relu: (z) => (z >= 0 ? z : 0.01 * z),
+  gelu: (z) => 0.5 * z * (1 + Math.tanh(GELU_C * (z + 0.044715 * z ** 3))),
+  silu: (z) => z * sigmoid(z),
+  softplus: (z) => Math.log1p(Math.exp(-Math.abs(z))) + Math.max(z, 0),
+  elu: (z) => (z > 0 ? z : Math.expm1(z)),
 };
 /** derivative in terms of the pre-activation z */
 const df: Record<Act, (z: number) => number> = {
   tanh: (z) => 1 - Math.tanh(z) ** 2,
   relu: (z) => (z > 0 ? 1 : 0),
-  sigmoid: (z) => {
-    const s = 1 / (1 + Math.exp(-z));
-    return s * (1 - s);
-  },
+  sigmoid: (z) => sigmoid(z) * (1 - sigmoid(z)),
   linear: () => 1,
+  leaky_relu: (z) => (z >= 0 ? 1 : 0.01),
+  gelu: (z) => {
+    const t = Math.tanh(GELU_C * (z + 0.044715 * z ** 3));
+    return 0.5 * (1 + t) + 0.5 * z * (1 - t * t) * GELU_C * (1 + 3 * 0.044715 * z * z);
+  },
+  silu: (z) => sigmoid(z) * (1 + z * (1 - sigmoid(z))),
+  softplus: sigmoid,
+  elu: (z) => (z > 0 ? 1 : Math.exp(z)),
 };
 
 const EPS = 1e-8;
+
+/** Each loss element from the output pre-activation z, its activation p = act(z), and the target y. */
+const lossTerm: Record<Loss64, (p: number, z: number, y: number) => number> = {
+  bce: (pr, _z, y) => {
+    const p = Math.min(Math.max(pr, EPS), 1 - EPS);
+    return -(y * Math.log(p) + (1 - y) * Math.log(1 - p));
+  },
+  bce_logits: (_p, z, y) => Math.max(z, 0) - z * y + Math.log1p(Math.exp(-Math.abs(z))),
+  mse: (p, _z, y) => (p - y) ** 2,
+};
+/** d term / dz (through the output activation) */
+const dLossTerm: Record<Loss64, (p: number, z: number, y: number, act: Act) => number> = {
+  bce: (pr, z, y, act) => {
+    const inside = pr > EPS && pr < 1 - EPS ? 1 : 0;
+    return -(y / pr - (1 - y) / (1 - pr)) * inside * df[act](z);
+  },
+  bce_logits: (_p, z, y) => sigmoid(z) - y,
+  mse: (p, z, y, act) => 2 * (p - y) * df[act](z),
+};
 
 function layerForward(a: number[][], { W, b }: Layer64): number[][] {
   return a.map((row) => b.map((bj, j) => row.reduce((s, v, k) => s + v * W[k]![j]!, 0) + bj));
@@ -52,14 +86,20 @@ export function loss64(c: Case64): number {
   let total = 0;
   let count = 0;
   a.forEach((row, n) => {
-    row.forEach((pr, j) => {
-      const p = Math.min(Math.max(pr, EPS), 1 - EPS);
-      const y = c.y[n]![j]!;
-      total += y * Math.log(p) + (1 - y) * Math.log(1 - p);
+    row.forEach((p, j) => {
+      total += lossTerm[c.loss](p, z[n]![j]!, c.y[n]![j]!);
       count++;
     });
   });
-  return c.reduction === 'mean' ? -total / count : -total;
+  return c.reduction === 'mean' ? total / count : total;
+}
+
+/** The network's outputs after the output activation. */
+export function predict64(c: Pick<Case64, 'params' | 'x' | 'activation' | 'outputActivation'>): number[][] {
+  return c.params.reduce((a, layer, l) => {
+    const act = l === c.params.length - 1 ? c.outputActivation : c.activation;
+    return layerForward(a, layer).map((r) => r.map(f[act]));
+  }, c.x);
 }
 
 export function valueAndGrad64(c: Case64): { loss: number; grads: Layer64[] } {
@@ -75,15 +115,7 @@ export function valueAndGrad64(c: Case64): { loss: number; grads: Layer64[] } {
   const pred = as[L]!;
   const count = pred.length * pred[0]!.length;
   const scale = c.reduction === 'mean' ? 1 / count : 1;
-  // dL/dpred for -scale * Σ [y log p + (1-y) log(1-p)], p = clip(pred) (inside the clip)
-  let delta = pred.map((row, n) =>
-    row.map((pr, j) => {
-      const y = c.y[n]![j]!;
-      const inside = pr > EPS && pr < 1 - EPS ? 1 : 0;
-      const dp = -scale * (y / pr - (1 - y) / (1 - pr));
-      return dp * inside * df[c.outputActivation](zs[L - 1]![n]![j]!);
-    }),
-  );
+  let delta = pred.map((row, n) => row.map((p, j) => scale * dLossTerm[c.loss](p, zs[L - 1]![n]![j]!, c.y[n]![j]!, c.outputActivation)));
   const grads: Layer64[] = new Array(L);
   for (let l = L - 1; l >= 0; l--) {
     const { W } = c.params[l]!;

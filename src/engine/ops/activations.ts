@@ -1,47 +1,118 @@
-import { f32, f32Add, f32Div, f32Exp, f32Mul, f32Sub, f32Tanh } from '../float32.js';
+import { f32, f32Add, f32Div, f32Exp, f32Expm1, f32Log1p, f32Mul, f32Sub, f32Tanh } from '../float32.js';
 import type { Activation } from '../types.js';
 
 /**
  * Each activation owns its forward and its derivative, twice: as gpu.js kernel source
  * (hidden layers, inlined into the dense kernels) and as host float32 code (the output
- * layer, inside the loss head). Derivatives are taken from the activation's output `a`,
- * as JAX's rules are (tanh' = 1 - a², sigmoid' = a(1 - a)); relu uses a select, like
- * jax.nn.relu's custom JVP, so relu'(0) = 0 and a NaN cotangent is dropped where x <= 0.
+ * layer, inside the loss head). The derivative reads what JAX's rule reads: the output
+ * `a` for tanh (1 - a²), sigmoid (a(1 - a)), relu (a > 0, so relu'(0) = 0) and elu
+ * (expm1' = a + 1); the pre-activation `z` for the rest, whose derivatives JAX takes by
+ * the chain rule through their formulas (gelu's tanh approximation, silu's x·sigmoid(x),
+ * softplus's logaddexp(x, 0)). Layers with a `z` activation keep z for the reverse pass.
  */
 export interface ActivationOp {
-  /** kernel expression of the pre-activation `z` */
+  derivativeOf: 'a' | 'z';
+  /** kernel statements that end in `return <activation of z>;` */
   kernelForward: (z: string) => string;
-  /** kernel expression of the cotangent through the activation: `g` upstream, `a` output */
-  kernelBackward: (g: string, a: string) => string;
+  /** kernel statements that end in `return <cotangent of z>;`, from `g` upstream and `v` (a or z, per derivativeOf) */
+  kernelBackward: (g: string, v: string) => string;
   hostForward: (z: number) => number;
-  hostBackward: (g: number, a: number) => number;
+  hostBackward: (g: number, v: number) => number;
 }
+
+const LEAKY_SLOPE = f32(0.01); // jax.nn.leaky_relu's negative_slope
+const GELU_C = f32(Math.sqrt(2 / Math.PI)); // JAX rounds sqrt(2/pi) to the input's dtype
+const GELU_K = f32(0.044715);
+const K_GELU_U = (v: string) => `0.7978845608028654 * (${v} + 0.044715 * ${v} * ${v} * ${v})`;
+
+/** gelu's tanh and cdf, in float32 as JAX evaluates 0.5 * (1 + tanh(c * (x + k * x**3))) */
+function geluCdf(z: number): { t: number; cdf: number } {
+  const t = f32Tanh(f32Mul(GELU_C, f32Add(z, f32Mul(GELU_K, f32Mul(f32Mul(z, z), z)))));
+  return { t, cdf: f32Mul(0.5, f32Add(1, t)) };
+}
+const hostSigmoid = (z: number) => f32Div(1, f32Add(1, f32Exp(-z)));
+const hostSoftplus = (z: number) => f32Add(Math.max(z, 0), f32Log1p(f32Exp(-Math.abs(z))));
 
 export const activationOps: Record<Activation, ActivationOp> = {
   tanh: {
-    kernelForward: (z) => `Math.tanh(${z})`,
-    kernelBackward: (g, a) => `${g} * (1 - ${a} * ${a})`,
+    derivativeOf: 'a',
+    kernelForward: (z) => `return Math.tanh(${z});`,
+    kernelBackward: (g, a) => `return ${g} * (1 - ${a} * ${a});`,
     hostForward: f32Tanh,
     hostBackward: (g, a) => f32Mul(g, f32Sub(1, f32Mul(a, a))),
   },
   relu: {
-    kernelForward: (z) => `Math.max(${z}, 0)`,
-    kernelBackward: (g, a) => `(${a} > 0 ? ${g} : 0)`,
+    derivativeOf: 'a',
+    kernelForward: (z) => `return Math.max(${z}, 0);`,
+    kernelBackward: (g, a) => `return ${a} > 0 ? ${g} : 0;`,
     hostForward: (z) => Math.max(z, 0),
     hostBackward: (g, a) => (a > 0 ? g : 0),
   },
   sigmoid: {
     // 1 / (1 + exp(-z)) in float32 reaches exactly 1.0 once exp(-z) < 2^-24 (z > ~16.6),
     // which is where JAX's bce turns into log(0).
-    kernelForward: (z) => `1 / (1 + Math.exp(-${z}))`,
-    kernelBackward: (g, a) => `${g} * (${a} * (1 - ${a}))`,
-    hostForward: (z) => f32Div(1, f32Add(1, f32Exp(-z))),
+    derivativeOf: 'a',
+    kernelForward: (z) => `return 1 / (1 + Math.exp(-${z}));`,
+    kernelBackward: (g, a) => `return ${g} * (${a} * (1 - ${a}));`,
+    hostForward: hostSigmoid,
     hostBackward: (g, a) => f32Mul(g, f32Mul(a, f32Sub(1, a))),
   },
   linear: {
-    kernelForward: (z) => z,
-    kernelBackward: (g) => g,
+    derivativeOf: 'a',
+    kernelForward: (z) => `return ${z};`,
+    kernelBackward: (g) => `return ${g};`,
     hostForward: f32,
     hostBackward: f32,
+  },
+  leaky_relu: {
+    // where(x >= 0, x, 0.01 x): the sign of an underflowed 0.01 x says nothing, so read z
+    derivativeOf: 'z',
+    kernelForward: (z) => `return ${z} >= 0 ? ${z} : 0.01 * ${z};`,
+    kernelBackward: (g, z) => `return ${z} >= 0 ? ${g} : 0.01 * ${g};`,
+    hostForward: (z) => (z >= 0 ? z : f32Mul(LEAKY_SLOPE, z)),
+    hostBackward: (g, z) => (z >= 0 ? g : f32Mul(g, LEAKY_SLOPE)),
+  },
+  gelu: {
+    // x · 0.5(1 + tanh(u)), u = c(x + k x³): d = cdf + x · 0.5(1 - tanh²u) · c(1 + 3k x²)
+    derivativeOf: 'z',
+    kernelForward: (z) => `let actU = ${K_GELU_U(z)}; return ${z} * (0.5 * (1 + Math.tanh(actU)));`,
+    kernelBackward: (g, z) =>
+      `let actT = Math.tanh(${K_GELU_U(z)});
+      return ${g} * (0.5 * (1 + actT)) + ${g} * ${z} * 0.5 * (1 - actT * actT) * 0.7978845608028654 * (1 + 0.134145 * ${z} * ${z});`,
+    hostForward: (z) => f32Mul(z, geluCdf(z).cdf),
+    hostBackward: (g, z) => {
+      const { t, cdf } = geluCdf(z);
+      const dInner = f32Mul(GELU_C, f32Mul(f32Mul(f32Mul(g, z), 0.5), f32Sub(1, f32Mul(t, t))));
+      const dCube = f32Mul(f32Mul(GELU_K, dInner), f32Mul(3, f32Mul(z, z)));
+      return f32Add(f32Mul(g, cdf), f32Add(dInner, dCube));
+    },
+  },
+  silu: {
+    // x · sigmoid(x): d = s + x · s(1 - s)
+    derivativeOf: 'z',
+    kernelForward: (z) => `let actS = 1 / (1 + Math.exp(-${z})); return ${z} * actS;`,
+    kernelBackward: (g, z) => `let actS = 1 / (1 + Math.exp(-${z})); return ${g} * (actS + ${z} * actS * (1 - actS));`,
+    hostForward: (z) => f32Mul(z, hostSigmoid(z)),
+    hostBackward: (g, z) => {
+      const s = hostSigmoid(z);
+      return f32Add(f32Mul(g, s), f32Mul(f32Mul(g, z), f32Mul(s, f32Sub(1, s))));
+    },
+  },
+  softplus: {
+    // logaddexp(x, 0) = max(x, 0) + log1p(exp(-|x|)); JAX's logaddexp rule: d = exp(x - out)
+    derivativeOf: 'z',
+    kernelForward: (z) => `return Math.max(${z}, 0) + Math.log1p(Math.exp(-Math.abs(${z})));`,
+    kernelBackward: (g, z) =>
+      `let actSp = Math.max(${z}, 0) + Math.log1p(Math.exp(-Math.abs(${z}))); return ${g} * Math.exp(${z} - actSp);`,
+    hostForward: hostSoftplus,
+    hostBackward: (g, z) => f32Mul(g, f32Exp(f32Sub(z, hostSoftplus(z)))),
+  },
+  elu: {
+    // where(x > 0, x, expm1(x)), alpha 1; JAX differentiates expm1 as its output + 1
+    derivativeOf: 'a',
+    kernelForward: (z) => `return ${z} > 0 ? ${z} : Math.expm1(${z});`,
+    kernelBackward: (g, a) => `return ${a} > 0 ? ${g} : ${g} * (${a} + 1);`,
+    hostForward: (z) => (z > 0 ? z : f32Expm1(z)),
+    hostBackward: (g, a) => (a > 0 ? g : f32Mul(g, f32Add(a, 1))),
   },
 };

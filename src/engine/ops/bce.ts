@@ -1,14 +1,12 @@
-import { f32, f32Add, f32Div, f32Log, f32Mul, f32Sub } from '../float32.js';
-import type { Activation, HeadReport, Reduction } from '../types.js';
-import { activationOps } from './activations.js';
+import { f32, f32Add, f32Div, f32Exp, f32Log, f32Log1p, f32Mul, f32Sub } from '../float32.js';
+import type { LossOp } from './head.js';
 
 /**
- * The loss head: output activation + binary cross-entropy, forward and backward, in
- * float32 exactly as JAX evaluates
- *   p = jnp.clip(pred, 1e-8, 1 - 1e-8); -mean(y*log(p) + (1-y)*log(1-p))
- * and differentiates it primitive by primitive. In float32 `1 - 1e-8` is 1.0, so the
- * upper clip does nothing and a saturated prediction gives log(0): NaN/±Inf as in JAX.
- * Its cost is O(batch × out_last), small next to the dense layers.
+ * Binary cross-entropy, on probabilities (bce) and on logits (bce_logits).
+ *
+ * bce is JAX's  p = jnp.clip(pred, 1e-8, 1 - 1e-8); -mean(y*log(p) + (1-y)*log(1-p)),
+ * differentiated primitive by primitive. In float32 `1 - 1e-8` is 1.0, so the upper clip
+ * does nothing and a saturated prediction gives log(0): NaN/±Inf as in JAX.
  */
 const CLIP_LO = f32(1e-8);
 const CLIP_HI = f32(1 - 1e-8); // === 1
@@ -23,62 +21,39 @@ function minGrad(x: number, hi: number): number {
   return x < hi ? 1 : 0;
 }
 
-export interface BceHeadInput {
-  z: Float32Array; // pre-activations of the output layer, count = batch × out
-  y: Float32Array;
-  outputActivation: Activation;
-  reduction: Reduction;
-}
-
-export interface BceForward {
-  loss: number;
-  pred: Float32Array;
-  report: HeadReport;
-}
-
-export function bceForward({ z, y, outputActivation, reduction }: BceHeadInput): BceForward {
-  const act = activationOps[outputActivation];
-  const n = z.length;
-  const pred = new Float32Array(n);
-  let saturatedHigh = 0;
-  let clippedLow = 0;
-  // Accumulate in float64 and round once: closer to the exact sum than a float32 running
-  // sum, and within JAX's own (pairwise) reduction error of its result.
-  let total = 0;
-  for (let i = 0; i < n; i++) {
-    const pr = act.hostForward(z[i] as number);
-    pred[i] = pr;
-    if (pr >= CLIP_HI) saturatedHigh++;
-    if (pr < CLIP_LO) clippedLow++;
-    const p = Math.min(Math.max(pr, CLIP_LO), CLIP_HI);
-    const yi = y[i] as number;
-    const term = f32Add(f32Mul(yi, f32Log(p)), f32Mul(f32Sub(1, yi), f32Log(f32Sub(1, p))));
-    total += term;
-  }
-  const sum = f32(total);
-  const loss = reduction === 'mean' ? -f32Div(sum, n) : -sum;
-  return { loss, pred, report: { saturatedHigh, clippedLow, count: n } };
-}
-
-/** Cotangent of the loss with respect to the output layer's pre-activations. */
-export function bceBackward(head: BceHeadInput, pred: Float32Array): Float32Array {
-  const act = activationOps[head.outputActivation];
-  const { y } = head;
-  const n = pred.length;
-  // -mean(t): the cotangent of each term is -1/N (float32), of -sum(t) it is -1.
-  const g = head.reduction === 'mean' ? -f32Div(1, n) : -1;
-  const dz = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    const pr = pred[i] as number;
-    const yi = y[i] as number;
-    const m = Math.max(pr, CLIP_LO);
+export const bce: LossOp = {
+  defaultOutputActivation: 'sigmoid',
+  forward: (pred, y) => {
+    const p = Math.min(Math.max(pred, CLIP_LO), CLIP_HI);
+    return -f32Add(f32Mul(y, f32Log(p)), f32Mul(f32Sub(1, y), f32Log(f32Sub(1, p))));
+  },
+  backward: (c, pred, y) => {
+    const g = -c; // the element is -(y*log(p) + (1-y)*log(1-p))
+    const m = Math.max(pred, CLIP_LO);
     const p = Math.min(m, CLIP_HI);
     // y*log(p): d/dp = (g*y)/p ; (1-y)*log(1-p): d/dp = -((g*(1-y))/(1-p))
-    const dp1 = f32Div(f32Mul(g, yi), p);
-    const dp2 = -f32Div(f32Mul(g, f32Sub(1, yi)), f32Sub(1, p));
-    const dp = f32Add(dp1, dp2);
-    const dpred = f32Mul(f32Mul(dp, minGrad(m, CLIP_HI)), maxGrad(pr, CLIP_LO));
-    dz[i] = act.hostBackward(dpred, pr);
-  }
-  return dz;
-}
+    const dp = f32Add(f32Div(f32Mul(g, y), p), -f32Div(f32Mul(g, f32Sub(1, y)), f32Sub(1, p)));
+    return f32Mul(f32Mul(dp, minGrad(m, CLIP_HI)), maxGrad(pred, CLIP_LO));
+  },
+  saturation: (pred) => {
+    if (pred >= CLIP_HI) return 'high';
+    return pred < CLIP_LO ? 'low' : undefined;
+  },
+};
+
+/**
+ * optax.sigmoid_binary_cross_entropy on the output layer's pre-activation z (the output
+ * activation must be linear): max(z, 0) - z*y + log1p(exp(-|z|)), which never overflows.
+ * Its derivative, as JAX takes it through that formula, is sigmoid(z) - y.
+ */
+export const bceLogits: LossOp = {
+  defaultOutputActivation: 'linear',
+  requiredOutputActivation: 'linear',
+  forward: (z, y) => f32Add(f32Sub(Math.max(z, 0), f32Mul(z, y)), f32Log1p(f32Exp(-Math.abs(z)))),
+  backward: (c, z, y) => {
+    const e = f32Exp(-Math.abs(z));
+    // d log1p(e)/dz = 1/(1 + e) · e · -sign(z); sign(0) = 0 and max's tie gives 0.5 at z = 0
+    const dSoft = f32Mul(f32Mul(f32Div(c, f32Add(1, e)), e), -Math.sign(z));
+    return f32Add(f32Sub(f32Mul(c, maxGrad(z, 0)), f32Mul(c, y)), dSoft);
+  },
+};

@@ -7,9 +7,10 @@ import { activationOps } from './activations.js';
  * padded bucket size, so a new batch size inside a bucket reuses every kernel.
  *
  * Forward:   A = act(A_prev @ W + b)                       out × batch
+ *            (an activation whose derivative reads z: Z = A_prev @ W + b, then A = act(Z))
  * Backward:  dW = A_prevᵀ @ dZ                              out × in
  *            db = Σ_batch dZ                                out
- *            dZ_prev = (dZ @ Wᵀ) ⊙ act_prev'(A_prev)        in × batch  (fused)
+ *            dZ_prev = (dZ @ Wᵀ) ⊙ act_prev'(A_prev or Z_prev) in × batch  (fused)
  * Matrices are arrays of rows: m[row][col], output [cols, rows] in gpu.js's [x, y] order.
  */
 export interface KernelSpec {
@@ -28,7 +29,20 @@ export function forwardSpec(act: Activation, inDim: number, outDim: number, batc
       let s = 0;
       for (let k = 0; k < ${inDim}; k++) { s += a[this.thread.y][k] * w[k][this.thread.x]; }
       let z = s + b[this.thread.x];
-      return ${activationOps[act].kernelForward('z')};
+      ${activationOps[act].kernelForward('z')}
+    }`,
+    output: [outDim, batch],
+  };
+}
+
+/** A = act(Z), elementwise: for the layers that keep Z because their derivative reads it. */
+export function activationSpec(act: Activation, outDim: number, batch: number): KernelSpec {
+  return {
+    op: 'activation',
+    params: { act, out: outDim, batch },
+    source: `function(zIn) {
+      let z = zIn[this.thread.y][this.thread.x];
+      ${activationOps[act].kernelForward('z')}
     }`,
     output: [outDim, batch],
   };
@@ -68,17 +82,20 @@ export function biasGradSpec(outDim: number, batch: number): KernelSpec {
   };
 }
 
-/** Cotangent of the previous layer's pre-activation; `prevAct` is that layer's activation. */
+/**
+ * Cotangent of the previous layer's pre-activation; `prevAct` is that layer's activation
+ * and `saved` what its derivative reads (its output A or its pre-activation Z).
+ */
 export function inputGradSpec(prevAct: Activation, inDim: number, outDim: number, batch: number): KernelSpec {
   return {
     op: 'dense.dZprev',
     params: { act: prevAct, in: inDim, out: outDim, batch },
-    // a is read before the loop: on webasm that order compiled ~3× faster (DESIGN.md §6)
-    source: `function(dz, w, aPrev) {
-      let a = aPrev[this.thread.y][this.thread.x];
+    // v is read before the loop: on webasm that order compiled ~3× faster (DESIGN.md §6)
+    source: `function(dz, w, saved) {
+      let v = saved[this.thread.y][this.thread.x];
       let s = 0;
       for (let j = 0; j < ${outDim}; j++) { s += dz[this.thread.y][j] * w[this.thread.x][j]; }
-      return ${activationOps[prevAct].kernelBackward('s', 'a')};
+      ${activationOps[prevAct].kernelBackward('s', 'v')}
     }`,
     output: [inDim, batch],
   };

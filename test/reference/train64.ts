@@ -1,0 +1,41 @@
+import { type Case64, type Layer64, loss64, valueAndGrad64 } from './mlp64.js';
+
+/**
+ * optax's sgd, momentum (trace) and adam written out in float64 from optax's documented
+ * update rules, full batch, for comparison with the engine's float32 training loop.
+ */
+export type Optimizer64 =
+  | { name: 'sgd'; learningRate: number }
+  | { name: 'momentum'; learningRate: number; momentum: number }
+  | { name: 'adam'; learningRate: number; b1: number; b2: number; eps: number };
+
+export function train64(c: Case64, opt: Optimizer64, steps: number): { params: Layer64[]; losses: number[] } {
+  let params = c.params.map((p) => ({ W: p.W.map((r) => [...r]), b: [...p.b] }));
+  const zero = () => params.map((p) => ({ W: p.W.map((r) => r.map(() => 0)), b: p.b.map(() => 0) }));
+  const m = zero(); // momentum trace, or adam's first moment
+  const v = zero(); // adam's second moment
+  const losses: number[] = [];
+  for (let t = 1; t <= steps; t++) {
+    const { loss, grads } = valueAndGrad64({ ...c, params });
+    losses.push(loss);
+    const step = (p: number, g: number, mi: { get: () => number; set: (x: number) => void }, vi: typeof mi): number => {
+      if (opt.name === 'sgd') return p - opt.learningRate * g;
+      if (opt.name === 'momentum') {
+        mi.set(g + opt.momentum * mi.get());
+        return p - opt.learningRate * mi.get();
+      }
+      mi.set((1 - opt.b1) * g + opt.b1 * mi.get());
+      vi.set((1 - opt.b2) * g * g + opt.b2 * vi.get());
+      const mHat = mi.get() / (1 - opt.b1 ** t);
+      const vHat = vi.get() / (1 - opt.b2 ** t);
+      return p - (opt.learningRate * mHat) / (Math.sqrt(vHat) + opt.eps);
+    };
+    const cell = (arr: number[], k: number) => ({ get: () => arr[k]!, set: (x: number) => (arr[k] = x) });
+    params = params.map((p, l) => ({
+      W: p.W.map((row, i) => row.map((w, j) => step(w, grads[l]!.W[i]![j]!, cell(m[l]!.W[i]!, j), cell(v[l]!.W[i]!, j)))),
+      b: p.b.map((bj, j) => step(bj, grads[l]!.b[j]!, cell(m[l]!.b, j), cell(v[l]!.b, j))),
+    }));
+  }
+  losses.push(loss64({ ...c, params }));
+  return { params, losses };
+}
