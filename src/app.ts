@@ -5,8 +5,12 @@ import type { Engine } from './engine/engine.js';
 import type { RunStats } from './engine/types.js';
 import { registerDocs } from './http/docs.js';
 import { installErrorHandlers } from './http/errors.js';
+import { registerMetrics } from './http/metrics.js';
 import { computeRoutes } from './http/routes/compute.js';
 import { healthRoutes } from './http/routes/health.js';
+import { infoRoutes } from './http/routes/info.js';
+import { initRoutes } from './http/routes/init.js';
+import { trainRoutes } from './http/routes/train.js';
 import type { Config } from './runtime/config.js';
 import { loggerOptions, requestIdFrom } from './runtime/logger.js';
 
@@ -21,7 +25,7 @@ const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url),
 export const VERSION = pkg.version;
 
 export interface AppDeps {
-  config: Pick<Config, 'logLevel' | 'bodyLimit'>;
+  config: Pick<Config, 'logLevel' | 'bodyLimit' | 'maxTrainSteps' | 'maxTrainWork' | 'maxInitParams'>;
   engine: Engine;
 }
 
@@ -56,6 +60,8 @@ export async function buildApp({ config, engine }: AppDeps): Promise<FastifyInst
 
   installErrorHandlers(app, config.bodyLimit);
   await registerDocs(app, VERSION);
+  registerMetrics(app, engine);
+  const { bodyLimit, maxTrainSteps, maxTrainWork, maxInitParams } = config;
 
   // zod compiles only the API's schemas: set inside this encapsulated plugin, not on the
   // root, so plugins with JSON-schema routes (the Swagger UI's) keep fastify's compilers.
@@ -64,7 +70,10 @@ export async function buildApp({ config, engine }: AppDeps): Promise<FastifyInst
     api.setSerializerCompiler(serializerCompiler);
     api.removeContentTypeParser('text/plain'); // the API speaks JSON only: anything else is a 415
     await api.register(computeRoutes, { engine });
+    await api.register(trainRoutes, { engine, limits: config });
+    await api.register(initRoutes, { limits: config });
     await api.register(healthRoutes, { engine });
+    await api.register(infoRoutes, { engine, version: VERSION, limits: { bodyLimit, maxTrainSteps, maxTrainWork, maxInitParams } });
   });
 
   return app;

@@ -20,8 +20,9 @@ export async function registerDocs(app: FastifyInstance, version: string): Promi
       },
       servers: [{ url: '/' }],
       tags: [
-        { name: 'compute', description: 'Loss and gradients' },
+        { name: 'compute', description: 'The lesson series: init, forward, loss, gradients, training' },
         { name: 'health', description: 'Liveness and readiness' },
+        { name: 'operations', description: 'Version, configuration and statistics (Prometheus metrics at GET /metrics)' },
       ],
     },
     transform: jsonSchemaTransform,

@@ -25,15 +25,16 @@ export class ResultEncoder {
     return out;
   }
 
-  grads(grads: LayerGrad[]): { W: JsonNumber[][]; b: JsonNumber[] }[] {
-    return grads.map((g) => ({ W: this.matrix(g.W), b: this.vector(g.b) }));
+  /** A parameter or gradient tree: [{W, b}, ...]. */
+  layers(layers: LayerGrad[]): { W: JsonNumber[][]; b: JsonNumber[] }[] {
+    return layers.map((g) => ({ W: this.matrix(g.W), b: this.vector(g.b) }));
   }
 
   /** What to tell the client when something came out non-finite; undefined when all is finite. */
-  warnings(head: HeadReport): string[] | undefined {
+  warnings(head?: HeadReport, extra: string[] = []): string[] | undefined {
     if (this.nonFinite === 0) return undefined;
-    const warnings: string[] = [];
-    if (head.saturatedHigh > 0) {
+    const warnings: string[] = [...extra];
+    if (head && head.saturatedHigh > 0) {
       warnings.push(
         `${head.saturatedHigh} of ${head.count} predictions are exactly 1.0 in float32 (a sigmoid saturates for ` +
           "pre-activations above about 16.6), and bce's clip(p, 1e-8, 1 - 1e-8) cannot help because 1 - 1e-8 " +

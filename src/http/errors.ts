@@ -6,6 +6,8 @@ import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 export const Errors = {
   InvalidRequest: createError<[string]>('GRADSERVE_INVALID_REQUEST', '%s', 400),
   NotFound: createError<[string, string]>('GRADSERVE_NOT_FOUND', 'no route %s %s', 404),
+  // a body within the size limit that asks for more work or output than a setting allows
+  OverLimit: createError<[string]>('GRADSERVE_OVER_LIMIT', '%s', 400),
   EngineUnavailable: createError<[string]>('GRADSERVE_ENGINE_UNAVAILABLE', 'the compute engine is not answering: %s', 503),
 };
 

@@ -1,10 +1,16 @@
 import { z } from 'zod';
+import { BIAS_SCHEMES, INIT_SCHEMES } from '../engine/init.js';
 import { ACTIVATIONS, LOSSES, REDUCTIONS } from '../engine/types.js';
-import { xorRequest } from './examples.js';
-import { shapeIssues } from './shape-checks.js';
+import { xorForwardRequest, xorInitRequest, xorRequest, xorTrainRequest } from './examples.js';
+import { initIssues, optionIssues, type ShapeIssue, shapeIssues, trainIssues } from './shape-checks.js';
 
 const Vector = z.array(z.number()).describe('A vector of finite numbers (rounded to float32).');
 const Matrix = z.array(Vector).describe('A matrix as a list of rows, all of the same length.');
+const UInt32 = z
+  .number()
+  .int()
+  .min(0)
+  .max(2 ** 32 - 1);
 
 export const LayerParams = z
   .strictObject({
@@ -13,32 +19,122 @@ export const LayerParams = z
   })
   .describe('One dense layer.');
 
+const Params = z.array(LayerParams).describe("The layers, input to output; layer i+1 takes layer i's outputs.");
+
+/** The network and its inputs: what every compute endpoint takes. */
+const networkFields = {
+  params: Params,
+  x: Matrix.describe('Inputs, batch × in_0.'),
+  activation: z.enum(ACTIVATIONS).default('tanh').describe('Activation of every hidden layer.'),
+};
+
+/** Targets and the loss options of /loss, /value-and-grad and /train. */
+const lossFields = {
+  y: z
+    .union([Matrix, Vector], {
+      error: (iss) =>
+        iss.input === undefined
+          ? 'Invalid input: expected array, received undefined'
+          : 'expected a matrix (a list of rows) or a flat list of numbers',
+    })
+    .describe('Targets, batch × out_last; or a flat list of batch numbers when out_last = 1.'),
+  outputActivation: z
+    .enum(ACTIVATIONS)
+    .optional()
+    .describe('Activation of the last layer. Default: what the loss expects, sigmoid for bce, linear for bce_logits and mse.'),
+  loss: z
+    .enum(LOSSES)
+    .default('bce')
+    .describe(
+      "bce: binary cross-entropy with JAX's clip(p, 1e-8, 1 - 1e-8). bce_logits: optax.sigmoid_binary_cross_entropy on the " +
+        "last layer's pre-activation (outputActivation must be linear). mse: mean of (pred − y)² over all elements.",
+    ),
+  reduction: z
+    .enum(REDUCTIONS)
+    .default('mean')
+    .describe('mean over all batch × out elements, or sum (add up the results of batch shards).'),
+};
+
+type Ctx = z.RefinementCtx;
+const report = (ctx: Ctx, issues: ShapeIssue[]) => {
+  for (const issue of issues) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+};
+
 export const ComputeRequest = z
-  .strictObject({
-    params: z.array(LayerParams).describe("The layers, input to output; layer i+1 takes layer i's outputs."),
-    x: Matrix.describe('Inputs, batch × in_0.'),
-    y: z
-      .union([Matrix, Vector], {
-        error: (iss) =>
-          iss.input === undefined
-            ? 'Invalid input: expected array, received undefined'
-            : 'expected a matrix (a list of rows) or a flat list of numbers',
-      })
-      .describe('Targets, batch × out_last; or a flat list of batch numbers when out_last = 1.'),
-    activation: z.enum(ACTIVATIONS).default('tanh').describe('Activation of every hidden layer.'),
-    outputActivation: z.enum(ACTIVATIONS).default('sigmoid').describe('Activation of the last layer.'),
-    loss: z.enum(LOSSES).default('bce').describe("bce: binary cross-entropy with JAX's clip(p, 1e-8, 1 - 1e-8)."),
-    reduction: z
-      .enum(REDUCTIONS)
-      .default('mean')
-      .describe('mean over all batch × out elements, or sum (add up the results of batch shards).'),
-  })
-  .superRefine((body, ctx) => {
-    for (const issue of shapeIssues(body)) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
-  })
+  .strictObject({ ...networkFields, ...lossFields })
+  .superRefine((body, ctx) => report(ctx, [...shapeIssues(body), ...optionIssues(body)]))
   .meta({ examples: [xorRequest] })
   .describe('An MLP, a batch and the loss options.');
 export type ComputeRequest = z.infer<typeof ComputeRequest>;
+
+export const ForwardRequest = z
+  .strictObject({
+    ...networkFields,
+    outputActivation: z.enum(ACTIVATIONS).default('sigmoid').describe('Activation of the last layer.'),
+  })
+  .superRefine((body, ctx) => report(ctx, shapeIssues(body)))
+  .meta({ examples: [xorForwardRequest] })
+  .describe('An MLP and a batch of inputs.');
+export type ForwardRequest = z.infer<typeof ForwardRequest>;
+
+const learningRate = z.number().positive().finite().describe('Step size (optax learning_rate).');
+export const Optimizer = z
+  .discriminatedUnion('name', [
+    z.strictObject({ name: z.literal('sgd'), learningRate }).describe('optax.sgd(learningRate): p -= lr·g.'),
+    z
+      .strictObject({
+        name: z.literal('momentum'),
+        learningRate,
+        momentum: z.number().min(0).max(1).default(0.9).describe('Decay of the trace.'),
+      })
+      .describe('optax.sgd(learningRate, momentum): v = g + momentum·v, p -= lr·v (not Nesterov).'),
+    z
+      .strictObject({
+        name: z.literal('adam'),
+        learningRate,
+        b1: z.number().min(0).lt(1).default(0.9),
+        b2: z.number().min(0).lt(1).default(0.999),
+        eps: z.number().positive().default(1e-8),
+      })
+      .describe('optax.adam(learningRate, b1, b2, eps), eps_root 0, with bias correction.'),
+  ])
+  .describe("The optimizer, with optax's defaults and update rules.");
+
+export const TrainRequest = z
+  .strictObject({
+    ...networkFields,
+    ...lossFields,
+    optimizer: Optimizer,
+    steps: z
+      .number()
+      .int()
+      .min(1)
+      .describe('Optimizer steps (limited by GRADSERVE_MAX_TRAIN_STEPS and GRADSERVE_MAX_TRAIN_WORK, see /info).'),
+    batchSize: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .describe('Rows per step, drawn by a seeded shuffle of x, epoch after epoch; the whole batch when absent.'),
+    seed: UInt32.default(0).describe('Seed of the minibatch shuffle.'),
+  })
+  .superRefine((body, ctx) => report(ctx, [...shapeIssues(body), ...optionIssues(body), ...trainIssues(body)]))
+  .meta({ examples: [xorTrainRequest] })
+  .describe('An MLP, a batch, the loss options and an optimizer: gradient descent from params.');
+export type TrainRequest = z.infer<typeof TrainRequest>;
+
+export const InitRequest = z
+  .strictObject({
+    layers: z.array(z.number().int().min(1)).describe('Widths, input to output: [in, hidden..., out].'),
+    seed: UInt32.default(0).describe('The same seed gives the same params on every machine.'),
+    scheme: z.enum(INIT_SCHEMES).default('glorot_normal').describe("Weights: jax.nn.initializers' distribution of that name."),
+    scale: z.number().positive().finite().optional().describe('Standard deviation of the normal scheme and normal biases (default 0.01).'),
+    biasScheme: z.enum(BIAS_SCHEMES).default('zeros').describe('Biases: zeros, or normal with standard deviation scale.'),
+  })
+  .superRefine((body, ctx) => report(ctx, initIssues(body)))
+  .meta({ examples: [xorInitRequest] })
+  .describe('The shape of an MLP and how to initialise it.');
+export type InitRequest = z.infer<typeof InitRequest>;
 
 /** JSON has no NaN or Infinity: non-finite results are written as these strings. */
 const Num = z
@@ -46,6 +142,7 @@ const Num = z
   .describe('A float32 result; "NaN", "Infinity" or "-Infinity" where it is not finite.');
 
 const Warnings = z.array(z.string()).optional().describe('Present when a result is not finite: what happened and how to avoid it.');
+const NumTree = z.array(z.object({ W: z.array(z.array(Num)), b: z.array(Num) }));
 
 export const LossResponse = z
   .object({ loss: Num.describe('The loss, as JAX computes it in float32.'), warnings: Warnings })
@@ -54,12 +151,33 @@ export const LossResponse = z
 export const ValueAndGradResponse = z
   .object({
     loss: Num.describe('The loss, as JAX computes it in float32.'),
-    grads: z
-      .array(z.object({ W: z.array(z.array(Num)), b: z.array(Num) }))
-      .describe('d loss / d params, with exactly the structure and shapes of params.'),
+    grads: NumTree.describe('d loss / d params, with exactly the structure and shapes of params.'),
     warnings: Warnings,
   })
   .describe('The loss and its gradient tree (jax.value_and_grad).');
+
+export const ForwardResponse = z
+  .object({ predictions: z.array(z.array(Num)).describe('batch × out_last, after the output activation.'), warnings: Warnings })
+  .describe("The network's predictions.");
+
+export const TrainResponse = z
+  .object({
+    params: NumTree.describe('The trained parameters, in the request format.'),
+    loss: Num.describe('The loss of the returned params on the whole batch.'),
+    history: z
+      .array(z.object({ step: z.number().int(), loss: Num }))
+      .describe('The loss before each recorded step (of its minibatch): every step up to 100, then every ⌈steps/100⌉-th and the last.'),
+    warnings: Warnings,
+  })
+  .describe('Trained parameters and the loss along the way.');
+
+export const InitResponse = z
+  .object({
+    params: z
+      .array(z.object({ W: z.array(z.array(z.number())), b: z.array(z.number()) }))
+      .describe('Float32 values, in the request format.'),
+  })
+  .describe('Initial parameters.');
 
 export const ErrorResponse = z
   .object({
@@ -76,3 +194,22 @@ export const ReadyResponse = z.object({
   backend: z.string().describe('The compute backend in use.'),
 });
 export const NotReadyResponse = ErrorResponse;
+
+export const InfoResponse = z
+  .object({
+    version: z.string(),
+    backend: z.string().describe('The compute backend in use.'),
+    backends: z.array(z.string()).describe('The backends this build can use (GRADSERVE_BACKEND).'),
+    kernelCache: z
+      .object({
+        size: z.number().int(),
+        capacity: z.number().int(),
+        compiles: z.number().int(),
+        hits: z.number().int(),
+        evictions: z.number().int(),
+        compileMsTotal: z.number(),
+      })
+      .describe('Compiled kernels: how many are kept and how they were found.'),
+    limits: z.record(z.string(), z.number()).describe('Request limits, each named after its setting.'),
+  })
+  .describe('What this server is and how it is configured.');

@@ -1,4 +1,7 @@
 import { FLOAT32_MAX } from '../engine/float32.js';
+import type { InitScheme } from '../engine/init.js';
+import { lossOps } from '../engine/ops/head.js';
+import type { Activation, Loss } from '../engine/types.js';
 
 /**
  * The checks a JSON schema cannot express: rectangular matrices, layers that chain, x and
@@ -13,7 +16,7 @@ export interface ShapeIssue {
 interface Body {
   params: { W: number[][]; b: number[] }[];
   x: number[][];
-  y: number[][] | number[];
+  y?: number[][] | number[];
 }
 
 function rectangular(m: number[][], path: (string | number)[], issues: ShapeIssue[]): number | undefined {
@@ -78,6 +81,7 @@ export function shapeIssues(body: Body): ShapeIssue[] {
   });
 
   const outDim = prevOut;
+  if (y === undefined) return issues;
   if (y.length !== x.length) {
     issues.push({ path: ['y'], message: `has ${y.length} rows; x has ${x.length} (the batch)` });
   } else if (y.length > 0 && typeof y[0] === 'number') {
@@ -100,6 +104,36 @@ export function shapeIssues(body: Body): ShapeIssue[] {
         float32Range(row, ['y', r], issues);
       });
     }
+  }
+  return issues;
+}
+
+/** A loss that applies its own squashing (bce_logits) takes no other output activation. */
+export function optionIssues(body: { loss: Loss; outputActivation?: Activation | undefined }): ShapeIssue[] {
+  const required = lossOps[body.loss].requiredOutputActivation;
+  if (required === undefined || body.outputActivation === undefined || body.outputActivation === required) return [];
+  return [
+    {
+      path: ['outputActivation'],
+      message: `is "${body.outputActivation}"; loss "${body.loss}" applies the sigmoid itself and needs "${required}" (or leave outputActivation out)`,
+    },
+  ];
+}
+
+export function trainIssues(body: { x: number[][]; batchSize?: number | undefined }): ShapeIssue[] {
+  if (body.batchSize === undefined || body.x.length === 0 || body.batchSize <= body.x.length) return [];
+  return [{ path: ['batchSize'], message: `is ${body.batchSize}; x has ${body.x.length} rows (leave batchSize out to use them all)` }];
+}
+
+export function initIssues(body: { layers: number[]; scheme: InitScheme; biasScheme: string; scale?: number | undefined }): ShapeIssue[] {
+  const issues: ShapeIssue[] = [];
+  if (body.layers.length < 2)
+    issues.push({ path: ['layers'], message: `has ${body.layers.length} widths; it needs at least 2 (inputs and outputs)` });
+  if (body.scale !== undefined && body.scheme !== 'normal' && body.biasScheme !== 'normal') {
+    issues.push({
+      path: ['scale'],
+      message: `applies to scheme "normal" and biasScheme "normal" only; scheme "${body.scheme}" sets its own scale`,
+    });
   }
   return issues;
 }

@@ -14,6 +14,13 @@ const EnvSchema = z.object({
     .default(64 * 1024 * 1024),
   GRADSERVE_KERNEL_CACHE_SIZE: z.coerce.number().int().positive().default(64),
   GRADSERVE_SHUTDOWN_GRACE_MS: z.coerce.number().int().positive().default(10_000),
+  GRADSERVE_MAX_TRAIN_STEPS: z.coerce.number().int().positive().default(100_000),
+  GRADSERVE_MAX_TRAIN_WORK: z.coerce.number().int().positive().default(1e9),
+  GRADSERVE_MAX_INIT_PARAMS: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(4 * 1024 * 1024),
 });
 
 export interface Config {
@@ -24,6 +31,12 @@ export interface Config {
   bodyLimit: number;
   kernelCacheSize: number;
   shutdownGraceMs: number;
+  /** /train: most optimizer steps in one request */
+  maxTrainSteps: number;
+  /** /train: most steps × rows per step × Σ (in + 1)·out (the forward pass's multiply-adds, biases counted) in one request */
+  maxTrainWork: number;
+  /** /init: most parameters (weights and biases) in one response */
+  maxInitParams: number;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -41,6 +54,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bodyLimit: e.GRADSERVE_BODY_LIMIT,
     kernelCacheSize: e.GRADSERVE_KERNEL_CACHE_SIZE,
     shutdownGraceMs: e.GRADSERVE_SHUTDOWN_GRACE_MS,
+    maxTrainSteps: e.GRADSERVE_MAX_TRAIN_STEPS,
+    maxTrainWork: e.GRADSERVE_MAX_TRAIN_WORK,
+    maxInitParams: e.GRADSERVE_MAX_INIT_PARAMS,
   };
 }
 

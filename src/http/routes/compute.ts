@@ -3,13 +3,13 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Engine } from '../../engine/engine.js';
 import type { RunStats } from '../../engine/types.js';
 import { ResultEncoder } from '../encode.js';
-import { toProblem } from '../problem.js';
-import { ComputeRequest, ErrorResponse, LossResponse, ValueAndGradResponse } from '../schemas.js';
+import { toForwardProblem, toProblem } from '../problem.js';
+import { ComputeRequest, ErrorResponse, ForwardRequest, ForwardResponse, LossResponse, ValueAndGradResponse } from '../schemas.js';
 
-const errors = { 400: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse };
+export const errors = { 400: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse };
 
 /** Record what the engine did: in Server-Timing for the client, on the request for the log line. */
-function reportStats(request: FastifyRequest, reply: FastifyReply, stats: RunStats): void {
+export function reportStats(request: FastifyRequest, reply: FastifyReply, stats: RunStats): void {
   request.runStats = stats;
   reply.header(
     'server-timing',
@@ -40,7 +40,7 @@ export const computeRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app,
       reportStats(request, reply, result.stats);
       const enc = new ResultEncoder();
       const loss = enc.number(result.loss);
-      const grads = enc.grads(result.grads);
+      const grads = enc.layers(result.grads);
       return { loss, grads, warnings: enc.warnings(result.head) };
     },
   );
@@ -63,6 +63,27 @@ export const computeRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app,
       const enc = new ResultEncoder();
       const loss = enc.number(result.loss);
       return { loss, warnings: enc.warnings(result.head) };
+    },
+  );
+
+  api.post(
+    '/forward',
+    {
+      schema: {
+        operationId: 'forward',
+        summary: 'Predictions (the forward pass)',
+        description: "The network's outputs for a batch of inputs, after the output activation; no targets, no loss.",
+        tags: ['compute'],
+        body: ForwardRequest,
+        response: { 200: ForwardResponse, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const result = await engine.forward(toForwardProblem(request.body));
+      reportStats(request, reply, result.stats);
+      const enc = new ResultEncoder();
+      const predictions = enc.matrix(result.predictions);
+      return { predictions, warnings: enc.warnings() };
     },
   );
 };

@@ -1,0 +1,77 @@
+import type { FastifyInstance } from 'fastify';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { Engine } from '../engine/engine.js';
+
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/**
+ * GET /metrics in Prometheus's text format, from a registry of this app's own (not
+ * prom-client's global one, so tests can build several apps): requests and their latency
+ * per route and status, engine compute time, the kernel cache (read from the engine's
+ * counters at scrape time), the backend, and Node's default metrics (event-loop lag,
+ * memory, GC).
+ */
+export function registerMetrics(app: FastifyInstance, engine: Engine): void {
+  const registers = [new Registry()];
+  const [registry] = registers as [Registry];
+  collectDefaultMetrics({ register: registry });
+
+  const labelNames = ['method', 'route', 'status'] as const;
+  const requests = new Counter({ name: 'gradserve_http_requests_total', help: 'HTTP requests answered', labelNames, registers });
+  const latency = new Histogram({
+    name: 'gradserve_http_request_duration_seconds',
+    help: 'Time to answer an HTTP request',
+    labelNames,
+    buckets: LATENCY_BUCKETS,
+    registers,
+  });
+  const compute = new Histogram({
+    name: 'gradserve_engine_compute_seconds',
+    help: 'Engine time per request, kernel compiles excluded',
+    labelNames: ['route'],
+    buckets: LATENCY_BUCKETS,
+    registers,
+  });
+
+  const cache = () => engine.info().kernelCache;
+  /** a counter that mirrors one of the engine's own running totals */
+  const mirrored = (name: string, help: string, read: () => number) =>
+    new Counter({
+      name,
+      help,
+      registers,
+      collect() {
+        this.reset();
+        this.inc(read());
+      },
+    });
+  mirrored('gradserve_kernel_compiles_total', 'Kernels compiled', () => cache().compiles);
+  mirrored('gradserve_kernel_cache_hits_total', 'Kernel cache hits', () => cache().hits);
+  mirrored('gradserve_kernel_cache_evictions_total', 'Kernels evicted from the cache', () => cache().evictions);
+  mirrored('gradserve_kernel_compile_seconds_total', 'Time spent compiling kernels', () => cache().compileMsTotal / 1000);
+  new Gauge({
+    name: 'gradserve_kernel_cache_size',
+    help: 'Kernels in the cache',
+    registers,
+    collect() {
+      this.set(cache().size);
+    },
+  });
+  new Gauge({ name: 'gradserve_backend_info', help: 'The compute backend in use', labelNames: ['backend'], registers }).set(
+    { backend: engine.backendName },
+    1,
+  );
+
+  app.addHook('onResponse', async (request, reply) => {
+    // the route's pattern, never the raw URL: unknown paths would make unbounded label values
+    const labels = { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) };
+    requests.inc(labels);
+    latency.observe(labels, reply.elapsedTime / 1000);
+    if (request.runStats) compute.observe({ route: labels.route }, request.runStats.computeMs / 1000);
+  });
+
+  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+    reply.type(registry.contentType);
+    return registry.metrics();
+  });
+}

@@ -1,0 +1,27 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { Engine } from '../../engine/engine.js';
+import { BACKENDS } from '../../engine/types.js';
+import { InfoResponse } from '../schemas.js';
+
+export interface InfoOptions {
+  engine: Engine;
+  version: string;
+  /** request limits, named as in Config */
+  limits: Record<string, number>;
+}
+
+export const infoRoutes: FastifyPluginAsync<InfoOptions> = async (app, { engine, version, limits }) => {
+  app.withTypeProvider<ZodTypeProvider>().get(
+    '/info',
+    {
+      schema: {
+        operationId: 'info',
+        summary: 'Version, backend, limits and kernel cache statistics',
+        tags: ['operations'],
+        response: { 200: InfoResponse },
+      },
+    },
+    async () => ({ version, backend: engine.backendName, backends: [...BACKENDS], kernelCache: engine.info().kernelCache, limits }),
+  );
+};

@@ -1,0 +1,37 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { initParams } from '../../engine/init.js';
+import type { Config } from '../../runtime/config.js';
+import { ResultEncoder } from '../encode.js';
+import { Errors } from '../errors.js';
+import { InitRequest, InitResponse } from '../schemas.js';
+import { errors } from './compute.js';
+
+export const initRoutes: FastifyPluginAsync<{ limits: Pick<Config, 'maxInitParams'> }> = async (app, { limits }) => {
+  app.withTypeProvider<ZodTypeProvider>().post(
+    '/init',
+    {
+      schema: {
+        operationId: 'init',
+        summary: 'Initial parameters (jax.nn.initializers)',
+        description:
+          "Parameters for a network of the given widths, drawn from jax.nn.initializers' distributions with a documented " +
+          'counter-based PRNG (Threefry-2x32): the same seed gives the same params on every machine.',
+        tags: ['compute'],
+        body: InitRequest,
+        response: { 200: InitResponse, ...errors },
+      },
+    },
+    async (request) => {
+      const { layers, seed, scheme, biasScheme, scale = 0.01 } = request.body;
+      const count = layers.slice(1).reduce((s, out, l) => s + (layers[l]! + 1) * out, 0);
+      if (count > limits.maxInitParams) {
+        throw new Errors.OverLimit(
+          `layers ${JSON.stringify(layers).slice(0, 80)} make ${count} parameters; the limit is ${limits.maxInitParams} (GRADSERVE_MAX_INIT_PARAMS)`,
+        );
+      }
+      const params = initParams({ layers, seed, scheme, biasScheme, scale });
+      return { params: new ResultEncoder().layers(params) as { W: number[][]; b: number[] }[] };
+    },
+  );
+};

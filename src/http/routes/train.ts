@@ -1,0 +1,67 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { Engine } from '../../engine/engine.js';
+import type { Config } from '../../runtime/config.js';
+import { ResultEncoder } from '../encode.js';
+import { Errors } from '../errors.js';
+import { toProblem } from '../problem.js';
+import { TrainRequest, TrainResponse } from '../schemas.js';
+import { errors, reportStats } from './compute.js';
+
+type TrainLimits = Pick<Config, 'maxTrainSteps' | 'maxTrainWork'>;
+
+/** Refuse a run over the settings' limits before it starts, naming the setting. */
+function checkLimits(body: TrainRequest, limits: TrainLimits): void {
+  if (body.steps > limits.maxTrainSteps) {
+    throw new Errors.OverLimit(`steps is ${body.steps}; the limit is ${limits.maxTrainSteps} (GRADSERVE_MAX_TRAIN_STEPS)`);
+  }
+  const rows = Math.min(body.batchSize ?? body.x.length, body.x.length);
+  const macs = body.params.reduce((s, p) => s + (p.W.length + 1) * p.W[0]!.length, 0);
+  const work = body.steps * rows * macs;
+  if (work > limits.maxTrainWork) {
+    throw new Errors.OverLimit(
+      `steps × rows per step × Σ (in + 1)·out is ${body.steps} × ${rows} × ${macs} = ${work}; the limit is ${limits.maxTrainWork} ` +
+        '(GRADSERVE_MAX_TRAIN_WORK): use fewer steps, a smaller batchSize or a smaller network',
+    );
+  }
+}
+
+export const trainRoutes: FastifyPluginAsync<{ engine: Engine; limits: TrainLimits }> = async (app, { engine, limits }) => {
+  app.withTypeProvider<ZodTypeProvider>().post(
+    '/train',
+    {
+      schema: {
+        operationId: 'train',
+        summary: 'Train by gradient descent (an optax loop)',
+        description:
+          'Runs `steps` optimizer steps from `params`: at each, value_and_grad on a minibatch (the whole batch unless ' +
+          '`batchSize`), then the optimizer update, in float32 as optax does. Returns the final params, their loss on ' +
+          'the whole batch and a loss history. Stops early, with a warning, if the loss stops being finite.',
+        tags: ['compute'],
+        body: TrainRequest,
+        response: { 200: TrainResponse, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const body = request.body;
+      checkLimits(body, limits);
+      const { optimizer, steps, batchSize, seed } = body;
+      const result = await engine.train(toProblem(body), { optimizer, steps, batchSize, seed });
+      reportStats(request, reply, result.stats);
+      const enc = new ResultEncoder();
+      const history = result.history.map((h) => ({ step: h.step, loss: enc.number(h.loss) }));
+      const stopped =
+        result.stoppedAt === undefined
+          ? []
+          : [
+              `training stopped at step ${result.stoppedAt}: its loss is not finite; params are those before that step. Try a smaller learningRate.`,
+            ];
+      return {
+        params: enc.layers(result.params),
+        loss: enc.number(result.loss),
+        history,
+        warnings: enc.warnings(result.head, stopped),
+      };
+    },
+  );
+};

@@ -1,0 +1,158 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../../src/app.js';
+import { Engine } from '../../src/engine/engine.js';
+import { xorForwardRequest, xorInitRequest, xorTrainRequest } from '../../src/http/examples.js';
+import { defaultConfig } from '../../src/runtime/config.js';
+import { randomCase, rng, xorCase } from '../helpers.js';
+import { predict64, relError, valueAndGrad64 } from '../reference/mlp64.js';
+
+const json = <T>(o: T): T => JSON.parse(JSON.stringify(o));
+
+async function makeApp(backend: 'webasm' | 'cpu' = 'webasm', overrides: Partial<ReturnType<typeof defaultConfig>> = {}) {
+  const engine = await Engine.create({ backend, kernelCacheSize: 64 });
+  const app = await buildApp({ config: { ...defaultConfig(), logLevel: 'silent', ...overrides }, engine });
+  return { app, engine };
+}
+
+describe('the lesson series over HTTP: /init, /forward, /train', () => {
+  let app: FastifyInstance;
+  let engine: Engine;
+  before(async () => {
+    ({ app, engine } = await makeApp('webasm', { maxTrainSteps: 5000, maxTrainWork: 1e6, maxInitParams: 1000 }));
+  });
+  after(async () => {
+    await app.close();
+    engine.close();
+  });
+  const post = (url: string, payload: unknown) => app.inject({ method: 'POST', url, payload: payload as object });
+
+  it('POST /forward returns the predictions of the float64 reference, batch × out', async () => {
+    const res = await post('/forward', xorForwardRequest);
+    assert.equal(res.statusCode, 200, res.body);
+    const { predictions } = res.json();
+    assert.deepEqual([predictions.length, predictions[0].length], [4, 1]);
+    assert.ok(relError(predictions.flat(), predict64(xorCase).flat()) <= 1e-5);
+    const bad = await post('/forward', { ...xorForwardRequest, y: xorCase.y });
+    assert.equal(bad.statusCode, 400);
+    assert.match(bad.json().message, /unknown field "y"/);
+  });
+
+  it('POST /init gives params in the request format, from jax.nn.initializers-shaped distributions, the same for the same seed', async () => {
+    const res = await post('/init', xorInitRequest);
+    assert.equal(res.statusCode, 200, res.body);
+    const { params } = res.json();
+    assert.deepEqual(
+      params.map((p: { W: number[][]; b: number[] }) => [p.W.length, p.W[0]!.length, p.b.length]),
+      [
+        [2, 4, 4],
+        [4, 1, 1],
+      ],
+    );
+    assert.deepEqual(params[0].b, [0, 0, 0, 0]);
+    // glorot_normal, truncated at 2σ: |w| ≤ 2·sqrt(1/fan_avg)/0.8796
+    const bound = (2 * Math.sqrt(1 / 3)) / 0.87962566103423978;
+    assert.ok(params[0].W.flat().every((w: number) => Math.abs(w) <= bound && Math.fround(w) === w));
+    assert.deepEqual((await post('/init', xorInitRequest)).json(), res.json());
+    assert.notDeepEqual((await post('/init', { ...xorInitRequest, seed: 1 })).json(), res.json());
+    // the initialised network goes straight into the next step of the lesson
+    const loss = await post('/loss', { params, x: xorCase.x, y: xorCase.y });
+    assert.equal(loss.statusCode, 200, loss.body);
+  });
+
+  it('POST /train trains the XOR lesson to a loss below 0.05 with the documented recipe', async () => {
+    const res = await post('/train', xorTrainRequest);
+    assert.equal(res.statusCode, 200, res.body);
+    const body = res.json();
+    assert.ok(body.loss < 0.05, `final loss ${body.loss}`);
+    assert.equal(body.history[0].step, 0);
+    assert.ok(Math.abs(body.history[0].loss - 0.729988954) < 1e-6, 'step 0 is the lesson loss');
+    // the returned params are what the final loss says they are
+    const ref = valueAndGrad64({ ...xorCase, params: body.params });
+    assert.ok(Math.abs(ref.loss - body.loss) <= 1e-5 * ref.loss);
+  });
+
+  it('takes bce_logits with a linear output by default, and mse, as the float64 reference computes them', async () => {
+    const { outputActivation, ...rest } = xorCase;
+    for (const [loss, activation] of [
+      ['bce_logits', 'gelu'],
+      ['mse', 'elu'],
+    ] as const) {
+      const res = await post('/value-and-grad', { ...rest, loss, activation });
+      assert.equal(res.statusCode, 200, res.body);
+      const ref = valueAndGrad64({ ...xorCase, loss, activation, outputActivation: 'linear' });
+      assert.ok(Math.abs(res.json().loss - ref.loss) <= 1e-5 * ref.loss, `${loss} loss`);
+      res.json().grads.forEach((g: { W: number[][]; b: number[] }, l: number) => {
+        assert.ok(relError(g.W.flat(), ref.grads[l]!.W.flat()) <= 1e-5, `${loss} dW[${l}]`);
+      });
+    }
+  });
+
+  // Each bad request: a 400 whose message names the field or the setting.
+  const bad: [string, string, unknown, RegExp][] = [
+    [
+      'bce_logits with a sigmoid output',
+      '/loss',
+      { ...json(xorCase), loss: 'bce_logits' },
+      /outputActivation is "sigmoid"; loss "bce_logits"/,
+    ],
+    ['an unknown optimizer', '/train', { ...xorTrainRequest, optimizer: { name: 'rmsprop', learningRate: 0.1 } }, /optimizer/],
+    ['no learning rate', '/train', { ...xorTrainRequest, optimizer: { name: 'adam' } }, /optimizer\.learningRate is required/],
+    [
+      'an unknown optimizer option',
+      '/train',
+      { ...xorTrainRequest, optimizer: { name: 'sgd', learningRate: 1, momentum: 0.9 } },
+      /unknown field "momentum"/,
+    ],
+    [
+      'steps over the limit',
+      '/train',
+      { ...xorTrainRequest, steps: 5001 },
+      /steps is 5001; the limit is 5000 \(GRADSERVE_MAX_TRAIN_STEPS\)/,
+    ],
+    [
+      'work over the limit',
+      '/train',
+      { ...xorTrainRequest, steps: 5000, x: Array(20).fill([0, 1]), y: Array(20).fill(1) },
+      /GRADSERVE_MAX_TRAIN_WORK/,
+    ],
+    ['a batchSize larger than the batch', '/train', { ...xorTrainRequest, batchSize: 5 }, /batchSize is 5; x has 4 rows/],
+    ['zero steps', '/train', { ...xorTrainRequest, steps: 0 }, /steps: Too small/],
+    ['one width', '/init', { layers: [3] }, /layers has 1 widths; it needs at least 2/],
+    ['a scale the scheme ignores', '/init', { layers: [2, 1], scheme: 'he_uniform', scale: 0.1 }, /scale applies to scheme "normal"/],
+    ['a seed beyond 32 bits', '/init', { layers: [2, 1], seed: 2 ** 32 }, /seed: Too big/],
+    ['too many parameters', '/init', { layers: [100, 100] }, /10100 parameters; the limit is 1000 \(GRADSERVE_MAX_INIT_PARAMS\)/],
+  ];
+  for (const [name, url, payload, message] of bad) {
+    it(`rejects ${name} on ${url} with a 400 that says so`, async () => {
+      const res = await post(url, payload);
+      assert.equal(res.statusCode, 400, res.body);
+      assert.match(res.json().message, message);
+    });
+  }
+});
+
+describe('training does not hold up other requests', () => {
+  it('answers /healthz while a long /train runs on the cpu backend', async () => {
+    const { app, engine } = await makeApp('cpu');
+    try {
+      const c = randomCase(rng(3), { widths: [2, 16, 16, 1], batch: 64, activation: 'tanh' });
+      let trained = false;
+      const training = app
+        .inject({ method: 'POST', url: '/train', payload: { ...c, optimizer: { name: 'sgd', learningRate: 0.01 }, steps: 400 } })
+        .then((res) => {
+          trained = true;
+          return res;
+        });
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const health = await app.inject('/healthz');
+      assert.equal(health.statusCode, 200);
+      assert.equal(trained, false, 'the health check was answered while training ran');
+      assert.equal((await training).statusCode, 200);
+    } finally {
+      await app.close();
+      engine.close();
+    }
+  });
+});

@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { FastifyInstance } from 'fastify';
+import { buildApp, VERSION } from '../../src/app.js';
+import { Engine } from '../../src/engine/engine.js';
+import { xorRequest } from '../../src/http/examples.js';
+import { defaultConfig } from '../../src/runtime/config.js';
+
+/** The value of one sample in Prometheus's text format; 0 when absent. */
+function sample(text: string, name: string, labels = ''): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `));
+  return line ? Number(line.split(' ')[1]) : 0;
+}
+
+describe('operations: /info and /metrics', () => {
+  let app: FastifyInstance;
+  let engine: Engine;
+  before(async () => {
+    engine = await Engine.create({ backend: 'cpu', kernelCacheSize: 64 });
+    app = await buildApp({ config: { ...defaultConfig(), logLevel: 'silent' }, engine });
+  });
+  after(async () => {
+    await app.close();
+    engine.close();
+  });
+
+  it('GET /info names the version, the backends, the limits and the kernel cache', async () => {
+    const info = (await app.inject('/info')).json();
+    assert.equal(info.version, VERSION);
+    assert.equal(info.backend, 'cpu');
+    assert.deepEqual(info.backends, ['webasm', 'cpu']);
+    const config = defaultConfig();
+    assert.equal(info.limits.bodyLimit, config.bodyLimit);
+    assert.equal(info.limits.maxTrainSteps, config.maxTrainSteps);
+    assert.equal(info.kernelCache.capacity, 64);
+  });
+
+  it('GET /metrics: request, latency, compute and kernel counters move with traffic', async () => {
+    const scrape = async () => {
+      const res = await app.inject('/metrics');
+      assert.equal(res.statusCode, 200);
+      assert.match(String(res.headers['content-type']), /^text\/plain; version=0\.0\.4/);
+      return res.body;
+    };
+    const before = await scrape();
+    assert.equal(sample(before, 'gradserve_backend_info', 'backend="cpu"'), 1);
+    assert.match(before, /^nodejs_eventloop_lag_seconds /m);
+    const vg = 'method="POST",route="/value-and-grad",status="200"';
+    const first = await app.inject({ method: 'POST', url: '/value-and-grad', payload: xorRequest });
+    assert.equal(first.statusCode, 200);
+    await app.inject({ method: 'POST', url: '/value-and-grad', payload: xorRequest });
+    await app.inject({ method: 'POST', url: '/value-and-grad', payload: { ...xorRequest, x: [] } });
+    await app.inject('/no/such/path');
+    const after = await scrape();
+    const moved = (name: string, labels = '') => sample(after, name, labels) - sample(before, name, labels);
+    assert.equal(moved('gradserve_http_requests_total', vg), 2);
+    assert.equal(moved('gradserve_http_requests_total', 'method="POST",route="/value-and-grad",status="400"'), 1);
+    assert.equal(moved('gradserve_http_requests_total', 'method="GET",route="unmatched",status="404"'), 1);
+    assert.equal(moved('gradserve_http_request_duration_seconds_count', vg), 2);
+    assert.equal(moved('gradserve_engine_compute_seconds_count', 'route="/value-and-grad"'), 2);
+    assert.equal(moved('gradserve_kernel_compiles_total'), 7); // the first request compiled the XOR network's kernels
+    assert.equal(moved('gradserve_kernel_cache_hits_total'), 7); // the second found them all
+    assert.ok(moved('gradserve_kernel_compile_seconds_total') > 0);
+    assert.equal(sample(after, 'gradserve_kernel_cache_size'), 7);
+  });
+
+  it('keeps a registry per app: two apps count their own requests', async () => {
+    const other = await Engine.create({ backend: 'cpu', kernelCacheSize: 4 });
+    const second = await buildApp({ config: { ...defaultConfig(), logLevel: 'silent' }, engine: other });
+    try {
+      await second.inject('/healthz');
+      const text = (await second.inject('/metrics')).body;
+      assert.equal(sample(text, 'gradserve_http_requests_total', 'method="GET",route="/healthz",status="200"'), 1);
+      assert.equal(sample(text, 'gradserve_http_requests_total', 'method="POST",route="/value-and-grad",status="200"'), 0);
+    } finally {
+      await second.close();
+      other.close();
+    }
+  });
+});
