@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { type Browser, chromium } from 'playwright-core';
+import { type Browser, chromium, type Page } from 'playwright-core';
 import { buildApp } from '../../src/app.js';
 import { Engine } from '../../src/engine/engine.js';
 import { defaultConfig } from '../../src/runtime/config.js';
@@ -37,30 +37,47 @@ describe('Swagger UI in a real browser', () => {
     engine?.close();
   });
 
-  it('lists both endpoints, pre-fills the XOR lesson, and "Execute" shows the loss and gradients', async () => {
-    const page = await browser.newPage();
-    await page.goto(`${address}/docs/`);
-    for (const op of ['valueAndGrad', 'loss']) await page.waitForSelector(`#operations-compute-${op}`);
-    const op = page.locator('#operations-compute-valueAndGrad');
+  /** Expand an operation, "Try it out" if needed, check the pre-filled body, "Execute", and return the status and the JSON shown. */
+  async function execute(
+    page: Page,
+    id: string,
+  ): Promise<{ prefilled: Record<string, unknown>; status: string; shown: Record<string, unknown> }> {
+    const op = page.locator(`#${id}`);
     await op.locator('.opblock-summary').click();
     await op.locator('button.try-out__btn').waitFor(); // present once expanded, in either mode
     const body = op.locator('textarea.body-param__text');
     if ((await body.count()) === 0) await op.locator('button.try-out__btn').click();
     const prefilled = JSON.parse(await body.inputValue());
-    assert.deepEqual(prefilled.x, [
+    await op.locator('button.execute').click();
+    const status = op.locator('.live-responses-table .response .response-col_status').first();
+    await status.waitFor({ timeout: 30_000 });
+    const shown = JSON.parse((await op.locator('.live-responses-table .microlight').first().textContent()) ?? '');
+    return { prefilled, status: (await status.textContent())?.trim() ?? '', shown };
+  }
+
+  it('lists every endpoint; "Execute" on /value-and-grad and /train shows the XOR lesson\'s answers', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 2400 } });
+    await page.goto(`${address}/docs/`);
+    for (const op of ['valueAndGrad', 'loss', 'forward', 'init', 'train']) await page.waitForSelector(`#operations-compute-${op}`);
+    await page.waitForSelector('#operations-operations-info');
+
+    const vg = await execute(page, 'operations-compute-valueAndGrad');
+    assert.deepEqual(vg.prefilled.x, [
       [0, 0],
       [0, 1],
       [1, 0],
       [1, 1],
     ]);
-    await op.locator('button.execute').click();
-    const status = op.locator('.live-responses-table .response .response-col_status').first();
-    await status.waitFor();
-    assert.equal((await status.textContent())?.trim(), '200');
-    const shown = JSON.parse((await op.locator('.live-responses-table .microlight').first().textContent()) ?? '');
-    assert.ok(Math.abs(shown.loss - 0.729988954) < 1e-6, `loss shown: ${shown.loss}`);
-    assert.equal(shown.grads.length, 2);
+    assert.equal(vg.status, '200');
+    assert.ok(Math.abs((vg.shown.loss as number) - 0.729988954) < 1e-6, `loss shown: ${vg.shown.loss}`);
+    assert.equal((vg.shown.grads as unknown[]).length, 2);
+
+    const train = await execute(page, 'operations-compute-train');
+    assert.deepEqual(train.prefilled.optimizer, { name: 'adam', learningRate: 0.05 });
+    assert.equal(train.status, '200');
+    assert.ok((train.shown.loss as number) < 0.05, `trained loss shown: ${train.shown.loss}`);
+    assert.equal((train.shown.params as unknown[]).length, 2);
     mkdirSync(ARTIFACTS, { recursive: true });
-    await page.screenshot({ path: new URL('swagger-ui.png', ARTIFACTS).pathname });
+    await page.screenshot({ path: new URL('swagger-ui.png', ARTIFACTS).pathname, fullPage: true });
   });
 });
