@@ -3,14 +3,20 @@ import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Engine } from './engine/engine.js';
 import type { RunStats } from './engine/types.js';
+import { ComputeGate } from './http/admission.js';
 import { registerDocs } from './http/docs.js';
 import { installErrorHandlers } from './http/errors.js';
+import { useJsonBodies } from './http/json-body.js';
 import { computeRoutes } from './http/routes/compute.js';
 import { healthRoutes } from './http/routes/health.js';
 import type { Config } from './runtime/config.js';
 import { loggerOptions, requestIdFrom } from './runtime/logger.js';
 
 declare module 'fastify' {
+  interface FastifyInstance {
+    /** admission and concurrency for compute routes (shutdown aborts what is left in it) */
+    computeGate: ComputeGate;
+  }
   interface FastifyRequest {
     /** what the engine did for this request, for the log line */
     runStats: RunStats | null;
@@ -21,7 +27,7 @@ const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url),
 export const VERSION = pkg.version;
 
 export interface AppDeps {
-  config: Pick<Config, 'logLevel' | 'bodyLimit'>;
+  config: Pick<Config, 'logLevel' | 'limits' | 'admission'>;
   engine: Engine;
 }
 
@@ -29,12 +35,14 @@ export interface AppDeps {
 export async function buildApp({ config, engine }: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     logger: loggerOptions(config),
-    bodyLimit: config.bodyLimit,
+    bodyLimit: config.limits.bodyBytes,
     genReqId: (req) => requestIdFrom(req.headers['x-request-id']),
     logController: new LogController({ disableRequestLogging: true }), // one line per request, below
     return503OnClosing: true,
   });
 
+  const gate = new ComputeGate(config.admission);
+  app.decorate('computeGate', gate);
   app.decorateRequest('runStats', null);
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
@@ -54,7 +62,7 @@ export async function buildApp({ config, engine }: AppDeps): Promise<FastifyInst
     );
   });
 
-  installErrorHandlers(app, config.bodyLimit);
+  installErrorHandlers(app, config.limits.bodyBytes);
   await registerDocs(app, VERSION);
 
   // zod compiles only the API's schemas: set inside this encapsulated plugin, not on the
@@ -62,8 +70,8 @@ export async function buildApp({ config, engine }: AppDeps): Promise<FastifyInst
   await app.register(async (api) => {
     api.setValidatorCompiler(validatorCompiler);
     api.setSerializerCompiler(serializerCompiler);
-    api.removeContentTypeParser('text/plain'); // the API speaks JSON only: anything else is a 415
-    await api.register(computeRoutes, { engine });
+    useJsonBodies(api);
+    await api.register(computeRoutes, { engine, gate, limits: config.limits, admission: config.admission });
     await api.register(healthRoutes, { engine });
   });
 

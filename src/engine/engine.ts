@@ -3,6 +3,9 @@ import { KernelCache, type KernelCacheStats, kernelKey } from './kernel-cache.js
 import { backward, forward, type RunKernel } from './mlp.js';
 import type { BackendName, LossResult, Problem, RunStats, ValueAndGradResult } from './types.js';
 
+/** Longest stretch of kernels run back to back before the engine yields to the event loop. */
+const YIELD_AFTER_MS = 10;
+
 export interface EngineOptions {
   backend: BackendName;
   kernelCacheSize: number;
@@ -40,15 +43,16 @@ export class Engine {
     return this.backend.name;
   }
 
-  async loss(problem: Problem): Promise<LossResult> {
-    return this.withRunner(async (run, stats) => {
+  /** `signal` abandons the call: it stops before its next kernel and rejects with the signal's reason. */
+  async loss(problem: Problem, signal?: AbortSignal): Promise<LossResult> {
+    return this.withRunner(signal, async (run, stats) => {
       const pass = await forward(problem, run);
       return { loss: pass.loss, head: pass.report, stats };
     });
   }
 
-  async valueAndGrad(problem: Problem): Promise<ValueAndGradResult> {
-    return this.withRunner(async (run, stats) => {
+  async valueAndGrad(problem: Problem, signal?: AbortSignal): Promise<ValueAndGradResult> {
+    return this.withRunner(signal, async (run, stats) => {
       const pass = await forward(problem, run);
       const grads = await backward(problem, pass, run);
       return { loss: pass.loss, grads, head: pass.report, stats };
@@ -69,14 +73,22 @@ export class Engine {
     this.backend.destroy();
   }
 
-  private async withRunner<T>(body: (run: RunKernel, stats: RunStats) => Promise<T>): Promise<T> {
+  private async withRunner<T>(signal: AbortSignal | undefined, body: (run: RunKernel, stats: RunStats) => Promise<T>): Promise<T> {
     const stats: RunStats = { backend: this.backend.name, kernelsCompiled: 0, compileMs: 0, computeMs: 0 };
     const releases: (() => void)[] = [];
     const onCompile = (ms: number) => {
       stats.kernelsCompiled++;
       stats.compileMs += ms;
     };
-    const run: RunKernel = (spec, ...args) => {
+    let lastYield = performance.now();
+    const run: RunKernel = async (spec, ...args) => {
+      // Kernels that gpu.js runs on this thread (all of them on cpu, small ones on webasm)
+      // hold the event loop: let I/O through between them so health checks keep answering.
+      if (performance.now() - lastYield > YIELD_AFTER_MS) {
+        await new Promise(setImmediate);
+        lastYield = performance.now();
+      }
+      signal?.throwIfAborted();
       const key = kernelKey({ backend: this.backend.name, op: spec.op, ...spec.params });
       const lease = this.cache.lease(key, () => this.backend.createKernel(spec.source, spec.output), onCompile);
       releases.push(lease.release);

@@ -1,12 +1,29 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Engine } from '../../engine/engine.js';
-import type { RunStats } from '../../engine/types.js';
+import type { Problem, RunStats } from '../../engine/types.js';
+import type { Admission, Limits } from '../../runtime/config.js';
+import { admitCompute, type ComputeGate } from '../admission.js';
 import { ResultEncoder } from '../encode.js';
+import { enforceLimits } from '../limits.js';
 import { toProblem } from '../problem.js';
 import { ComputeRequest, ErrorResponse, LossResponse, ValueAndGradResponse } from '../schemas.js';
 
-const errors = { 400: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse };
+const errors = { 400: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse, 503: ErrorResponse };
+
+export interface ComputeRouteOptions {
+  engine: Engine;
+  gate: ComputeGate;
+  limits: Limits;
+  admission: Admission;
+}
+
+/** The validated body as an engine problem, refused with a 413 if it is over a work limit. */
+function problemWithin(body: ComputeRequest, limits: Limits): Problem {
+  const problem = toProblem(body);
+  enforceLimits({ widths: [problem.x.cols, ...problem.layers.map((l) => l.W.cols)], batch: problem.x.rows }, limits);
+  return problem;
+}
 
 /** Record what the engine did: in Server-Timing for the client, on the request for the log line. */
 function reportStats(request: FastifyRequest, reply: FastifyReply, stats: RunStats): void {
@@ -18,8 +35,9 @@ function reportStats(request: FastifyRequest, reply: FastifyReply, stats: RunSta
   );
 }
 
-export const computeRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app, { engine }) => {
+export const computeRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app, { engine, gate, limits, admission }) => {
   const api = app.withTypeProvider<ZodTypeProvider>();
+  admitCompute(app, gate, admission.requestTimeoutMs);
 
   api.post(
     '/value-and-grad',
@@ -36,7 +54,8 @@ export const computeRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app,
       },
     },
     async (request, reply) => {
-      const result = await engine.valueAndGrad(toProblem(request.body));
+      const problem = problemWithin(request.body, limits);
+      const result = await gate.run(request.computeSignal, (signal) => engine.valueAndGrad(problem, signal));
       reportStats(request, reply, result.stats);
       const enc = new ResultEncoder();
       const loss = enc.number(result.loss);
@@ -58,7 +77,8 @@ export const computeRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app,
       },
     },
     async (request, reply) => {
-      const result = await engine.loss(toProblem(request.body));
+      const problem = problemWithin(request.body, limits);
+      const result = await gate.run(request.computeSignal, (signal) => engine.loss(problem, signal));
       reportStats(request, reply, result.stats);
       const enc = new ResultEncoder();
       const loss = enc.number(result.loss);
