@@ -44,8 +44,15 @@ export async function buildApp({ config, engine }: AppDeps): Promise<FastifyInst
   const gate = new ComputeGate(config.admission);
   app.decorate('computeGate', gate);
   app.decorateRequest('runStats', null);
+  // While closing, answers in flight tell keep-alive clients to hang up, so close() is
+  // not left waiting on their idle connections.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    if (closing) reply.header('connection', 'close');
   });
   app.addHook('onResponse', async (request, reply) => {
     const stats = request.runStats;

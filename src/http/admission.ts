@@ -138,12 +138,15 @@ export function admitCompute(app: FastifyInstance, gate: ComputeGate, timeoutMs:
     const controller = new AbortController();
     const untrack = gate.track(controller);
     const timer = setTimeout(() => controller.abort(retryAfter(new Errors.Timeout(timeoutMs), gate.retryAfterSeconds())), timeoutMs);
-    reply.raw.once('close', () => {
+    // 'finish': the answer is handed to the socket; 'close' alone: the client went away first
+    const done = () => {
       clearTimeout(timer);
       untrack();
       release();
       if (!reply.raw.writableFinished) controller.abort(new Errors.ClientGone());
-    });
+    };
+    reply.raw.once('finish', done);
+    reply.raw.once('close', done);
     request.computeSignal = controller.signal;
   });
 }
