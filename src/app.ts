@@ -39,6 +39,9 @@ export async function buildApp({ config, engine }: AppDeps): Promise<FastifyInst
     genReqId: (req) => requestIdFrom(req.headers['x-request-id']),
     logController: new LogController({ disableRequestLogging: true }), // one line per request, below
     return503OnClosing: true,
+    // a client that cannot send its whole request within the request timeout gets a 408 and
+    // loses its connection, so slow uploads cannot hold admission slots for long
+    requestTimeout: config.admission.requestTimeoutMs,
   });
 
   const gate = new ComputeGate(config.admission);
