@@ -139,14 +139,17 @@ export function admitCompute(app: FastifyInstance, gate: ComputeGate, timeoutMs:
     const untrack = gate.track(controller);
     const timer = setTimeout(() => controller.abort(retryAfter(new Errors.Timeout(timeoutMs), gate.retryAfterSeconds())), timeoutMs);
     // 'finish': the answer is handed to the socket; 'close' alone: the client went away first
-    const done = () => {
+    let settled = false;
+    const settle = (answered: boolean) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
       untrack();
       release();
-      if (!reply.raw.writableFinished) controller.abort(new Errors.ClientGone());
+      if (!answered) controller.abort(new Errors.ClientGone());
     };
-    reply.raw.once('finish', done);
-    reply.raw.once('close', done);
+    reply.raw.once('finish', () => settle(true));
+    reply.raw.once('close', () => settle(reply.raw.writableFinished));
     request.computeSignal = controller.signal;
   });
 }
