@@ -363,6 +363,21 @@ export interface operations {
                     };
                 };
             };
+            /** @description An error, in fastify's shape. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        code: string;
+                        error: string;
+                        /** @description Which field is wrong and what was expected. */
+                        message: string;
+                    };
+                };
+            };
         };
     };
     loss: {
@@ -556,6 +571,21 @@ export interface operations {
                     };
                 };
             };
+            /** @description An error, in fastify's shape. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        code: string;
+                        error: string;
+                        /** @description Which field is wrong and what was expected. */
+                        message: string;
+                    };
+                };
+            };
         };
     };
     forward: {
@@ -707,6 +737,21 @@ export interface operations {
             };
             /** @description An error, in fastify's shape. */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        code: string;
+                        error: string;
+                        /** @description Which field is wrong and what was expected. */
+                        message: string;
+                    };
+                };
+            };
+            /** @description An error, in fastify's shape. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -966,6 +1011,21 @@ export interface operations {
                     };
                 };
             };
+            /** @description An error, in fastify's shape. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        code: string;
+                        error: string;
+                        /** @description Which field is wrong and what was expected. */
+                        message: string;
+                    };
+                };
+            };
         };
     };
     init: {
@@ -1075,6 +1135,21 @@ export interface operations {
                     };
                 };
             };
+            /** @description An error, in fastify's shape. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        code: string;
+                        error: string;
+                        /** @description Which field is wrong and what was expected. */
+                        message: string;
+                    };
+                };
+            };
         };
     };
     healthz: {
@@ -1170,9 +1245,33 @@ export interface operations {
                             evictions: number;
                             compileMsTotal: number;
                         };
-                        /** @description Request limits, each named after its setting. */
+                        /** @description What one request may ask for; over a limit is a 413 that names it. */
                         limits: {
-                            [key: string]: number;
+                            /** @description GRADSERVE_BODY_LIMIT */
+                            bodyBytes: number;
+                            /** @description GRADSERVE_MAX_LAYERS */
+                            layers: number;
+                            /** @description GRADSERVE_MAX_WIDTH */
+                            width: number;
+                            /** @description GRADSERVE_MAX_BATCH */
+                            batch: number;
+                            /** @description GRADSERVE_MAX_WORK: batch × Σ in×out */
+                            work: number;
+                            /** @description GRADSERVE_MAX_TRAIN_STEPS */
+                            trainSteps: number;
+                            /** @description GRADSERVE_MAX_TRAIN_WORK: steps × rows per step × Σ (in + 1)·out */
+                            trainWork: number;
+                            /** @description GRADSERVE_MAX_INIT_PARAMS */
+                            initParams: number;
+                        };
+                        /** @description How many requests compute at once, how many may wait, and for how long. */
+                        admission: {
+                            /** @description GRADSERVE_MAX_CONCURRENCY */
+                            maxConcurrency: number;
+                            /** @description GRADSERVE_MAX_QUEUE */
+                            maxQueue: number;
+                            /** @description GRADSERVE_REQUEST_TIMEOUT_MS */
+                            requestTimeoutMs: number;
                         };
                     };
                 };

@@ -3,8 +3,10 @@ import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Engine } from './engine/engine.js';
 import type { RunStats } from './engine/types.js';
+import { ComputeGate } from './http/admission.js';
 import { registerDocs } from './http/docs.js';
 import { installErrorHandlers } from './http/errors.js';
+import { useJsonBodies } from './http/json-body.js';
 import { registerMetrics } from './http/metrics.js';
 import { computeRoutes } from './http/routes/compute.js';
 import { healthRoutes } from './http/routes/health.js';
@@ -15,6 +17,10 @@ import type { Config } from './runtime/config.js';
 import { loggerOptions, requestIdFrom } from './runtime/logger.js';
 
 declare module 'fastify' {
+  interface FastifyInstance {
+    /** admission and concurrency for compute routes (shutdown aborts what is left in it) */
+    computeGate: ComputeGate;
+  }
   interface FastifyRequest {
     /** what the engine did for this request, for the log line */
     runStats: RunStats | null;
@@ -25,7 +31,7 @@ const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url),
 export const VERSION = pkg.version;
 
 export interface AppDeps {
-  config: Pick<Config, 'logLevel' | 'bodyLimit' | 'maxTrainSteps' | 'maxTrainWork' | 'maxInitParams'>;
+  config: Pick<Config, 'logLevel' | 'limits' | 'admission'>;
   engine: Engine;
 }
 
@@ -33,15 +39,27 @@ export interface AppDeps {
 export async function buildApp({ config, engine }: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     logger: loggerOptions(config),
-    bodyLimit: config.bodyLimit,
+    bodyLimit: config.limits.bodyBytes,
     genReqId: (req) => requestIdFrom(req.headers['x-request-id']),
     logController: new LogController({ disableRequestLogging: true }), // one line per request, below
     return503OnClosing: true,
+    // a client that cannot send its whole request within the request timeout gets a 408 and
+    // loses its connection, so slow uploads cannot hold admission slots for long
+    requestTimeout: config.admission.requestTimeoutMs,
   });
 
+  const gate = new ComputeGate(config.admission);
+  app.decorate('computeGate', gate);
   app.decorateRequest('runStats', null);
+  // While closing, answers in flight tell keep-alive clients to hang up, so close() is
+  // not left waiting on their idle connections.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    if (closing) reply.header('connection', 'close');
   });
   app.addHook('onResponse', async (request, reply) => {
     const stats = request.runStats;
@@ -58,22 +76,22 @@ export async function buildApp({ config, engine }: AppDeps): Promise<FastifyInst
     );
   });
 
-  installErrorHandlers(app, config.bodyLimit);
+  installErrorHandlers(app, config.limits.bodyBytes);
   await registerDocs(app, VERSION);
   registerMetrics(app, engine);
-  const { bodyLimit, maxTrainSteps, maxTrainWork, maxInitParams } = config;
 
   // zod compiles only the API's schemas: set inside this encapsulated plugin, not on the
   // root, so plugins with JSON-schema routes (the Swagger UI's) keep fastify's compilers.
   await app.register(async (api) => {
     api.setValidatorCompiler(validatorCompiler);
     api.setSerializerCompiler(serializerCompiler);
-    api.removeContentTypeParser('text/plain'); // the API speaks JSON only: anything else is a 415
-    await api.register(computeRoutes, { engine });
-    await api.register(trainRoutes, { engine, limits: config });
-    await api.register(initRoutes, { limits: config });
+    useJsonBodies(api);
+    const compute = { engine, gate, limits: config.limits, admission: config.admission };
+    await api.register(computeRoutes, compute);
+    await api.register(trainRoutes, compute);
+    await api.register(initRoutes, { limits: config.limits });
     await api.register(healthRoutes, { engine });
-    await api.register(infoRoutes, { engine, version: VERSION, limits: { bodyLimit, maxTrainSteps, maxTrainWork, maxInitParams } });
+    await api.register(infoRoutes, { engine, version: VERSION, limits: config.limits, admission: config.admission });
   });
 
   return app;

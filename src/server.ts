@@ -1,6 +1,10 @@
 import { buildApp } from './app.js';
 import { Engine } from './engine/engine.js';
+import { Errors } from './http/errors.js';
 import { loadConfig } from './runtime/config.js';
+
+/** After the grace period and the abort, how long requests get to answer before a hard exit. */
+const FORCE_EXIT_AFTER_MS = 3000;
 
 /** Start the service: config from the environment, engine, app, listen; close gracefully on SIGTERM/SIGINT. */
 async function main(): Promise<void> {
@@ -13,12 +17,20 @@ async function main(): Promise<void> {
     if (closing) return;
     closing = true;
     app.log.info({ signal }, 'shutting down: finishing in-flight requests');
-    const force = setTimeout(() => {
-      app.log.error({ graceMs: config.shutdownGraceMs }, 'shutdown grace period over; exiting');
-      process.exit(1);
+    // At the end of the grace period, abandon what is still computing: those requests get a
+    // 503 that tells their clients to retry elsewhere, and close() can finish.
+    const giveUp = setTimeout(() => {
+      app.log.warn({ graceMs: config.shutdownGraceMs, ...app.computeGate.stats() }, 'grace period over; abandoning in-flight compute');
+      app.computeGate.abortAll(new Errors.ShuttingDown());
     }, config.shutdownGraceMs);
+    giveUp.unref();
+    const force = setTimeout(() => {
+      app.log.error('requests still open after the grace period; exiting');
+      process.exit(1);
+    }, config.shutdownGraceMs + FORCE_EXIT_AFTER_MS);
     force.unref();
     await app.close(); // stops accepting, waits for in-flight requests
+    await app.computeGate.idle(); // abandoned work stops at its next kernel; then free the kernels
     engine.close();
     app.log.info('stopped');
     process.exit(0);

@@ -4,6 +4,9 @@ import { backward, forward, predictions, type RunKernel } from './mlp.js';
 import { type TrainLoop, type TrainOptions, trainLoop } from './train.js';
 import type { BackendName, ForwardProblem, LossResult, Matrix, Problem, RunStats, ValueAndGradResult } from './types.js';
 
+/** Longest stretch of kernels run back to back before the engine yields to the event loop. */
+const YIELD_AFTER_MS = 10;
+
 export interface EngineOptions {
   backend: BackendName;
   kernelCacheSize: number;
@@ -43,19 +46,22 @@ export class Engine {
     return this.backend.name;
   }
 
-  async forward(problem: ForwardProblem): Promise<{ predictions: Matrix; stats: RunStats }> {
-    return this.withRunner(async (run, stats) => ({ predictions: await predictions(problem, run), stats }));
+  // Every call takes an optional `signal` that abandons it: the call stops before its next
+  // kernel and rejects with the signal's reason.
+
+  async forward(problem: ForwardProblem, signal?: AbortSignal): Promise<{ predictions: Matrix; stats: RunStats }> {
+    return this.withRunner(signal, async (run, stats) => ({ predictions: await predictions(problem, run), stats }));
   }
 
-  async loss(problem: Problem): Promise<LossResult> {
-    return this.withRunner(async (run, stats) => {
+  async loss(problem: Problem, signal?: AbortSignal): Promise<LossResult> {
+    return this.withRunner(signal, async (run, stats) => {
       const pass = await forward(problem, run);
       return { loss: pass.loss, head: pass.report, stats };
     });
   }
 
-  async valueAndGrad(problem: Problem): Promise<ValueAndGradResult> {
-    return this.withRunner(async (run, stats) => {
+  async valueAndGrad(problem: Problem, signal?: AbortSignal): Promise<ValueAndGradResult> {
+    return this.withRunner(signal, async (run, stats) => {
       const pass = await forward(problem, run);
       const grads = await backward(problem, pass, run);
       return { loss: pass.loss, grads, head: pass.report, stats };
@@ -63,8 +69,8 @@ export class Engine {
   }
 
   /** Train from problem.layers; `loss` and `head` are those of the final params on the whole batch. */
-  async train(problem: Problem, options: TrainOptions): Promise<TrainResult> {
-    return this.withRunner(async (run, stats) => {
+  async train(problem: Problem, options: TrainOptions, signal?: AbortSignal): Promise<TrainResult> {
+    return this.withRunner(signal, async (run, stats) => {
       const loop = await trainLoop(problem, options, async (p) => {
         const pass = await forward(p, run);
         return { loss: pass.loss, grads: await backward(p, pass, run) };
@@ -88,7 +94,7 @@ export class Engine {
     this.backend.destroy();
   }
 
-  private async withRunner<T>(body: (run: RunKernel, stats: RunStats) => Promise<T>): Promise<T> {
+  private async withRunner<T>(signal: AbortSignal | undefined, body: (run: RunKernel, stats: RunStats) => Promise<T>): Promise<T> {
     const stats: RunStats = { backend: this.backend.name, kernelsCompiled: 0, compileMs: 0, computeMs: 0 };
     // one lease per kernel for the whole call (a training run calls each kernel many times)
     const leases = new Map<string, Lease>();
@@ -96,7 +102,15 @@ export class Engine {
       stats.kernelsCompiled++;
       stats.compileMs += ms;
     };
-    const run: RunKernel = (spec, ...args) => {
+    let lastYield = performance.now();
+    const run: RunKernel = async (spec, ...args) => {
+      // Kernels that gpu.js runs on this thread (all of them on cpu, small ones on webasm)
+      // hold the event loop: let I/O through between them so health checks keep answering.
+      if (performance.now() - lastYield > YIELD_AFTER_MS) {
+        await new Promise(setImmediate);
+        lastYield = performance.now();
+      }
+      signal?.throwIfAborted();
       const key = kernelKey({ backend: this.backend.name, op: spec.op, ...spec.params });
       let lease = leases.get(key);
       if (!lease) {

@@ -5,11 +5,33 @@ import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 /** The service's own error codes, one place (fastify's FST_ERR_* codes pass through as they are). */
 export const Errors = {
   InvalidRequest: createError<[string]>('GRADSERVE_INVALID_REQUEST', '%s', 400),
+  InvalidJson: createError<[string]>('GRADSERVE_INVALID_JSON', '%s', 400),
   NotFound: createError<[string, string]>('GRADSERVE_NOT_FOUND', 'no route %s %s', 404),
   // a body within the size limit that asks for more work or output than a setting allows
-  OverLimit: createError<[string]>('GRADSERVE_OVER_LIMIT', '%s', 400),
   EngineUnavailable: createError<[string]>('GRADSERVE_ENGINE_UNAVAILABLE', 'the compute engine is not answering: %s', 503),
+  LimitExceeded: createError<[string]>('GRADSERVE_LIMIT_EXCEEDED', '%s', 413),
+  Overloaded: createError<[number]>(
+    'GRADSERVE_OVERLOADED',
+    'the service is at capacity (%d requests admitted, GRADSERVE_MAX_CONCURRENCY + GRADSERVE_MAX_QUEUE); retry after Retry-After seconds',
+    503,
+  ),
+  Timeout: createError<[number]>(
+    'GRADSERVE_TIMEOUT',
+    'the request did not finish within %d ms (GRADSERVE_REQUEST_TIMEOUT_MS) and its work was abandoned; retry later, or split the batch',
+    503,
+  ),
+  ClientGone: createError('GRADSERVE_CLIENT_GONE', 'the client closed the connection; its work was abandoned', 499),
+  ShuttingDown: createError(
+    'GRADSERVE_SHUTTING_DOWN',
+    'the server is shutting down and abandoned this request; retry on another replica',
+    503,
+  ),
 };
+
+/** A 503 that tells the client when to come back (the Retry-After header). */
+export function retryAfter<E extends Error>(err: E, seconds: number): E & { retryAfter: number } {
+  return Object.assign(err, { retryAfter: seconds });
+}
 
 /** How many validation problems one message lists before it says "and N more". */
 const MAX_ISSUES = 5;
@@ -44,8 +66,9 @@ function describeIssue(issue: Issue): string {
   const path = fieldPath(pathOf(issue.instancePath));
   const keys = issue.params?.keys;
   if (issue.keyword === 'unrecognized_keys' && keys) {
-    const names = keys.map((k) => JSON.stringify(k.length > 40 ? `${k.slice(0, 40)}…` : k)).join(', ');
-    return `${path} has unknown field${keys.length > 1 ? 's' : ''} ${names}`;
+    const names = keys.slice(0, MAX_ISSUES).map((k) => JSON.stringify(k.length > 40 ? `${k.slice(0, 40)}…` : k));
+    if (keys.length > MAX_ISSUES) names.push(`and ${keys.length - MAX_ISSUES} more`);
+    return `${path} has unknown field${keys.length > 1 ? 's' : ''} ${names.join(', ')}`;
   }
   // our cross-field checks phrase their message to follow the field's name
   if (issue.keyword === 'custom') return `${path} ${issue.message}`;
@@ -63,14 +86,16 @@ export function validationMessage(issues: Issue[]): string {
 
 /** Errors in fastify's shape; 4xx say what is wrong, 5xx say nothing of the internals. */
 export function installErrorHandlers(app: FastifyInstance, bodyLimit: number): void {
-  app.setErrorHandler((err: FastifyError, request, reply) => {
+  app.setErrorHandler((err: FastifyError & { retryAfter?: number }, request, reply) => {
     if (hasZodFastifySchemaValidationErrors(err)) {
       const e = new Errors.InvalidRequest(validationMessage(err.validation as Issue[]));
       return reply.code(400).send({ statusCode: 400, code: e.code, error: 'Bad Request', message: e.message });
     }
     const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
+    if (err.retryAfter !== undefined) reply.header('retry-after', String(err.retryAfter));
     if (status >= 500) {
-      request.log.error({ err }, 'request failed');
+      if (status === 503) request.log.warn({ code: err.code }, err.message);
+      else request.log.error({ err }, 'request failed');
       return reply.code(status).send({
         statusCode: status,
         code: err.code && status === 503 ? err.code : 'GRADSERVE_INTERNAL',

@@ -210,6 +210,24 @@ export const InfoResponse = z
         compileMsTotal: z.number(),
       })
       .describe('Compiled kernels: how many are kept and how they were found.'),
-    limits: z.record(z.string(), z.number()).describe('Request limits, each named after its setting.'),
+    limits: z
+      .object({
+        bodyBytes: z.number().int().describe('GRADSERVE_BODY_LIMIT'),
+        layers: z.number().int().describe('GRADSERVE_MAX_LAYERS'),
+        width: z.number().int().describe('GRADSERVE_MAX_WIDTH'),
+        batch: z.number().int().describe('GRADSERVE_MAX_BATCH'),
+        work: z.number().describe('GRADSERVE_MAX_WORK: batch × Σ in×out'),
+        trainSteps: z.number().int().describe('GRADSERVE_MAX_TRAIN_STEPS'),
+        trainWork: z.number().describe('GRADSERVE_MAX_TRAIN_WORK: steps × rows per step × Σ (in + 1)·out'),
+        initParams: z.number().int().describe('GRADSERVE_MAX_INIT_PARAMS'),
+      })
+      .describe('What one request may ask for; over a limit is a 413 that names it.'),
+    admission: z
+      .object({
+        maxConcurrency: z.number().int().describe('GRADSERVE_MAX_CONCURRENCY'),
+        maxQueue: z.number().int().describe('GRADSERVE_MAX_QUEUE'),
+        requestTimeoutMs: z.number().int().describe('GRADSERVE_REQUEST_TIMEOUT_MS'),
+      })
+      .describe('How many requests compute at once, how many may wait, and for how long.'),
   })
   .describe('What this server is and how it is configured.');

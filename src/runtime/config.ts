@@ -21,22 +21,48 @@ const EnvSchema = z.object({
     .int()
     .positive()
     .default(4 * 1024 * 1024),
+  GRADSERVE_MAX_LAYERS: z.coerce.number().int().positive().default(32),
+  GRADSERVE_MAX_WIDTH: z.coerce.number().int().positive().default(8192),
+  GRADSERVE_MAX_BATCH: z.coerce.number().int().positive().default(65_536),
+  GRADSERVE_MAX_WORK: z.coerce.number().int().positive().default(4e9),
+  GRADSERVE_MAX_CONCURRENCY: z.coerce.number().int().positive().default(2),
+  GRADSERVE_MAX_QUEUE: z.coerce.number().int().min(0).default(8),
+  GRADSERVE_REQUEST_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
 });
+
+/** What one request may ask of the engine; over any of these it gets a 413 naming the limit. */
+export interface Limits {
+  bodyBytes: number;
+  layers: number;
+  /** the widest layer input or output */
+  width: number;
+  batch: number;
+  /** batch × Σ in×out: one value-and-grad costs about 6 flops per unit */
+  work: number;
+  /** /train: most optimizer steps in one request */
+  trainSteps: number;
+  /** /train: most steps × rows per step × Σ (in + 1)·out (the forward pass's multiply-adds, biases counted) */
+  trainWork: number;
+  /** /init: most parameters (weights and biases) in one response */
+  initParams: number;
+}
+
+/** How much compute runs at once, how much may wait, and for how long. */
+export interface Admission {
+  maxConcurrency: number;
+  maxQueue: number;
+  requestTimeoutMs: number;
+}
 
 export interface Config {
   port: number;
   host: string;
   logLevel: z.infer<typeof EnvSchema>['LOG_LEVEL'];
   backend: z.infer<typeof EnvSchema>['GRADSERVE_BACKEND'];
-  bodyLimit: number;
   kernelCacheSize: number;
   shutdownGraceMs: number;
-  /** /train: most optimizer steps in one request */
-  maxTrainSteps: number;
-  /** /train: most steps × rows per step × Σ (in + 1)·out (the forward pass's multiply-adds, biases counted) in one request */
-  maxTrainWork: number;
-  /** /init: most parameters (weights and biases) in one response */
-  maxInitParams: number;
+  limits: Limits;
+  admission: Admission;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -51,12 +77,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host: e.HOST,
     logLevel: e.LOG_LEVEL,
     backend: e.GRADSERVE_BACKEND,
-    bodyLimit: e.GRADSERVE_BODY_LIMIT,
     kernelCacheSize: e.GRADSERVE_KERNEL_CACHE_SIZE,
     shutdownGraceMs: e.GRADSERVE_SHUTDOWN_GRACE_MS,
-    maxTrainSteps: e.GRADSERVE_MAX_TRAIN_STEPS,
-    maxTrainWork: e.GRADSERVE_MAX_TRAIN_WORK,
-    maxInitParams: e.GRADSERVE_MAX_INIT_PARAMS,
+    limits: {
+      bodyBytes: e.GRADSERVE_BODY_LIMIT,
+      layers: e.GRADSERVE_MAX_LAYERS,
+      width: e.GRADSERVE_MAX_WIDTH,
+      batch: e.GRADSERVE_MAX_BATCH,
+      work: e.GRADSERVE_MAX_WORK,
+      trainSteps: e.GRADSERVE_MAX_TRAIN_STEPS,
+      trainWork: e.GRADSERVE_MAX_TRAIN_WORK,
+      initParams: e.GRADSERVE_MAX_INIT_PARAMS,
+    },
+    admission: {
+      maxConcurrency: e.GRADSERVE_MAX_CONCURRENCY,
+      maxQueue: e.GRADSERVE_MAX_QUEUE,
+      requestTimeoutMs: e.GRADSERVE_REQUEST_TIMEOUT_MS,
+    },
   };
 }
 

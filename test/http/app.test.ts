@@ -226,7 +226,7 @@ describe('HTTP API (inject)', () => {
 
 describe('HTTP API (a real server on loopback)', () => {
   it('answers the XOR request over TCP, refuses a body over the limit with 413, and keeps serving', async () => {
-    const { app, engine } = await makeApp({ bodyLimit: 4096 });
+    const { app, engine } = await makeApp({ limits: { ...defaultConfig().limits, bodyBytes: 4096 } });
     try {
       const address = await app.listen({ port: 0, host: '127.0.0.1' });
       const post = (body: string) =>

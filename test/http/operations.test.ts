@@ -30,8 +30,8 @@ describe('operations: /info and /metrics', () => {
     assert.equal(info.backend, 'cpu');
     assert.deepEqual(info.backends, ['webasm', 'cpu']);
     const config = defaultConfig();
-    assert.equal(info.limits.bodyLimit, config.bodyLimit);
-    assert.equal(info.limits.maxTrainSteps, config.maxTrainSteps);
+    assert.deepEqual(info.limits, config.limits);
+    assert.deepEqual(info.admission, config.admission);
     assert.equal(info.kernelCache.capacity, 64);
   });
 

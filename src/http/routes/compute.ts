@@ -1,12 +1,29 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Engine } from '../../engine/engine.js';
-import type { RunStats } from '../../engine/types.js';
+import type { ForwardProblem, RunStats } from '../../engine/types.js';
+import type { Admission, Limits } from '../../runtime/config.js';
+import { admitCompute, type ComputeGate } from '../admission.js';
 import { ResultEncoder } from '../encode.js';
+import { enforceLimits } from '../limits.js';
 import { toForwardProblem, toProblem } from '../problem.js';
 import { ComputeRequest, ErrorResponse, ForwardRequest, ForwardResponse, LossResponse, ValueAndGradResponse } from '../schemas.js';
 
-export const errors = { 400: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse };
+export const errors = { 400: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse, 503: ErrorResponse };
+
+/** What every compute route needs: the engine, and the gate and limits that bound its use. */
+export interface ComputeRouteOptions {
+  engine: Engine;
+  gate: ComputeGate;
+  limits: Limits;
+  admission: Admission;
+}
+
+/** Refuse a problem over a work limit with a 413 before it reaches the engine; returns it unchanged. */
+export function within<P extends ForwardProblem>(problem: P, limits: Limits): P {
+  enforceLimits({ widths: [problem.x.cols, ...problem.layers.map((l) => l.W.cols)], batch: problem.x.rows }, limits);
+  return problem;
+}
 
 /** Record what the engine did: in Server-Timing for the client, on the request for the log line. */
 export function reportStats(request: FastifyRequest, reply: FastifyReply, stats: RunStats): void {
@@ -18,8 +35,9 @@ export function reportStats(request: FastifyRequest, reply: FastifyReply, stats:
   );
 }
 
-export const computeRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app, { engine }) => {
+export const computeRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app, { engine, gate, limits, admission }) => {
   const api = app.withTypeProvider<ZodTypeProvider>();
+  admitCompute(app, gate, admission.requestTimeoutMs);
 
   api.post(
     '/value-and-grad',
@@ -36,7 +54,8 @@ export const computeRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app,
       },
     },
     async (request, reply) => {
-      const result = await engine.valueAndGrad(toProblem(request.body));
+      const problem = within(toProblem(request.body), limits);
+      const result = await gate.run(request.computeSignal, (signal) => engine.valueAndGrad(problem, signal));
       reportStats(request, reply, result.stats);
       const enc = new ResultEncoder();
       const loss = enc.number(result.loss);
@@ -58,7 +77,8 @@ export const computeRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app,
       },
     },
     async (request, reply) => {
-      const result = await engine.loss(toProblem(request.body));
+      const problem = within(toProblem(request.body), limits);
+      const result = await gate.run(request.computeSignal, (signal) => engine.loss(problem, signal));
       reportStats(request, reply, result.stats);
       const enc = new ResultEncoder();
       const loss = enc.number(result.loss);
@@ -79,7 +99,8 @@ export const computeRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app,
       },
     },
     async (request, reply) => {
-      const result = await engine.forward(toForwardProblem(request.body));
+      const problem = within(toForwardProblem(request.body), limits);
+      const result = await gate.run(request.computeSignal, (signal) => engine.forward(problem, signal));
       reportStats(request, reply, result.stats);
       const enc = new ResultEncoder();
       const predictions = enc.matrix(result.predictions);

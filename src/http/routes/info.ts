@@ -2,16 +2,17 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Engine } from '../../engine/engine.js';
 import { BACKENDS } from '../../engine/types.js';
+import type { Admission, Limits } from '../../runtime/config.js';
 import { InfoResponse } from '../schemas.js';
 
 export interface InfoOptions {
   engine: Engine;
   version: string;
-  /** request limits, named as in Config */
-  limits: Record<string, number>;
+  limits: Limits;
+  admission: Admission;
 }
 
-export const infoRoutes: FastifyPluginAsync<InfoOptions> = async (app, { engine, version, limits }) => {
+export const infoRoutes: FastifyPluginAsync<InfoOptions> = async (app, { engine, version, limits, admission }) => {
   app.withTypeProvider<ZodTypeProvider>().get(
     '/info',
     {
@@ -22,6 +23,13 @@ export const infoRoutes: FastifyPluginAsync<InfoOptions> = async (app, { engine,
         response: { 200: InfoResponse },
       },
     },
-    async () => ({ version, backend: engine.backendName, backends: [...BACKENDS], kernelCache: engine.info().kernelCache, limits }),
+    async () => ({
+      version,
+      backend: engine.backendName,
+      backends: [...BACKENDS],
+      kernelCache: engine.info().kernelCache,
+      limits,
+      admission,
+    }),
   );
 };

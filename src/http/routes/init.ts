@@ -1,13 +1,13 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { initParams } from '../../engine/init.js';
-import type { Config } from '../../runtime/config.js';
+import type { Limits } from '../../runtime/config.js';
 import { ResultEncoder } from '../encode.js';
 import { Errors } from '../errors.js';
 import { InitRequest, InitResponse } from '../schemas.js';
 import { errors } from './compute.js';
 
-export const initRoutes: FastifyPluginAsync<{ limits: Pick<Config, 'maxInitParams'> }> = async (app, { limits }) => {
+export const initRoutes: FastifyPluginAsync<{ limits: Limits }> = async (app, { limits }) => {
   app.withTypeProvider<ZodTypeProvider>().post(
     '/init',
     {
@@ -25,9 +25,9 @@ export const initRoutes: FastifyPluginAsync<{ limits: Pick<Config, 'maxInitParam
     async (request) => {
       const { layers, seed, scheme, biasScheme, scale = 0.01 } = request.body;
       const count = layers.slice(1).reduce((s, out, l) => s + (layers[l]! + 1) * out, 0);
-      if (count > limits.maxInitParams) {
-        throw new Errors.OverLimit(
-          `layers ${JSON.stringify(layers).slice(0, 80)} make ${count} parameters; the limit is ${limits.maxInitParams} (GRADSERVE_MAX_INIT_PARAMS)`,
+      if (count > limits.initParams) {
+        throw new Errors.LimitExceeded(
+          `layers ${JSON.stringify(layers).slice(0, 80)} make ${count} parameters; the limit is ${limits.initParams} (GRADSERVE_MAX_INIT_PARAMS)`,
         );
       }
       const params = initParams({ layers, seed, scheme, biasScheme, scale });

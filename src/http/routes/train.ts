@@ -1,32 +1,32 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Engine } from '../../engine/engine.js';
-import type { Config } from '../../runtime/config.js';
+import type { Limits } from '../../runtime/config.js';
+import { admitCompute } from '../admission.js';
 import { ResultEncoder } from '../encode.js';
 import { Errors } from '../errors.js';
 import { toProblem } from '../problem.js';
 import { TrainRequest, TrainResponse } from '../schemas.js';
-import { errors, reportStats } from './compute.js';
-
-type TrainLimits = Pick<Config, 'maxTrainSteps' | 'maxTrainWork'>;
+import { type ComputeRouteOptions, errors, reportStats, within } from './compute.js';
 
 /** Refuse a run over the settings' limits before it starts, naming the setting. */
-function checkLimits(body: TrainRequest, limits: TrainLimits): void {
-  if (body.steps > limits.maxTrainSteps) {
-    throw new Errors.OverLimit(`steps is ${body.steps}; the limit is ${limits.maxTrainSteps} (GRADSERVE_MAX_TRAIN_STEPS)`);
+function checkTrainLimits(body: TrainRequest, limits: Limits): void {
+  if (body.steps > limits.trainSteps) {
+    throw new Errors.LimitExceeded(`steps is ${body.steps}; the limit is ${limits.trainSteps} (GRADSERVE_MAX_TRAIN_STEPS)`);
   }
   const rows = Math.min(body.batchSize ?? body.x.length, body.x.length);
   const macs = body.params.reduce((s, p) => s + (p.W.length + 1) * p.W[0]!.length, 0);
   const work = body.steps * rows * macs;
-  if (work > limits.maxTrainWork) {
-    throw new Errors.OverLimit(
-      `steps × rows per step × Σ (in + 1)·out is ${body.steps} × ${rows} × ${macs} = ${work}; the limit is ${limits.maxTrainWork} ` +
+  if (work > limits.trainWork) {
+    throw new Errors.LimitExceeded(
+      `steps × rows per step × Σ (in + 1)·out is ${body.steps} × ${rows} × ${macs} = ${work}; the limit is ${limits.trainWork} ` +
         '(GRADSERVE_MAX_TRAIN_WORK): use fewer steps, a smaller batchSize or a smaller network',
     );
   }
 }
 
-export const trainRoutes: FastifyPluginAsync<{ engine: Engine; limits: TrainLimits }> = async (app, { engine, limits }) => {
+export const trainRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app, { engine, gate, limits, admission }) => {
+  admitCompute(app, gate, admission.requestTimeoutMs);
   app.withTypeProvider<ZodTypeProvider>().post(
     '/train',
     {
@@ -44,9 +44,12 @@ export const trainRoutes: FastifyPluginAsync<{ engine: Engine; limits: TrainLimi
     },
     async (request, reply) => {
       const body = request.body;
-      checkLimits(body, limits);
+      checkTrainLimits(body, limits);
+      const problem = within(toProblem(body), limits);
       const { optimizer, steps, batchSize, seed } = body;
-      const result = await engine.train(toProblem(body), { optimizer, steps, batchSize, seed });
+      const result = await gate.run(request.computeSignal, (signal) =>
+        engine.train(problem, { optimizer, steps, batchSize, seed }, signal),
+      );
       reportStats(request, reply, result.stats);
       const enc = new ResultEncoder();
       const history = result.history.map((h) => ({ step: h.step, loss: enc.number(h.loss) }));

@@ -1,0 +1,89 @@
+/**
+ * Engine in process: one value-and-grad (forward, bce, backward) of S, M and L (DESIGN.md
+ * §6) on each gpu.js backend, and the same function in TF.js (wasm backend) in the same
+ * run, as the baseline. Prints ms per call (median of the timed calls, after a warm-up
+ * call that compiles), GFLOP/s (6 × batch × Σ in×out per call) and the ratio to TF.js.
+ *   npm run build && npx tsx bench/engine.ts [S,M,L]
+ */
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { Engine } from '../src/engine/engine.js';
+import type { BackendName } from '../src/engine/types.js';
+import { randomCase, rng, toEngineProblem } from '../test/helpers.js';
+import type { Case64 } from '../test/reference/mlp64.js';
+import { machine } from './lib.js';
+
+interface Size {
+  name: string;
+  widths: number[];
+  batch: number;
+  /** timed calls per backend (the big ones take seconds each) */
+  calls: number;
+  /** backends too slow to be worth timing at this size */
+  skip?: string[];
+}
+const SIZES: Size[] = [
+  { name: 'S', widths: [2, 4, 1], batch: 4, calls: 300 },
+  { name: 'M', widths: [64, 128, 128, 1], batch: 1024, calls: 20 },
+  { name: 'L', widths: [784, 512, 512, 1], batch: 4096, calls: 3, skip: ['cpu'] },
+];
+
+const flops = (s: Size) => 6 * s.batch * s.widths.slice(1).reduce((sum, out, l) => sum + s.widths[l]! * out, 0);
+
+async function timeCalls(calls: number, once: () => Promise<unknown>): Promise<number> {
+  await once(); // compile / warm up
+  const ms: number[] = [];
+  for (let i = 0; i < calls; i++) {
+    const t0 = performance.now();
+    await once();
+    ms.push(performance.now() - t0);
+  }
+  ms.sort((a, b) => a - b);
+  return ms[Math.floor(ms.length / 2)]!;
+}
+
+/** The same loss_fn in TF.js: tanh hidden, sigmoid output, JAX's clipped bce, mean. */
+function tfValueAndGrad(c: Case64): () => Promise<unknown> {
+  const params = c.params.flatMap((p) => [tf.tensor2d(p.W), tf.tensor1d(p.b)]);
+  const x = tf.tensor2d(c.x);
+  const y = tf.tensor2d(c.y);
+  const lossFn = (...ps: tf.Tensor[]) => {
+    let a: tf.Tensor = x;
+    for (let l = 0; l < ps.length / 2; l++) {
+      const z = tf.add(tf.matMul(a as tf.Tensor2D, ps[2 * l] as tf.Tensor2D), ps[2 * l + 1]!);
+      a = l === ps.length / 2 - 1 ? tf.sigmoid(z) : tf.tanh(z);
+    }
+    const p = tf.clipByValue(a, 1e-8, 1 - 1e-8);
+    return tf.neg(tf.mean(tf.add(tf.mul(y, tf.log(p)), tf.mul(tf.sub(1, y), tf.log(tf.sub(1, p)))))) as tf.Scalar;
+  };
+  const vg = tf.valueAndGrads(lossFn);
+  return async () => {
+    const { value, grads } = vg(params);
+    await Promise.all([value.data(), ...grads.map((g) => g.data())]); // results back on the host, as the service needs them
+    value.dispose();
+    for (const g of grads) g.dispose();
+  };
+}
+
+const only = process.argv[2]?.split(',');
+const rows: string[] = [];
+await tf.setBackend('wasm');
+await tf.ready();
+for (const size of SIZES.filter((s) => !only || only.includes(s.name))) {
+  const c = randomCase(rng(1), { widths: size.widths, batch: size.batch, activation: 'tanh' });
+  const baseline = await timeCalls(size.calls, tfValueAndGrad(c));
+  const gflops = (ms: number) => (flops(size) / ms / 1e6).toFixed(2);
+  rows.push(`| ${size.name} | TF.js wasm (baseline) | ${baseline.toFixed(3)} | ${gflops(baseline)} | 1.00 |`);
+  for (const backend of ['cpu', 'webasm'] as BackendName[]) {
+    if (size.skip?.includes(backend)) continue;
+    const engine = await Engine.create({ backend, kernelCacheSize: 64 });
+    const problem = toEngineProblem(c);
+    const ms = await timeCalls(size.calls, () => engine.valueAndGrad(problem));
+    engine.close();
+    rows.push(`| ${size.name} | gradserve ${backend} | ${ms.toFixed(3)} | ${gflops(ms)} | ${(baseline / ms).toFixed(2)} |`);
+  }
+}
+console.log(`engine, value-and-grad in process, on ${machine()}, TF.js ${tf.version.tfjs} wasm (${tf.getBackend()})`);
+console.log('| size | implementation | ms (median) | GFLOP/s | speed-up vs TF.js |\n| --- | --- | --- | --- | --- |');
+console.log(rows.join('\n'));
+process.exit(0); // gpu.js worker pools of the last engine are closed; TF.js keeps none, but exit explicitly

@@ -1,0 +1,78 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
+import { cpus } from 'node:os';
+import { randomCase, rng } from '../test/helpers.js';
+
+/** Benchmarks run the built service (`npm run build` first) as its own process, as users run it. */
+export interface Server {
+  url: string;
+  child: ChildProcess;
+  rssMb: () => number;
+  stop: () => Promise<number | null>;
+}
+
+export async function startServer(env: Record<string, string> = {}, args = ['dist/server.js']): Promise<Server> {
+  const port = await freePort();
+  const child = spawn(process.execPath, args, {
+    env: { ...process.env, PORT: String(port), LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  for (;;) {
+    const up = await fetch(`${url}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (up) break;
+    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    url,
+    child,
+    rssMb: () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))![1]) / 1024,
+    stop: () => {
+      child.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const probe = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+export const machine = () => `${cpus().length}× ${cpus()[0]?.model.trim()}, node ${process.version}`;
+
+/** Request bodies by name: S is the XOR lesson's size, M a mid-sized net (DESIGN.md §6). */
+export function body(widths: number[], batch: number, seed = 1): string {
+  return JSON.stringify(randomCase(rng(seed), { widths, batch, activation: 'tanh' }));
+}
+
+export async function postJson(url: string, path: string, payload: string, timeoutMs = 60_000) {
+  const t0 = performance.now();
+  try {
+    const res = await fetch(url + path, {
+      method: 'POST',
+      body: payload,
+      headers: { 'content-type': 'application/json' },
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    await res.arrayBuffer();
+    return { status: res.status, ms: performance.now() - t0, retryAfter: res.headers.get('retry-after') };
+  } catch {
+    return { status: 0, ms: performance.now() - t0, retryAfter: null }; // network error or client timeout
+  }
+}

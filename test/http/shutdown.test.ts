@@ -1,0 +1,79 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { describe, it } from 'node:test';
+import { randomCase, rng } from '../helpers.js';
+
+/** Start src/server.ts as its own process on a free port; resolve with its URL once it listens. */
+async function startServer(env: Record<string, string>): Promise<{ child: ChildProcess; url: string; log: string[] }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const log: string[] = [];
+  const url = await new Promise<string>((resolve, reject) => {
+    let buffered = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const lines = buffered.split('\n');
+      buffered = lines.pop()!;
+      for (const line of lines) {
+        log.push(line);
+        const listening = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(line);
+        if (listening) resolve(listening[1]!);
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`server exited with ${code} before listening`)));
+  });
+  return { child, url, log };
+}
+
+const medium = randomCase(rng(11), { widths: [128, 256, 256, 1], batch: 1024, activation: 'tanh' });
+
+async function valueAndGrad(url: string): Promise<{ status: number; code?: string; at: number }> {
+  const res = await fetch(`${url}/value-and-grad`, {
+    method: 'POST',
+    body: JSON.stringify(medium),
+    headers: { 'content-type': 'application/json' },
+  });
+  const body = (await res.json()) as { code?: string };
+  return { status: res.status, code: body.code, at: performance.now() };
+}
+
+describe('graceful shutdown (a real server process)', () => {
+  it('on SIGTERM finishes every in-flight request, refuses new ones, and exits 0', async () => {
+    const { child, url, log } = await startServer({ GRADSERVE_MAX_CONCURRENCY: '1', GRADSERVE_MAX_QUEUE: '4' });
+    const inFlight = [valueAndGrad(url), valueAndGrad(url), valueAndGrad(url)];
+    await new Promise((r) => setTimeout(r, 300));
+    const exited = once(child, 'exit');
+    const signalledAt = performance.now();
+    child.kill('SIGTERM');
+    const answers = await Promise.all(inFlight);
+    assert.deepEqual(
+      answers.map((a) => a.status),
+      [200, 200, 200],
+    );
+    assert.ok(
+      answers.some((a) => a.at > signalledAt),
+      'at least one answer came after SIGTERM',
+    );
+    const late = await fetch(`${url}/healthz`).catch((err: Error) => err);
+    assert.ok(late instanceof Error || late.status === 503, 'no new requests once closing');
+    const [code] = await exited;
+    assert.equal(code, 0, log.join('\n'));
+    assert.ok(log.some((line) => line.includes('"msg":"stopped"')));
+  });
+
+  it('abandons compute that outlasts the grace period with a 503, and still exits 0', async () => {
+    const { child, url, log } = await startServer({ GRADSERVE_SHUTDOWN_GRACE_MS: '100' });
+    const pending = valueAndGrad(url);
+    await new Promise((r) => setTimeout(r, 100));
+    const exited = once(child, 'exit');
+    child.kill('SIGTERM');
+    const answer = await pending;
+    assert.equal(answer.status, 503);
+    assert.equal(answer.code, 'GRADSERVE_SHUTTING_DOWN');
+    const [code] = await exited;
+    assert.equal(code, 0, log.join('\n'));
+  });
+});
