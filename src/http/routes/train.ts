@@ -1,6 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import type { Engine } from '../../engine/engine.js';
 import type { Limits } from '../../runtime/config.js';
 import { admitCompute } from '../admission.js';
 import { ResultEncoder } from '../encode.js';
