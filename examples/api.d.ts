@@ -177,107 +177,70 @@ export interface operations {
         /** @description An MLP, a batch and the loss options. */
         requestBody: {
             content: {
-                /**
-                 * @example {
-                 *       "params": [
-                 *         {
-                 *           "W": [
-                 *             [
-                 *               0.5,
-                 *               -0.3,
-                 *               0.8,
-                 *               0.1
-                 *             ],
-                 *             [
-                 *               -0.6,
-                 *               0.9,
-                 *               0.2,
-                 *               -0.4
-                 *             ]
-                 *           ],
-                 *           "b": [
-                 *             0,
-                 *             0.1,
-                 *             -0.1,
-                 *             0
-                 *           ]
-                 *         },
-                 *         {
-                 *           "W": [
-                 *             [
-                 *               0.7
-                 *             ],
-                 *             [
-                 *               -0.5
-                 *             ],
-                 *             [
-                 *               0.3
-                 *             ],
-                 *             [
-                 *               0.9
-                 *             ]
-                 *           ],
-                 *           "b": [
-                 *             0.05
-                 *           ]
-                 *         }
-                 *       ],
-                 *       "x": [
-                 *         [
-                 *           0,
-                 *           0
-                 *         ],
-                 *         [
-                 *           0,
-                 *           1
-                 *         ],
-                 *         [
-                 *           1,
-                 *           0
-                 *         ],
-                 *         [
-                 *           1,
-                 *           1
-                 *         ]
-                 *       ],
-                 *       "y": [
-                 *         [
-                 *           0
-                 *         ],
-                 *         [
-                 *           1
-                 *         ],
-                 *         [
-                 *           1
-                 *         ],
-                 *         [
-                 *           0
-                 *         ]
-                 *       ],
-                 *       "activation": "tanh",
-                 *       "outputActivation": "sigmoid",
-                 *       "loss": "bce",
-                 *       "reduction": "mean"
-                 *     }
-                 */
                 "application/json": {
                     /** @description The layers, input to output; layer i+1 takes layer i's outputs. */
                     params: {
                         /** @description Weights, in × out (JAX convention: x @ W + b). */
-                        W: number[][];
+                        W: number[][] | {
+                            /**
+                             * @description Element type; float32 only.
+                             * @enum {string}
+                             */
+                            dtype: "float32";
+                            /** @description [n] for a vector, [rows, cols] for a matrix. */
+                            shape: number[];
+                            /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
+                            data: string;
+                        };
                         /** @description Bias, out entries. */
-                        b: number[];
+                        b: number[] | {
+                            /**
+                             * @description Element type; float32 only.
+                             * @enum {string}
+                             */
+                            dtype: "float32";
+                            /** @description [n] for a vector, [rows, cols] for a matrix. */
+                            shape: number[];
+                            /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
+                            data: string;
+                        };
                     }[];
                     /** @description Inputs, batch × in_0. */
-                    x: number[][];
+                    x: number[][] | {
+                        /**
+                         * @description Element type; float32 only.
+                         * @enum {string}
+                         */
+                        dtype: "float32";
+                        /** @description [n] for a vector, [rows, cols] for a matrix. */
+                        shape: number[];
+                        /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
+                        data: string;
+                    };
                     /**
                      * @description Activation of every hidden layer.
                      * @default tanh
                      * @enum {string}
                      */
                     activation?: "tanh" | "relu" | "sigmoid" | "linear" | "leaky_relu" | "gelu" | "silu" | "softplus" | "elu";
+                    /**
+                     * @description How the response writes tensors: json (lists of numbers) or base64 (binary tensors, smaller and faster).
+                     * @default json
+                     * @enum {string}
+                     */
+                    outputEncoding?: "json" | "base64";
                     /** @description Targets, batch × out_last; or a flat list of batch numbers when out_last = 1. */
-                    y: number[][] | number[];
+                    y: number[][] | number[] | {
+                        /**
+                         * @description Element type; float32 only.
+                         * @enum {string}
+                         */
+                        dtype: "float32";
+                        /** @description [n] for a vector, [rows, cols] for a matrix. */
+                        shape: number[];
+                        /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
+                        data: string;
+                    };
                     /**
                      * @description Activation of the last layer. Default: what the loss expects, sigmoid for bce, linear for bce_logits and mse.
                      * @enum {string}
@@ -310,8 +273,30 @@ export interface operations {
                         loss: number | ("NaN" | "Infinity" | "-Infinity");
                         /** @description d loss / d params, with exactly the structure and shapes of params. */
                         grads: {
-                            W: (number | ("NaN" | "Infinity" | "-Infinity"))[][];
-                            b: (number | ("NaN" | "Infinity" | "-Infinity"))[];
+                            /** @description Rows of numbers, or a binary tensor (outputEncoding base64). */
+                            W: (number | ("NaN" | "Infinity" | "-Infinity"))[][] | {
+                                /**
+                                 * @description Element type; float32 only.
+                                 * @enum {string}
+                                 */
+                                dtype: "float32";
+                                /** @description [n] for a vector, [rows, cols] for a matrix. */
+                                shape: number[];
+                                /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
+                                data: string;
+                            };
+                            /** @description A list of numbers, or a binary tensor (outputEncoding base64). */
+                            b: (number | ("NaN" | "Infinity" | "-Infinity"))[] | {
+                                /**
+                                 * @description Element type; float32 only.
+                                 * @enum {string}
+                                 */
+                                dtype: "float32";
+                                /** @description [n] for a vector, [rows, cols] for a matrix. */
+                                shape: number[];
+                                /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
+                                data: string;
+                            };
                         }[];
                         /** @description Present when a result is not finite: what happened and how to avoid it. */
                         warnings?: string[];
@@ -390,107 +375,70 @@ export interface operations {
         /** @description An MLP, a batch and the loss options. */
         requestBody: {
             content: {
-                /**
-                 * @example {
-                 *       "params": [
-                 *         {
-                 *           "W": [
-                 *             [
-                 *               0.5,
-                 *               -0.3,
-                 *               0.8,
-                 *               0.1
-                 *             ],
-                 *             [
-                 *               -0.6,
-                 *               0.9,
-                 *               0.2,
-                 *               -0.4
-                 *             ]
-                 *           ],
-                 *           "b": [
-                 *             0,
-                 *             0.1,
-                 *             -0.1,
-                 *             0
-                 *           ]
-                 *         },
-                 *         {
-                 *           "W": [
-                 *             [
-                 *               0.7
-                 *             ],
-                 *             [
-                 *               -0.5
-                 *             ],
-                 *             [
-                 *               0.3
-                 *             ],
-                 *             [
-                 *               0.9
-                 *             ]
-                 *           ],
-                 *           "b": [
-                 *             0.05
-                 *           ]
-                 *         }
-                 *       ],
-                 *       "x": [
-                 *         [
-                 *           0,
-                 *           0
-                 *         ],
-                 *         [
-                 *           0,
-                 *           1
-                 *         ],
-                 *         [
-                 *           1,
-                 *           0
-                 *         ],
-                 *         [
-                 *           1,
-                 *           1
-                 *         ]
-                 *       ],
-                 *       "y": [
-                 *         [
-                 *           0
-                 *         ],
-                 *         [
-                 *           1
-                 *         ],
-                 *         [
-                 *           1
-                 *         ],
-                 *         [
-                 *           0
-                 *         ]
-                 *       ],
-                 *       "activation": "tanh",
-                 *       "outputActivation": "sigmoid",
-                 *       "loss": "bce",
-                 *       "reduction": "mean"
-                 *     }
-                 */
                 "application/json": {
                     /** @description The layers, input to output; layer i+1 takes layer i's outputs. */
                     params: {
                         /** @description Weights, in × out (JAX convention: x @ W + b). */
-                        W: number[][];
+                        W: number[][] | {
+                            /**
+                             * @description Element type; float32 only.
+                             * @enum {string}
+                             */
+                            dtype: "float32";
+                            /** @description [n] for a vector, [rows, cols] for a matrix. */
+                            shape: number[];
+                            /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
+                            data: string;
+                        };
                         /** @description Bias, out entries. */
-                        b: number[];
+                        b: number[] | {
+                            /**
+                             * @description Element type; float32 only.
+                             * @enum {string}
+                             */
+                            dtype: "float32";
+                            /** @description [n] for a vector, [rows, cols] for a matrix. */
+                            shape: number[];
+                            /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
+                            data: string;
+                        };
                     }[];
                     /** @description Inputs, batch × in_0. */
-                    x: number[][];
+                    x: number[][] | {
+                        /**
+                         * @description Element type; float32 only.
+                         * @enum {string}
+                         */
+                        dtype: "float32";
+                        /** @description [n] for a vector, [rows, cols] for a matrix. */
+                        shape: number[];
+                        /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
+                        data: string;
+                    };
                     /**
                      * @description Activation of every hidden layer.
                      * @default tanh
                      * @enum {string}
                      */
                     activation?: "tanh" | "relu" | "sigmoid" | "linear" | "leaky_relu" | "gelu" | "silu" | "softplus" | "elu";
+                    /**
+                     * @description How the response writes tensors: json (lists of numbers) or base64 (binary tensors, smaller and faster).
+                     * @default json
+                     * @enum {string}
+                     */
+                    outputEncoding?: "json" | "base64";
                     /** @description Targets, batch × out_last; or a flat list of batch numbers when out_last = 1. */
-                    y: number[][] | number[];
+                    y: number[][] | number[] | {
+                        /**
+                         * @description Element type; float32 only.
+                         * @enum {string}
+                         */
+                        dtype: "float32";
+                        /** @description [n] for a vector, [rows, cols] for a matrix. */
+                        shape: number[];
+                        /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
+                        data: string;
+                    };
                     /**
                      * @description Activation of the last layer. Default: what the loss expects, sigmoid for bce, linear for bce_logits and mse.
                      * @enum {string}
@@ -598,89 +546,58 @@ export interface operations {
         /** @description An MLP and a batch of inputs. */
         requestBody: {
             content: {
-                /**
-                 * @example {
-                 *       "params": [
-                 *         {
-                 *           "W": [
-                 *             [
-                 *               0.5,
-                 *               -0.3,
-                 *               0.8,
-                 *               0.1
-                 *             ],
-                 *             [
-                 *               -0.6,
-                 *               0.9,
-                 *               0.2,
-                 *               -0.4
-                 *             ]
-                 *           ],
-                 *           "b": [
-                 *             0,
-                 *             0.1,
-                 *             -0.1,
-                 *             0
-                 *           ]
-                 *         },
-                 *         {
-                 *           "W": [
-                 *             [
-                 *               0.7
-                 *             ],
-                 *             [
-                 *               -0.5
-                 *             ],
-                 *             [
-                 *               0.3
-                 *             ],
-                 *             [
-                 *               0.9
-                 *             ]
-                 *           ],
-                 *           "b": [
-                 *             0.05
-                 *           ]
-                 *         }
-                 *       ],
-                 *       "x": [
-                 *         [
-                 *           0,
-                 *           0
-                 *         ],
-                 *         [
-                 *           0,
-                 *           1
-                 *         ],
-                 *         [
-                 *           1,
-                 *           0
-                 *         ],
-                 *         [
-                 *           1,
-                 *           1
-                 *         ]
-                 *       ],
-                 *       "activation": "tanh",
-                 *       "outputActivation": "sigmoid"
-                 *     }
-                 */
                 "application/json": {
                     /** @description The layers, input to output; layer i+1 takes layer i's outputs. */
                     params: {
                         /** @description Weights, in × out (JAX convention: x @ W + b). */
-                        W: number[][];
+                        W: number[][] | {
+                            /**
+                             * @description Element type; float32 only.
+                             * @enum {string}
+                             */
+                            dtype: "float32";
+                            /** @description [n] for a vector, [rows, cols] for a matrix. */
+                            shape: number[];
+                            /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
+                            data: string;
+                        };
                         /** @description Bias, out entries. */
-                        b: number[];
+                        b: number[] | {
+                            /**
+                             * @description Element type; float32 only.
+                             * @enum {string}
+                             */
+                            dtype: "float32";
+                            /** @description [n] for a vector, [rows, cols] for a matrix. */
+                            shape: number[];
+                            /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
+                            data: string;
+                        };
                     }[];
                     /** @description Inputs, batch × in_0. */
-                    x: number[][];
+                    x: number[][] | {
+                        /**
+                         * @description Element type; float32 only.
+                         * @enum {string}
+                         */
+                        dtype: "float32";
+                        /** @description [n] for a vector, [rows, cols] for a matrix. */
+                        shape: number[];
+                        /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
+                        data: string;
+                    };
                     /**
                      * @description Activation of every hidden layer.
                      * @default tanh
                      * @enum {string}
                      */
                     activation?: "tanh" | "relu" | "sigmoid" | "linear" | "leaky_relu" | "gelu" | "silu" | "softplus" | "elu";
+                    /**
+                     * @description How the response writes tensors: json (lists of numbers) or base64 (binary tensors, smaller and faster).
+                     * @default json
+                     * @enum {string}
+                     */
+                    outputEncoding?: "json" | "base64";
                     /**
                      * @description Activation of the last layer.
                      * @default sigmoid
@@ -699,7 +616,17 @@ export interface operations {
                 content: {
                     "application/json": {
                         /** @description batch × out_last, after the output activation. */
-                        predictions: (number | ("NaN" | "Infinity" | "-Infinity"))[][];
+                        predictions: (number | ("NaN" | "Infinity" | "-Infinity"))[][] | {
+                            /**
+                             * @description Element type; float32 only.
+                             * @enum {string}
+                             */
+                            dtype: "float32";
+                            /** @description [n] for a vector, [rows, cols] for a matrix. */
+                            shape: number[];
+                            /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
+                            data: string;
+                        };
                         /** @description Present when a result is not finite: what happened and how to avoid it. */
                         warnings?: string[];
                     };
@@ -777,112 +704,70 @@ export interface operations {
         /** @description An MLP, a batch, the loss options and an optimizer: gradient descent from params. */
         requestBody: {
             content: {
-                /**
-                 * @example {
-                 *       "params": [
-                 *         {
-                 *           "W": [
-                 *             [
-                 *               0.5,
-                 *               -0.3,
-                 *               0.8,
-                 *               0.1
-                 *             ],
-                 *             [
-                 *               -0.6,
-                 *               0.9,
-                 *               0.2,
-                 *               -0.4
-                 *             ]
-                 *           ],
-                 *           "b": [
-                 *             0,
-                 *             0.1,
-                 *             -0.1,
-                 *             0
-                 *           ]
-                 *         },
-                 *         {
-                 *           "W": [
-                 *             [
-                 *               0.7
-                 *             ],
-                 *             [
-                 *               -0.5
-                 *             ],
-                 *             [
-                 *               0.3
-                 *             ],
-                 *             [
-                 *               0.9
-                 *             ]
-                 *           ],
-                 *           "b": [
-                 *             0.05
-                 *           ]
-                 *         }
-                 *       ],
-                 *       "x": [
-                 *         [
-                 *           0,
-                 *           0
-                 *         ],
-                 *         [
-                 *           0,
-                 *           1
-                 *         ],
-                 *         [
-                 *           1,
-                 *           0
-                 *         ],
-                 *         [
-                 *           1,
-                 *           1
-                 *         ]
-                 *       ],
-                 *       "y": [
-                 *         [
-                 *           0
-                 *         ],
-                 *         [
-                 *           1
-                 *         ],
-                 *         [
-                 *           1
-                 *         ],
-                 *         [
-                 *           0
-                 *         ]
-                 *       ],
-                 *       "activation": "tanh",
-                 *       "outputActivation": "sigmoid",
-                 *       "loss": "bce",
-                 *       "reduction": "mean",
-                 *       "optimizer": {
-                 *         "name": "adam",
-                 *         "learningRate": 0.05
-                 *       },
-                 *       "steps": 500
-                 *     }
-                 */
                 "application/json": {
                     /** @description The layers, input to output; layer i+1 takes layer i's outputs. */
                     params: {
                         /** @description Weights, in × out (JAX convention: x @ W + b). */
-                        W: number[][];
+                        W: number[][] | {
+                            /**
+                             * @description Element type; float32 only.
+                             * @enum {string}
+                             */
+                            dtype: "float32";
+                            /** @description [n] for a vector, [rows, cols] for a matrix. */
+                            shape: number[];
+                            /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
+                            data: string;
+                        };
                         /** @description Bias, out entries. */
-                        b: number[];
+                        b: number[] | {
+                            /**
+                             * @description Element type; float32 only.
+                             * @enum {string}
+                             */
+                            dtype: "float32";
+                            /** @description [n] for a vector, [rows, cols] for a matrix. */
+                            shape: number[];
+                            /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
+                            data: string;
+                        };
                     }[];
                     /** @description Inputs, batch × in_0. */
-                    x: number[][];
+                    x: number[][] | {
+                        /**
+                         * @description Element type; float32 only.
+                         * @enum {string}
+                         */
+                        dtype: "float32";
+                        /** @description [n] for a vector, [rows, cols] for a matrix. */
+                        shape: number[];
+                        /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
+                        data: string;
+                    };
                     /**
                      * @description Activation of every hidden layer.
                      * @default tanh
                      * @enum {string}
                      */
                     activation?: "tanh" | "relu" | "sigmoid" | "linear" | "leaky_relu" | "gelu" | "silu" | "softplus" | "elu";
+                    /**
+                     * @description How the response writes tensors: json (lists of numbers) or base64 (binary tensors, smaller and faster).
+                     * @default json
+                     * @enum {string}
+                     */
+                    outputEncoding?: "json" | "base64";
                     /** @description Targets, batch × out_last; or a flat list of batch numbers when out_last = 1. */
-                    y: number[][] | number[];
+                    y: number[][] | number[] | {
+                        /**
+                         * @description Element type; float32 only.
+                         * @enum {string}
+                         */
+                        dtype: "float32";
+                        /** @description [n] for a vector, [rows, cols] for a matrix. */
+                        shape: number[];
+                        /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
+                        data: string;
+                    };
                     /**
                      * @description Activation of the last layer. Default: what the loss expects, sigmoid for bce, linear for bce_logits and mse.
                      * @enum {string}
@@ -950,8 +835,30 @@ export interface operations {
                     "application/json": {
                         /** @description The trained parameters, in the request format. */
                         params: {
-                            W: (number | ("NaN" | "Infinity" | "-Infinity"))[][];
-                            b: (number | ("NaN" | "Infinity" | "-Infinity"))[];
+                            /** @description Rows of numbers, or a binary tensor (outputEncoding base64). */
+                            W: (number | ("NaN" | "Infinity" | "-Infinity"))[][] | {
+                                /**
+                                 * @description Element type; float32 only.
+                                 * @enum {string}
+                                 */
+                                dtype: "float32";
+                                /** @description [n] for a vector, [rows, cols] for a matrix. */
+                                shape: number[];
+                                /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
+                                data: string;
+                            };
+                            /** @description A list of numbers, or a binary tensor (outputEncoding base64). */
+                            b: (number | ("NaN" | "Infinity" | "-Infinity"))[] | {
+                                /**
+                                 * @description Element type; float32 only.
+                                 * @enum {string}
+                                 */
+                                dtype: "float32";
+                                /** @description [n] for a vector, [rows, cols] for a matrix. */
+                                shape: number[];
+                                /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
+                                data: string;
+                            };
                         }[];
                         /** @description The loss of the returned params on the whole batch. */
                         loss: number | ("NaN" | "Infinity" | "-Infinity");
@@ -1038,17 +945,6 @@ export interface operations {
         /** @description The shape of an MLP and how to initialise it. */
         requestBody: {
             content: {
-                /**
-                 * @example {
-                 *       "layers": [
-                 *         2,
-                 *         4,
-                 *         1
-                 *       ],
-                 *       "seed": 0,
-                 *       "scheme": "glorot_normal"
-                 *     }
-                 */
                 "application/json": {
                     /** @description Widths, input to output: [in, hidden..., out]. */
                     layers: number[];
@@ -1071,6 +967,12 @@ export interface operations {
                      * @enum {string}
                      */
                     biasScheme?: "zeros" | "normal";
+                    /**
+                     * @description How the response writes tensors: json (lists of numbers) or base64 (binary tensors, smaller and faster).
+                     * @default json
+                     * @enum {string}
+                     */
+                    outputEncoding?: "json" | "base64";
                 };
             };
         };
@@ -1082,10 +984,30 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        /** @description Float32 values, in the request format. */
+                        /** @description Float32 values, in the request format (binary tensors with outputEncoding base64). */
                         params: {
-                            W: number[][];
-                            b: number[];
+                            W: number[][] | {
+                                /**
+                                 * @description Element type; float32 only.
+                                 * @enum {string}
+                                 */
+                                dtype: "float32";
+                                /** @description [n] for a vector, [rows, cols] for a matrix. */
+                                shape: number[];
+                                /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
+                                data: string;
+                            };
+                            b: number[] | {
+                                /**
+                                 * @description Element type; float32 only.
+                                 * @enum {string}
+                                 */
+                                dtype: "float32";
+                                /** @description [n] for a vector, [rows, cols] for a matrix. */
+                                shape: number[];
+                                /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
+                                data: string;
+                            };
                         }[];
                     };
                 };

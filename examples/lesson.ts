@@ -26,6 +26,12 @@ async function post<P extends keyof paths>(path: P, body: Body<P>): Promise<Repl
   return json as Reply<P>;
 }
 
+/** Tensors come back as JSON rows unless a request asks for "outputEncoding": "base64". */
+function rows<T>(m: T[][] | { dtype: 'float32' }): T[][] {
+  if (!Array.isArray(m)) throw new Error('expected JSON rows (outputEncoding "json")');
+  return m;
+}
+
 // The XOR problem: four inputs, and the exclusive-or of each.
 const x = [
   [0, 0],
@@ -42,7 +48,7 @@ console.log('1. init           W0 =', show(params[0]!.W));
 
 // 2. The forward pass: tanh hidden layer, sigmoid output.
 const before = await post('/forward', { params, x, activation: 'tanh', outputActivation: 'sigmoid' });
-console.log('2. forward        predictions =', show(before.predictions.flat()));
+console.log('2. forward        predictions =', show(rows(before.predictions).flat()));
 
 // 3. How wrong is it? Binary cross-entropy, the mean over the batch.
 const { loss } = await post('/loss', { params, x, y, loss: 'bce' });
@@ -59,8 +65,8 @@ console.log('5. train          loss by step', history.join(', '), '→ final', s
 
 // 6. The trained network gets XOR right.
 const after = await post('/forward', { params: trained.params as Params, x });
-const answers = after.predictions.map((row) => Math.round(Number(row[0])));
-console.log('6. forward        predictions =', show(after.predictions.flat()), '→', answers.join(' '));
+const answers = rows(after.predictions).map((row) => Math.round(Number(row[0])));
+console.log('6. forward        predictions =', show(rows(after.predictions).flat()), '→', answers.join(' '));
 
 if (typeof trained.loss !== 'number' || trained.loss >= 0.05 || answers.join('') !== y.join('')) {
   console.error('the walkthrough did not learn XOR');

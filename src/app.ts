@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import compress from '@fastify/compress';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Engine } from './engine/engine.js';
@@ -77,6 +78,9 @@ export async function buildApp({ config, engine }: AppDeps): Promise<FastifyInst
   });
 
   installErrorHandlers(app, config.limits.bodyBytes);
+  // gzip/deflate both ways: request bodies by Content-Encoding (the body limit applies to
+  // the decompressed bytes), responses by Accept-Encoding, large ones streamed off the loop
+  await app.register(compress, { encodings: ['gzip', 'deflate'], requestEncodings: ['gzip', 'deflate'], threshold: 1024 });
   await registerDocs(app, VERSION);
   registerMetrics(app, engine);
 

@@ -2,6 +2,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import { jsonSchemaTransform } from 'fastify-type-provider-zod';
+import { requestExamples } from './examples.js';
 
 export const API_TITLE = 'gradserve';
 
@@ -26,10 +27,21 @@ export async function registerDocs(app: FastifyInstance, version: string): Promi
       ],
     },
     transform: jsonSchemaTransform,
+    transformObject: (doc) => withRequestExamples('openapiObject' in doc ? doc.openapiObject : {}),
   });
   await app.register(swaggerUi, {
     routePrefix: '/docs',
     uiConfig: { docExpansion: 'list', deepLinking: true, tryItOutEnabled: true },
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+}
+
+type OpenApi = Partial<{ paths: Record<string, Record<string, { requestBody?: { content?: Record<string, { examples?: unknown }> } }>> }>;
+
+function withRequestExamples<T>(doc: T): T {
+  for (const [path, examples] of Object.entries(requestExamples)) {
+    const media = (doc as OpenApi).paths?.[path]?.post?.requestBody?.content?.['application/json'];
+    if (media) media.examples = examples;
+  }
+  return doc;
 }

@@ -51,7 +51,49 @@ interface Issue {
   keyword?: string;
   instancePath?: string;
   message: string;
-  params?: { keys?: string[] };
+  params?: { keys?: string[]; errors?: ZodIssue[][] };
+}
+
+/** A zod issue inside a union's report, its path relative to the union's value. */
+interface ZodIssue {
+  code: string;
+  path: PropertyKey[];
+  message: string;
+  keys?: string[];
+  errors?: ZodIssue[][];
+}
+
+const asIssue = (z: ZodIssue, parent: string): Issue => ({
+  keyword: z.code,
+  instancePath: [parent, ...z.path.map(String)].join('/'),
+  message: z.message,
+  params: { keys: z.keys, errors: z.errors },
+});
+
+/**
+ * A field that takes several forms (rows of numbers, a flat list, a binary tensor) fails as
+ * a zod union that lists every form's issues. Report the form the client evidently meant:
+ * not those that failed on the value's type at the root, and of the others the one that got
+ * furthest into the value.
+ */
+function unionBranch(issue: Issue): Issue[] {
+  const branches = issue.params?.errors ?? [];
+  const wrongType = (b: ZodIssue[]) => b.length === 1 && b[0]!.code === 'invalid_type' && b[0]!.path.length === 0;
+  const candidates = branches.filter((b) => !wrongType(b));
+  if (candidates.length === 0) {
+    const received = /received (\w+)/.exec(branches[0]?.[0]?.message ?? '')?.[1] ?? 'something else';
+    if (received === 'undefined') return [{ ...issue, keyword: 'invalid_type', message: 'expected array, received undefined' }];
+    return [
+      { ...issue, keyword: 'invalid_type', message: `${issue.message.replace(/^Invalid input$/, 'invalid input')}, received ${received}` },
+    ];
+  }
+  const depth = (b: ZodIssue[]) => Math.max(...b.map((i) => i.path.length));
+  const best = candidates.reduce((a, b) => (depth(b) > depth(a) ? b : a));
+  return best.flatMap((z) => expand(asIssue(z, issue.instancePath ?? '')));
+}
+
+function expand(issue: Issue): Issue[] {
+  return issue.keyword === 'invalid_union' && issue.params?.errors ? unionBranch(issue) : [issue];
 }
 
 /** '/params/1/W' → ['params', 1, 'W'] */
@@ -78,7 +120,8 @@ function describeIssue(issue: Issue): string {
   return `${path}: ${message}`;
 }
 
-export function validationMessage(issues: Issue[]): string {
+export function validationMessage(reported: Issue[]): string {
+  const issues = reported.flatMap(expand);
   const shown = issues.slice(0, MAX_ISSUES).map(describeIssue);
   const more = issues.length - shown.length;
   return shown.join('; ') + (more > 0 ? `; and ${more} more` : '');

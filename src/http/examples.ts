@@ -40,3 +40,33 @@ export const xorTrainRequest = {
   optimizer: { name: 'adam', learningRate: 0.05 },
   steps: 500,
 } as const;
+
+/** Float32 values as a binary tensor (little-endian, row-major, base64), as a client would send them. */
+function binary(shape: number[], values: readonly number[]) {
+  return { dtype: 'float32', shape, data: Buffer.from(new Float32Array(values).buffer).toString('base64') } as const;
+}
+
+/** The XOR request with every tensor binary, asking for binary tensors back. */
+export const xorBinaryRequest = {
+  ...xorRequest,
+  params: xorRequest.params.map((p) => ({ W: binary([p.W.length, p.W[0]!.length], p.W.flat()), b: binary([p.b.length], p.b) })),
+  x: binary([4, 2], xorRequest.x.flat()),
+  y: binary([4], xorRequest.y.flat()),
+  outputEncoding: 'base64',
+} as const;
+
+/**
+ * The request examples of the OpenAPI document (and so of the Swagger UI), by path. They are
+ * attached to the document here rather than to the zod schemas because zod leaves examples
+ * out of a schema's input form once it transforms (as the tensor fields do).
+ */
+export const requestExamples: Record<string, Record<string, { summary: string; value: unknown }>> = {
+  '/value-and-grad': {
+    xor: { summary: 'The XOR lesson', value: xorRequest },
+    xorBinary: { summary: 'The XOR lesson with binary tensors (in and out)', value: xorBinaryRequest },
+  },
+  '/loss': { xor: { summary: 'The XOR lesson', value: xorRequest } },
+  '/forward': { xor: { summary: 'The XOR lesson', value: xorForwardRequest } },
+  '/train': { xor: { summary: 'Train the XOR network to a loss below 0.05', value: xorTrainRequest } },
+  '/init': { xor: { summary: "The XOR lesson's network shape", value: xorInitRequest } },
+};

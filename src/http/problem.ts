@@ -1,14 +1,13 @@
 import { lossOps } from '../engine/ops/head.js';
-import type { ForwardProblem, Matrix, Problem } from '../engine/types.js';
+import type { ForwardProblem, Problem } from '../engine/types.js';
 import type { ComputeRequest, ForwardRequest } from './schemas.js';
+import { asMatrix } from './tensors.js';
 
-/** A validated request body in the engine's float32 form. */
+/** A validated request body in the engine's float32 form (validation already packed every tensor). */
 export function toProblem(body: ComputeRequest): Problem {
-  const outDim = body.params[body.params.length - 1]!.W[0]!.length;
-  const y = body.y;
   return {
     ...toForwardProblem({ ...body, outputActivation: body.outputActivation ?? lossOps[body.loss].defaultOutputActivation }),
-    y: typeof y[0] === 'number' ? { rows: y.length, cols: outDim, data: Float32Array.from(y as number[]) } : toMatrix(y as number[][]),
+    y: asMatrix(body.y),
     loss: body.loss,
     reduction: body.reduction,
   };
@@ -16,18 +15,9 @@ export function toProblem(body: ComputeRequest): Problem {
 
 export function toForwardProblem(body: ForwardRequest): ForwardProblem {
   return {
-    layers: body.params.map((p) => ({ W: toMatrix(p.W), b: Float32Array.from(p.b) })),
-    x: toMatrix(body.x),
+    layers: body.params.map((p) => ({ W: asMatrix(p.W), b: p.b.data })),
+    x: asMatrix(body.x),
     activation: body.activation,
     outputActivation: body.outputActivation,
   };
-}
-
-function toMatrix(rows: number[][]): Matrix {
-  const cols = rows[0]!.length;
-  const data = new Float32Array(rows.length * cols);
-  rows.forEach((row, r) => {
-    data.set(row, r * cols);
-  });
-  return { rows: rows.length, cols, data };
 }

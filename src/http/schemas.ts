@@ -1,11 +1,9 @@
 import { z } from 'zod';
 import { BIAS_SCHEMES, INIT_SCHEMES } from '../engine/init.js';
 import { ACTIVATIONS, LOSSES, REDUCTIONS } from '../engine/types.js';
-import { xorForwardRequest, xorInitRequest, xorRequest, xorTrainRequest } from './examples.js';
 import { initIssues, optionIssues, type ShapeIssue, shapeIssues, trainIssues } from './shape-checks.js';
+import { Base64Tensor, MatrixIn, OUTPUT_ENCODINGS, TargetsIn, VectorIn } from './tensors.js';
 
-const Vector = z.array(z.number()).describe('A vector of finite numbers (rounded to float32).');
-const Matrix = z.array(Vector).describe('A matrix as a list of rows, all of the same length.');
 const UInt32 = z
   .number()
   .int()
@@ -14,30 +12,29 @@ const UInt32 = z
 
 export const LayerParams = z
   .strictObject({
-    W: Matrix.describe('Weights, in × out (JAX convention: x @ W + b).'),
-    b: Vector.describe('Bias, out entries.'),
+    W: MatrixIn.describe('Weights, in × out (JAX convention: x @ W + b).'),
+    b: VectorIn.describe('Bias, out entries.'),
   })
   .describe('One dense layer.');
 
 const Params = z.array(LayerParams).describe("The layers, input to output; layer i+1 takes layer i's outputs.");
 
+const outputEncoding = z
+  .enum(OUTPUT_ENCODINGS)
+  .default('json')
+  .describe('How the response writes tensors: json (lists of numbers) or base64 (binary tensors, smaller and faster).');
+
 /** The network and its inputs: what every compute endpoint takes. */
 const networkFields = {
   params: Params,
-  x: Matrix.describe('Inputs, batch × in_0.'),
+  x: MatrixIn.describe('Inputs, batch × in_0.'),
   activation: z.enum(ACTIVATIONS).default('tanh').describe('Activation of every hidden layer.'),
+  outputEncoding,
 };
 
 /** Targets and the loss options of /loss, /value-and-grad and /train. */
 const lossFields = {
-  y: z
-    .union([Matrix, Vector], {
-      error: (iss) =>
-        iss.input === undefined
-          ? 'Invalid input: expected array, received undefined'
-          : 'expected a matrix (a list of rows) or a flat list of numbers',
-    })
-    .describe('Targets, batch × out_last; or a flat list of batch numbers when out_last = 1.'),
+  y: TargetsIn.describe('Targets, batch × out_last; or a flat list of batch numbers when out_last = 1.'),
   outputActivation: z
     .enum(ACTIVATIONS)
     .optional()
@@ -63,7 +60,6 @@ const report = (ctx: Ctx, issues: ShapeIssue[]) => {
 export const ComputeRequest = z
   .strictObject({ ...networkFields, ...lossFields })
   .superRefine((body, ctx) => report(ctx, [...shapeIssues(body), ...optionIssues(body)]))
-  .meta({ examples: [xorRequest] })
   .describe('An MLP, a batch and the loss options.');
 export type ComputeRequest = z.infer<typeof ComputeRequest>;
 
@@ -73,7 +69,6 @@ export const ForwardRequest = z
     outputActivation: z.enum(ACTIVATIONS).default('sigmoid').describe('Activation of the last layer.'),
   })
   .superRefine((body, ctx) => report(ctx, shapeIssues(body)))
-  .meta({ examples: [xorForwardRequest] })
   .describe('An MLP and a batch of inputs.');
 export type ForwardRequest = z.infer<typeof ForwardRequest>;
 
@@ -119,7 +114,6 @@ export const TrainRequest = z
     seed: UInt32.default(0).describe('Seed of the minibatch shuffle.'),
   })
   .superRefine((body, ctx) => report(ctx, [...shapeIssues(body), ...optionIssues(body), ...trainIssues(body)]))
-  .meta({ examples: [xorTrainRequest] })
   .describe('An MLP, a batch, the loss options and an optimizer: gradient descent from params.');
 export type TrainRequest = z.infer<typeof TrainRequest>;
 
@@ -130,9 +124,9 @@ export const InitRequest = z
     scheme: z.enum(INIT_SCHEMES).default('glorot_normal').describe("Weights: jax.nn.initializers' distribution of that name."),
     scale: z.number().positive().finite().optional().describe('Standard deviation of the normal scheme and normal biases (default 0.01).'),
     biasScheme: z.enum(BIAS_SCHEMES).default('zeros').describe('Biases: zeros, or normal with standard deviation scale.'),
+    outputEncoding,
   })
   .superRefine((body, ctx) => report(ctx, initIssues(body)))
-  .meta({ examples: [xorInitRequest] })
   .describe('The shape of an MLP and how to initialise it.');
 export type InitRequest = z.infer<typeof InitRequest>;
 
@@ -142,7 +136,9 @@ const Num = z
   .describe('A float32 result; "NaN", "Infinity" or "-Infinity" where it is not finite.');
 
 const Warnings = z.array(z.string()).optional().describe('Present when a result is not finite: what happened and how to avoid it.');
-const NumTree = z.array(z.object({ W: z.array(z.array(Num)), b: z.array(Num) }));
+const MatrixOut = z.union([z.array(z.array(Num)), Base64Tensor]).describe('Rows of numbers, or a binary tensor (outputEncoding base64).');
+const VectorOut = z.union([z.array(Num), Base64Tensor]).describe('A list of numbers, or a binary tensor (outputEncoding base64).');
+const NumTree = z.array(z.object({ W: MatrixOut, b: VectorOut }));
 
 export const LossResponse = z
   .object({ loss: Num.describe('The loss, as JAX computes it in float32.'), warnings: Warnings })
@@ -157,7 +153,7 @@ export const ValueAndGradResponse = z
   .describe('The loss and its gradient tree (jax.value_and_grad).');
 
 export const ForwardResponse = z
-  .object({ predictions: z.array(z.array(Num)).describe('batch × out_last, after the output activation.'), warnings: Warnings })
+  .object({ predictions: MatrixOut.describe('batch × out_last, after the output activation.'), warnings: Warnings })
   .describe("The network's predictions.");
 
 export const TrainResponse = z
@@ -174,8 +170,8 @@ export const TrainResponse = z
 export const InitResponse = z
   .object({
     params: z
-      .array(z.object({ W: z.array(z.array(z.number())), b: z.array(z.number()) }))
-      .describe('Float32 values, in the request format.'),
+      .array(z.object({ W: z.union([z.array(z.array(z.number())), Base64Tensor]), b: z.union([z.array(z.number()), Base64Tensor]) }))
+      .describe('Float32 values, in the request format (binary tensors with outputEncoding base64).'),
   })
   .describe('Initial parameters.');
 

@@ -93,7 +93,7 @@ describe('HTTP API (inject)', () => {
     const committed = JSON.parse(readFileSync(new URL('../../openapi/openapi.json', import.meta.url), 'utf8'));
     const served = (await app.inject('/openapi.json')).json();
     assert.deepEqual(served, committed);
-    const example = served.paths['/value-and-grad'].post.requestBody.content['application/json'].example;
+    const example = served.paths['/value-and-grad'].post.requestBody.content['application/json'].examples.xor.value;
     assert.deepEqual(example, xorBody, 'the Swagger UI pre-fills the XOR lesson');
   });
 
@@ -155,7 +155,7 @@ describe('HTTP API (inject)', () => {
         ],
       },
       400,
-      /y\[0\] has 2 entries; the last layer outputs 1/,
+      /y has 2 columns; the last layer outputs 1/,
     ],
     ['empty params', { ...xorBody, params: [] }, 400, /params is empty/],
     ['empty x', { ...xorBody, x: [], y: [] }, 400, /x is empty/],

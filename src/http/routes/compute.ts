@@ -57,7 +57,7 @@ export const computeRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app
       const problem = within(toProblem(request.body), limits);
       const result = await gate.run(request.computeSignal, (signal) => engine.valueAndGrad(problem, signal));
       reportStats(request, reply, result.stats);
-      const enc = new ResultEncoder();
+      const enc = new ResultEncoder(request.body.outputEncoding);
       const loss = enc.number(result.loss);
       const grads = enc.layers(result.grads);
       return { loss, grads, warnings: enc.warnings(result.head) };
@@ -80,7 +80,7 @@ export const computeRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app
       const problem = within(toProblem(request.body), limits);
       const result = await gate.run(request.computeSignal, (signal) => engine.loss(problem, signal));
       reportStats(request, reply, result.stats);
-      const enc = new ResultEncoder();
+      const enc = new ResultEncoder(request.body.outputEncoding);
       const loss = enc.number(result.loss);
       return { loss, warnings: enc.warnings(result.head) };
     },
@@ -102,7 +102,7 @@ export const computeRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app
       const problem = within(toForwardProblem(request.body), limits);
       const result = await gate.run(request.computeSignal, (signal) => engine.forward(problem, signal));
       reportStats(request, reply, result.stats);
-      const enc = new ResultEncoder();
+      const enc = new ResultEncoder(request.body.outputEncoding);
       const predictions = enc.matrix(result.predictions);
       return { predictions, warnings: enc.warnings() };
     },

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { z } from 'zod';
 import { initParams } from '../../engine/init.js';
 import type { Limits } from '../../runtime/config.js';
 import { ResultEncoder } from '../encode.js';
@@ -31,7 +32,8 @@ export const initRoutes: FastifyPluginAsync<{ limits: Limits }> = async (app, { 
         );
       }
       const params = initParams({ layers, seed, scheme, biasScheme, scale });
-      return { params: new ResultEncoder().layers(params) as { W: number[][]; b: number[] }[] };
+      // initial values are always finite: the encoder writes plain numbers
+      return { params: new ResultEncoder(request.body.outputEncoding).layers(params) as z.infer<typeof InitResponse>['params'] };
     },
   );
 };

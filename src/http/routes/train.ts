@@ -13,8 +13,9 @@ function checkTrainLimits(body: TrainRequest, limits: Limits): void {
   if (body.steps > limits.trainSteps) {
     throw new Errors.LimitExceeded(`steps is ${body.steps}; the limit is ${limits.trainSteps} (GRADSERVE_MAX_TRAIN_STEPS)`);
   }
-  const rows = Math.min(body.batchSize ?? body.x.length, body.x.length);
-  const macs = body.params.reduce((s, p) => s + (p.W.length + 1) * p.W[0]!.length, 0);
+  const batch = body.x.shape[0]!;
+  const rows = Math.min(body.batchSize ?? batch, batch);
+  const macs = body.params.reduce((s, p) => s + (p.W.shape[0]! + 1) * p.W.shape[1]!, 0);
   const work = body.steps * rows * macs;
   if (work > limits.trainWork) {
     throw new Errors.LimitExceeded(
@@ -50,7 +51,7 @@ export const trainRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app, 
         engine.train(problem, { optimizer, steps, batchSize, seed }, signal),
       );
       reportStats(request, reply, result.stats);
-      const enc = new ResultEncoder();
+      const enc = new ResultEncoder(request.body.outputEncoding);
       const history = result.history.map((h) => ({ step: h.step, loss: enc.number(h.loss) }));
       const stopped =
         result.stoppedAt === undefined

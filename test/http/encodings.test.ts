@@ -1,0 +1,168 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../../src/app.js';
+import { Engine } from '../../src/engine/engine.js';
+import { xorBinaryRequest, xorForwardRequest, xorRequest } from '../../src/http/examples.js';
+import { defaultConfig } from '../../src/runtime/config.js';
+import { randomCase, rng, xorCase } from '../helpers.js';
+import { relError, valueAndGrad64 } from '../reference/mlp64.js';
+
+/** A binary tensor as a client builds one: float32, little-endian, row-major, base64. */
+const binary = (shape: number[], values: number[]) => ({
+  dtype: 'float32',
+  shape,
+  data: Buffer.from(new Float32Array(values).buffer).toString('base64'),
+});
+
+/** A binary tensor from a response, back to numbers (checked independently of the server's encoder). */
+function decode(t: { dtype: string; shape: number[]; data: string }): { shape: number[]; values: number[] } {
+  assert.equal(t.dtype, 'float32');
+  const bytes = Buffer.from(t.data, 'base64');
+  const values = Array.from({ length: bytes.length / 4 }, (_, i) => bytes.readFloatLE(4 * i));
+  assert.equal(
+    values.length,
+    t.shape.reduce((a, b) => a * b, 1),
+  );
+  return { shape: t.shape, values };
+}
+
+describe('binary tensors and compression', () => {
+  let app: FastifyInstance;
+  let engine: Engine;
+  before(async () => {
+    engine = await Engine.create({ backend: 'webasm', kernelCacheSize: 64 });
+    app = await buildApp({ config: { ...defaultConfig(), logLevel: 'silent' }, engine });
+  });
+  after(async () => {
+    await app.close();
+    engine.close();
+  });
+  const post = (url: string, payload: unknown) => app.inject({ method: 'POST', url, payload: payload as object });
+
+  it('answers the XOR lesson sent as binary tensors with binary gradients equal to the JSON answer', async () => {
+    const json = (await post('/value-and-grad', xorRequest)).json();
+    const res = await post('/value-and-grad', xorBinaryRequest);
+    assert.equal(res.statusCode, 200, res.body);
+    const body = res.json();
+    assert.equal(body.loss, json.loss);
+    const ref = valueAndGrad64(xorCase);
+    body.grads.forEach((g: { W: never; b: never }, l: number) => {
+      const W = decode(g.W);
+      const b = decode(g.b);
+      assert.deepEqual(W.shape, [xorCase.params[l]!.W.length, xorCase.params[l]!.W[0]!.length]);
+      assert.deepEqual(b.shape, [xorCase.params[l]!.b.length]);
+      assert.deepEqual(W.values, json.grads[l].W.flat(), 'the same float32 values as the JSON answer');
+      assert.ok(relError(W.values, ref.grads[l]!.W.flat()) <= 1e-5);
+      assert.ok(relError(b.values, ref.grads[l]!.b) <= 1e-5);
+    });
+  });
+
+  it('takes JSON and binary tensors mixed in one request, on a random network', async () => {
+    const c = randomCase(rng(9), { widths: [5, 7, 3], batch: 11, activation: 'relu' });
+    const res = await post('/value-and-grad', {
+      params: [
+        { W: binary([5, 7], c.params[0]!.W.flat()), b: c.params[0]!.b },
+        { W: c.params[1]!.W, b: binary([3], c.params[1]!.b) },
+      ],
+      x: binary([11, 5], c.x.flat()),
+      y: c.y,
+      activation: 'relu',
+    });
+    assert.equal(res.statusCode, 200, res.body);
+    const ref = valueAndGrad64(c);
+    assert.ok(relError([res.json().loss], [ref.loss]) <= 1e-6);
+    res.json().grads.forEach((g: { W: number[][]; b: number[] }, l: number) => {
+      assert.ok(relError(g.W.flat(), ref.grads[l]!.W.flat()) <= 1e-5, `dW[${l}]`);
+    });
+  });
+
+  it('writes /forward predictions and /init params as binary tensors when asked', async () => {
+    const forward = (await post('/forward', { ...xorForwardRequest, outputEncoding: 'base64' })).json();
+    const jsonForward = (await post('/forward', xorForwardRequest)).json();
+    assert.deepEqual(decode(forward.predictions).values, jsonForward.predictions.flat());
+    const init = (await post('/init', { layers: [2, 4, 1], seed: 3, outputEncoding: 'base64' })).json();
+    const jsonInit = (await post('/init', { layers: [2, 4, 1], seed: 3 })).json();
+    assert.deepEqual(decode(init.params[0].W).values, jsonInit.params[0].W.flat());
+    assert.deepEqual(decode(init.params[1].b).shape, [1]);
+  });
+
+  const bad: [string, unknown, RegExp][] = [
+    [
+      'a string where a matrix goes',
+      { ...xorRequest, x: 'abc' },
+      /^x: expected a list of rows of numbers, or a binary tensor, received string$/,
+    ],
+    ['a string inside a matrix', { ...xorRequest, x: [[0, 'a']] }, /^x\[0\]\[1\]: expected number, received string$/],
+    ['a ragged matrix', { ...xorRequest, x: [[0, 0], [1]] }, /^x\[1\] has 1 entries; row 0 has 2$/],
+    ['not base64', { ...xorRequest, x: { dtype: 'float32', shape: [4, 2], data: '@@@@' } }, /^x\.data is not padded base64/],
+    ['too few bytes', { ...xorRequest, x: binary([4, 2], [0, 0, 0, 1]) }, /^x\.data holds 16 bytes; shape \[4,2\] needs 32/],
+    [
+      'a vector where a matrix goes',
+      { ...xorRequest, x: binary([8], [0, 0, 0, 1, 1, 0, 1, 1]) },
+      /^x\.shape has 1 dimensions; this field takes \[rows, cols\]$/,
+    ],
+    [
+      'NaN in the bytes',
+      { ...xorRequest, x: binary([4, 2], [0, 0, 0, Number.NaN, 1, 0, 1, 1]) },
+      /^x\.data has a value that is not finite at index 3/,
+    ],
+    ['float64', { ...xorRequest, x: { dtype: 'float64', shape: [4, 2], data: '' } }, /^x\.dtype: expected "float32"$/],
+    ['unknown tensor fields', { ...xorRequest, x: { ...binary([4, 2], Array(8).fill(0)), order: 'C' } }, /^x has unknown field "order"$/],
+    ['y of the wrong rank', { ...xorRequest, y: binary([1, 4, 1], [0, 1, 1, 0]) }, /^y\.shape: Too big/],
+    [
+      'an unknown output encoding',
+      { ...xorRequest, outputEncoding: 'hex' },
+      /^outputEncoding: Invalid option: expected one of "json"\|"base64"$/,
+    ],
+  ];
+  for (const [name, payload, message] of bad) {
+    it(`rejects ${name} with a 400 that names the field`, async () => {
+      const res = await post('/value-and-grad', payload);
+      assert.equal(res.statusCode, 400, res.body);
+      assert.match(res.json().message, message);
+    });
+  }
+
+  it('takes gzip request bodies and gzips responses for clients that accept it', async () => {
+    const c = randomCase(rng(4), { widths: [16, 32, 1], batch: 8, activation: 'tanh' }); // an answer over 1 KiB
+    const res = await app.inject({
+      method: 'POST',
+      url: '/value-and-grad',
+      payload: gzipSync(JSON.stringify(c)),
+      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip', 'accept-encoding': 'gzip' },
+    });
+    assert.equal(res.statusCode, 200, res.body);
+    assert.equal(res.headers['content-encoding'], 'gzip');
+    const body = JSON.parse(gunzipSync(res.rawPayload).toString());
+    assert.deepEqual(body, (await post('/value-and-grad', c)).json());
+  });
+
+  it('applies the body limit to the decompressed bytes (a gzip bomb gets 413)', async () => {
+    const small = await buildApp({
+      config: { ...defaultConfig(), logLevel: 'silent', limits: { ...defaultConfig().limits, bodyBytes: 1 << 20 } },
+      engine,
+    });
+    try {
+      const bomb = gzipSync(Buffer.alloc(64 << 20, 0x20)); // 64 MiB of spaces, ~64 KiB compressed
+      assert.ok(bomb.length < 1 << 20);
+      const res = await small.inject({
+        method: 'POST',
+        url: '/value-and-grad',
+        payload: bomb,
+        headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      });
+      assert.equal(res.statusCode, 413, res.body);
+      const broken = await small.inject({
+        method: 'POST',
+        url: '/value-and-grad',
+        payload: Buffer.from('not gzip at all'),
+        headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      });
+      assert.equal(broken.statusCode, 400, broken.body);
+    } finally {
+      await small.close();
+    }
+  });
+});
