@@ -1115,8 +1115,10 @@ export interface operations {
                     "application/json": {
                         /** @enum {string} */
                         status: "ready";
-                        /** @description The compute backend in use. */
+                        /** @description GRADSERVE_BACKEND: a backend, or auto (each request where the cost model sends it). */
                         backend: string;
+                        /** @description The backends started and answering their probe. */
+                        backends: string[];
                     };
                 };
             };
@@ -1154,9 +1156,9 @@ export interface operations {
                 content: {
                     "application/json": {
                         version: string;
-                        /** @description The compute backend in use. */
+                        /** @description GRADSERVE_BACKEND: a backend, or auto (each request where the cost model sends it). */
                         backend: string;
-                        /** @description The backends this build can use (GRADSERVE_BACKEND). */
+                        /** @description The backends started and answering their probe. */
                         backends: string[];
                         /** @description Compiled kernels: how many are kept and how they were found. */
                         kernelCache: {

@@ -9,7 +9,7 @@ const FORCE_EXIT_AFTER_MS = 3000;
 /** Start the service: config from the environment, engine, app, listen; close gracefully on SIGTERM/SIGINT. */
 async function main(): Promise<void> {
   const config = loadConfig();
-  const engine = await Engine.create({ backend: config.backend, kernelCacheSize: config.kernelCacheSize });
+  const engine = await Engine.create({ backend: config.backend, kernelCacheSize: config.kernelCacheSize, cpuMaxWork: config.cpuMaxWork });
   const app = await buildApp({ config, engine });
 
   let closing = false;

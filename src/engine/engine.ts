@@ -1,67 +1,96 @@
 import { type Backend, createBackend } from './backend.js';
+import { DEFAULT_CPU_MAX_WORK, pickBackend, shapeOf, workOf } from './dispatch.js';
 import { KernelCache, type KernelCacheStats, kernelKey, type Lease } from './kernel-cache.js';
 import { backward, forward, predictions, type RunKernel } from './mlp.js';
 import { type TrainLoop, type TrainOptions, trainLoop } from './train.js';
-import type { BackendName, ForwardProblem, LossResult, Matrix, Problem, RunStats, ValueAndGradResult } from './types.js';
+import {
+  BACKENDS,
+  type BackendChoice,
+  type BackendName,
+  type ForwardProblem,
+  type LossResult,
+  type Matrix,
+  type Problem,
+  type RunStats,
+  type ValueAndGradResult,
+} from './types.js';
 
 /** Longest stretch of kernels run back to back before the engine yields to the event loop. */
 const YIELD_AFTER_MS = 10;
 
 export interface EngineOptions {
-  backend: BackendName;
+  /** one backend, or `auto`: all of them, each request sent where the cost model says */
+  backend: BackendChoice;
   kernelCacheSize: number;
+  /** with `auto`, the most work (batch × Σ in×out) that still goes to the cpu backend */
+  cpuMaxWork?: number;
 }
 
 export interface TrainResult extends TrainLoop, LossResult {}
 
 export interface EngineInfo {
-  backend: BackendName;
+  backend: BackendChoice;
+  backends: BackendName[];
   kernelCache: KernelCacheStats;
 }
 
 /**
- * The compute engine: one backend, one kernel cache. Every call keeps its intermediate
- * values to itself (nothing per request is stored on shared objects), so calls may
- * overlap; kernels are shared and leased from the cache for the length of a call.
+ * The compute engine: its backends, one kernel cache, and the dispatcher that picks a
+ * backend per call. Every call keeps its intermediate values to itself (nothing per
+ * request is stored on shared objects), so calls may overlap; kernels are shared and
+ * leased from the cache for the length of a call.
  */
 export class Engine {
   private constructor(
-    private readonly backend: Backend,
+    readonly choice: BackendChoice,
+    private readonly backends: Map<BackendName, Backend>,
     private readonly cache: KernelCache,
+    private readonly cpuMaxWork: number,
   ) {}
 
-  /** Create the backend and probe it with a tiny kernel before trusting it. */
+  /** Create the backends and probe each with a tiny kernel before trusting it. */
   static async create(options: EngineOptions): Promise<Engine> {
-    const backend = createBackend(options.backend);
+    const names = options.backend === 'auto' ? [...BACKENDS] : [options.backend];
+    const backends = new Map<BackendName, Backend>();
     try {
-      await backend.probe();
+      for (const name of names) {
+        const backend = createBackend(name);
+        backends.set(name, backend);
+        await backend.probe();
+      }
     } catch (err) {
-      backend.destroy();
+      for (const b of backends.values()) b.destroy();
       throw err;
     }
-    return new Engine(backend, new KernelCache(options.kernelCacheSize));
+    return new Engine(options.backend, backends, new KernelCache(options.kernelCacheSize), options.cpuMaxWork ?? DEFAULT_CPU_MAX_WORK);
   }
 
-  get backendName(): BackendName {
-    return this.backend.name;
+  /** The configured choice: a backend's name, or `auto`. */
+  get backendName(): BackendChoice {
+    return this.choice;
+  }
+
+  /** Where a problem of this size runs. */
+  backendFor(problem: ForwardProblem): BackendName {
+    return pickBackend(workOf(shapeOf(problem)), [...this.backends.keys()], this.cpuMaxWork);
   }
 
   // Every call takes an optional `signal` that abandons it: the call stops before its next
   // kernel and rejects with the signal's reason.
 
   async forward(problem: ForwardProblem, signal?: AbortSignal): Promise<{ predictions: Matrix; stats: RunStats }> {
-    return this.withRunner(signal, async (run, stats) => ({ predictions: await predictions(problem, run), stats }));
+    return this.withRunner(problem, signal, async (run, stats) => ({ predictions: await predictions(problem, run), stats }));
   }
 
   async loss(problem: Problem, signal?: AbortSignal): Promise<LossResult> {
-    return this.withRunner(signal, async (run, stats) => {
+    return this.withRunner(problem, signal, async (run, stats) => {
       const pass = await forward(problem, run);
       return { loss: pass.loss, head: pass.report, stats };
     });
   }
 
   async valueAndGrad(problem: Problem, signal?: AbortSignal): Promise<ValueAndGradResult> {
-    return this.withRunner(signal, async (run, stats) => {
+    return this.withRunner(problem, signal, async (run, stats) => {
       const pass = await forward(problem, run);
       const grads = await backward(problem, pass, run);
       return { loss: pass.loss, grads, head: pass.report, stats };
@@ -70,7 +99,9 @@ export class Engine {
 
   /** Train from problem.layers; `loss` and `head` are those of the final params on the whole batch. */
   async train(problem: Problem, options: TrainOptions, signal?: AbortSignal): Promise<TrainResult> {
-    return this.withRunner(signal, async (run, stats) => {
+    // each step's size is its minibatch's
+    const step = { ...problem, x: { ...problem.x, rows: Math.min(options.batchSize ?? problem.x.rows, problem.x.rows) } };
+    return this.withRunner(step, signal, async (run, stats) => {
       const loop = await trainLoop(problem, options, async (p) => {
         const pass = await forward(p, run);
         return { loss: pass.loss, grads: await backward(p, pass, run) };
@@ -81,21 +112,26 @@ export class Engine {
   }
 
   info(): EngineInfo {
-    return { backend: this.backend.name, kernelCache: this.cache.stats() };
+    return { backend: this.choice, backends: [...this.backends.keys()], kernelCache: this.cache.stats() };
   }
 
-  /** Is the backend still answering? Used by /readyz. */
-  probe(): Promise<void> {
-    return this.backend.probe();
+  /** Are the backends still answering? Used by /readyz. */
+  async probe(): Promise<void> {
+    for (const backend of this.backends.values()) await backend.probe();
   }
 
   close(): void {
     this.cache.clear();
-    this.backend.destroy();
+    for (const backend of this.backends.values()) backend.destroy();
   }
 
-  private async withRunner<T>(signal: AbortSignal | undefined, body: (run: RunKernel, stats: RunStats) => Promise<T>): Promise<T> {
-    const stats: RunStats = { backend: this.backend.name, kernelsCompiled: 0, compileMs: 0, computeMs: 0 };
+  private async withRunner<T>(
+    sizing: ForwardProblem,
+    signal: AbortSignal | undefined,
+    body: (run: RunKernel, stats: RunStats) => Promise<T>,
+  ): Promise<T> {
+    const backend = this.backends.get(this.backendFor(sizing))!;
+    const stats: RunStats = { backend: backend.name, kernelsCompiled: 0, compileMs: 0, computeMs: 0 };
     // one lease per kernel for the whole call (a training run calls each kernel many times)
     const leases = new Map<string, Lease>();
     const onCompile = (ms: number) => {
@@ -111,10 +147,10 @@ export class Engine {
         lastYield = performance.now();
       }
       signal?.throwIfAborted();
-      const key = kernelKey({ backend: this.backend.name, op: spec.op, ...spec.params });
+      const key = kernelKey({ backend: backend.name, op: spec.op, ...spec.params });
       let lease = leases.get(key);
       if (!lease) {
-        lease = this.cache.lease(key, () => this.backend.createKernel(spec.source, spec.output), onCompile);
+        lease = this.cache.lease(key, () => backend.createKernel(spec.source, spec.output), onCompile);
         leases.set(key, lease);
       }
       return lease.call(...args);

@@ -10,6 +10,9 @@ export type Reduction = (typeof REDUCTIONS)[number];
 
 export const BACKENDS = ['webasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
+/** `auto`: every backend is started and each request goes where the cost model sends it (dispatch.ts). */
+export const BACKEND_CHOICES = ['auto', ...BACKENDS] as const;
+export type BackendChoice = (typeof BACKEND_CHOICES)[number];
 
 /** A row-major float32 matrix. A vector is a matrix with one row. */
 export interface Matrix {

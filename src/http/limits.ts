@@ -1,19 +1,6 @@
+import { type WorkShape, workOf } from '../engine/dispatch.js';
 import type { Limits } from '../runtime/config.js';
 import { Errors } from './errors.js';
-
-/** The sizes a limit looks at, taken from a request that already passed its shape checks. */
-export interface WorkShape {
-  /** layer widths, input to output: [in_0, out_0, out_1, ...] */
-  widths: number[];
-  batch: number;
-}
-
-/** batch × Σ in×out: a forward pass is 2 flops per unit, a value-and-grad about 6. */
-export function workOf({ widths, batch }: WorkShape): number {
-  let perRow = 0;
-  for (let l = 1; l < widths.length; l++) perRow += widths[l - 1]! * widths[l]!;
-  return batch * perRow;
-}
 
 /** Throw a 413 naming the first limit the request exceeds, with the limit's value and setting. */
 export function enforceLimits(shape: WorkShape, limits: Limits): void {

@@ -27,8 +27,8 @@ export function registerMetrics(app: FastifyInstance, engine: Engine): void {
   });
   const compute = new Histogram({
     name: 'gradserve_engine_compute_seconds',
-    help: 'Engine time per request, kernel compiles excluded',
-    labelNames: ['route'],
+    help: 'Engine time per request, kernel compiles excluded, by the backend the dispatcher chose',
+    labelNames: ['route', 'backend'],
     buckets: LATENCY_BUCKETS,
     registers,
   });
@@ -57,17 +57,21 @@ export function registerMetrics(app: FastifyInstance, engine: Engine): void {
       this.set(cache().size);
     },
   });
-  new Gauge({ name: 'gradserve_backend_info', help: 'The compute backend in use', labelNames: ['backend'], registers }).set(
-    { backend: engine.backendName },
-    1,
-  );
+  const backendInfo = new Gauge({
+    name: 'gradserve_backend_info',
+    help: 'GRADSERVE_BACKEND (choice) and the backends started',
+    labelNames: ['choice', 'backend'],
+    registers,
+  });
+  for (const backend of engine.info().backends) backendInfo.set({ choice: engine.backendName, backend }, 1);
 
   app.addHook('onResponse', async (request, reply) => {
     // the route's pattern, never the raw URL: unknown paths would make unbounded label values
     const labels = { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) };
     requests.inc(labels);
     latency.observe(labels, reply.elapsedTime / 1000);
-    if (request.runStats) compute.observe({ route: labels.route }, request.runStats.computeMs / 1000);
+    const stats = request.runStats;
+    if (stats) compute.observe({ route: labels.route, backend: stats.backend }, stats.computeMs / 1000);
   });
 
   app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {

@@ -187,15 +187,16 @@ export const ErrorResponse = z
 export const HealthResponse = z.object({ status: z.literal('ok') });
 export const ReadyResponse = z.object({
   status: z.literal('ready'),
-  backend: z.string().describe('The compute backend in use.'),
+  backend: z.string().describe('GRADSERVE_BACKEND: a backend, or auto (each request where the cost model sends it).'),
+  backends: z.array(z.string()).describe('The backends started and answering their probe.'),
 });
 export const NotReadyResponse = ErrorResponse;
 
 export const InfoResponse = z
   .object({
     version: z.string(),
-    backend: z.string().describe('The compute backend in use.'),
-    backends: z.array(z.string()).describe('The backends this build can use (GRADSERVE_BACKEND).'),
+    backend: z.string().describe('GRADSERVE_BACKEND: a backend, or auto (each request where the cost model sends it).'),
+    backends: z.array(z.string()).describe('The backends started and answering their probe.'),
     kernelCache: z
       .object({
         size: z.number().int(),

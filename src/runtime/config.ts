@@ -1,12 +1,14 @@
 import { z } from 'zod';
-import { BACKENDS } from '../engine/types.js';
+import { DEFAULT_CPU_MAX_WORK } from '../engine/dispatch.js';
+import { BACKEND_CHOICES } from '../engine/types.js';
 
 /** Every setting comes from the environment, read and validated here and nowhere else. */
 const EnvSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   HOST: z.string().min(1).default('127.0.0.1'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  GRADSERVE_BACKEND: z.enum(BACKENDS).default('webasm'),
+  GRADSERVE_BACKEND: z.enum(BACKEND_CHOICES).default('auto'),
+  GRADSERVE_CPU_MAX_WORK: z.coerce.number().int().min(0).default(DEFAULT_CPU_MAX_WORK),
   GRADSERVE_BODY_LIMIT: z.coerce
     .number()
     .int()
@@ -59,6 +61,8 @@ export interface Config {
   host: string;
   logLevel: z.infer<typeof EnvSchema>['LOG_LEVEL'];
   backend: z.infer<typeof EnvSchema>['GRADSERVE_BACKEND'];
+  /** with backend auto: the most work (batch × Σ in×out) sent to the cpu backend */
+  cpuMaxWork: number;
   kernelCacheSize: number;
   shutdownGraceMs: number;
   limits: Limits;
@@ -77,6 +81,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host: e.HOST,
     logLevel: e.LOG_LEVEL,
     backend: e.GRADSERVE_BACKEND,
+    cpuMaxWork: e.GRADSERVE_CPU_MAX_WORK,
     kernelCacheSize: e.GRADSERVE_KERNEL_CACHE_SIZE,
     shutdownGraceMs: e.GRADSERVE_SHUTDOWN_GRACE_MS,
     limits: {

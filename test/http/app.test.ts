@@ -86,7 +86,7 @@ describe('HTTP API (inject)', () => {
 
   it('serves /healthz, /readyz (with the backend), /docs and /openapi.json equal to the committed file', async () => {
     assert.deepEqual((await app.inject('/healthz')).json(), { status: 'ok' });
-    assert.deepEqual((await app.inject('/readyz')).json(), { status: 'ready', backend: 'webasm' });
+    assert.deepEqual((await app.inject('/readyz')).json(), { status: 'ready', backend: 'webasm', backends: ['webasm'] });
     const docs = await app.inject('/docs/');
     assert.equal(docs.statusCode, 200);
     assert.match(docs.body, /swagger-ui/i);

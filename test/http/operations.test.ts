@@ -28,7 +28,7 @@ describe('operations: /info and /metrics', () => {
     const info = (await app.inject('/info')).json();
     assert.equal(info.version, VERSION);
     assert.equal(info.backend, 'cpu');
-    assert.deepEqual(info.backends, ['webasm', 'cpu']);
+    assert.deepEqual(info.backends, ['cpu']);
     const config = defaultConfig();
     assert.deepEqual(info.limits, config.limits);
     assert.deepEqual(info.admission, config.admission);
@@ -43,7 +43,7 @@ describe('operations: /info and /metrics', () => {
       return res.body;
     };
     const before = await scrape();
-    assert.equal(sample(before, 'gradserve_backend_info', 'backend="cpu"'), 1);
+    assert.equal(sample(before, 'gradserve_backend_info', 'choice="cpu",backend="cpu"'), 1);
     assert.match(before, /^nodejs_eventloop_lag_seconds /m);
     const vg = 'method="POST",route="/value-and-grad",status="200"';
     const first = await app.inject({ method: 'POST', url: '/value-and-grad', payload: xorRequest });
@@ -57,7 +57,7 @@ describe('operations: /info and /metrics', () => {
     assert.equal(moved('gradserve_http_requests_total', 'method="POST",route="/value-and-grad",status="400"'), 1);
     assert.equal(moved('gradserve_http_requests_total', 'method="GET",route="unmatched",status="404"'), 1);
     assert.equal(moved('gradserve_http_request_duration_seconds_count', vg), 2);
-    assert.equal(moved('gradserve_engine_compute_seconds_count', 'route="/value-and-grad"'), 2);
+    assert.equal(moved('gradserve_engine_compute_seconds_count', 'route="/value-and-grad",backend="cpu"'), 2);
     assert.equal(moved('gradserve_kernel_compiles_total'), 7); // the first request compiled the XOR network's kernels
     assert.equal(moved('gradserve_kernel_cache_hits_total'), 7); // the second found them all
     assert.ok(moved('gradserve_kernel_compile_seconds_total') > 0);

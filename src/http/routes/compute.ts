@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { shapeOf } from '../../engine/dispatch.js';
 import type { Engine } from '../../engine/engine.js';
 import type { ForwardProblem, RunStats } from '../../engine/types.js';
 import type { Admission, Limits } from '../../runtime/config.js';
@@ -21,7 +22,7 @@ export interface ComputeRouteOptions {
 
 /** Refuse a problem over a work limit with a 413 before it reaches the engine; returns it unchanged. */
 export function within<P extends ForwardProblem>(problem: P, limits: Limits): P {
-  enforceLimits({ widths: [problem.x.cols, ...problem.layers.map((l) => l.W.cols)], batch: problem.x.rows }, limits);
+  enforceLimits(shapeOf(problem), limits);
   return problem;
 }
 

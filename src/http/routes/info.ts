@@ -1,7 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Engine } from '../../engine/engine.js';
-import { BACKENDS } from '../../engine/types.js';
 import type { Admission, Limits } from '../../runtime/config.js';
 import { InfoResponse } from '../schemas.js';
 
@@ -26,7 +25,7 @@ export const infoRoutes: FastifyPluginAsync<InfoOptions> = async (app, { engine,
     async () => ({
       version,
       backend: engine.backendName,
-      backends: [...BACKENDS],
+      backends: engine.info().backends,
       kernelCache: engine.info().kernelCache,
       limits,
       admission,

@@ -1,0 +1,46 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { buildApp } from '../../src/app.js';
+import { pickBackend, workOf } from '../../src/engine/dispatch.js';
+import { Engine } from '../../src/engine/engine.js';
+import { defaultConfig } from '../../src/runtime/config.js';
+import { randomCase, rng, toEngineProblem, xorCase } from '../helpers.js';
+import { relError, valueAndGrad64 } from '../reference/mlp64.js';
+
+describe('the dispatcher (backend auto)', () => {
+  it('sends work up to the crossover to cpu and the rest to webasm', () => {
+    assert.equal(workOf({ widths: [2, 4, 1], batch: 4 }), 48);
+    assert.equal(pickBackend(48, ['webasm', 'cpu'], 2048), 'cpu');
+    assert.equal(pickBackend(2048, ['webasm', 'cpu'], 2048), 'cpu');
+    assert.equal(pickBackend(2049, ['webasm', 'cpu'], 2048), 'webasm');
+    assert.equal(pickBackend(48, ['webasm'], 2048), 'webasm', 'a forced backend takes everything');
+  });
+
+  it('answers small and large problems correctly on the backend it chose, and says which', async () => {
+    const engine = await Engine.create({ backend: 'auto', kernelCacheSize: 64 });
+    const app = await buildApp({ config: { ...defaultConfig(), logLevel: 'silent' }, engine });
+    try {
+      assert.deepEqual(engine.info().backends, ['webasm', 'cpu']);
+      const large = randomCase(rng(8), { widths: [32, 64, 1], batch: 64, activation: 'tanh' }); // 135,168 units
+      for (const [c, backend] of [
+        [xorCase, 'cpu'],
+        [large, 'webasm'],
+      ] as const) {
+        assert.equal(engine.backendFor(toEngineProblem(c)), backend);
+        const res = await app.inject({ method: 'POST', url: '/value-and-grad', payload: c });
+        assert.equal(res.statusCode, 200, res.body);
+        assert.match(String(res.headers['server-timing']), new RegExp(`compute;dur=[\\d.]+;desc="${backend}"`));
+        const want = valueAndGrad64(c);
+        res.json().grads.forEach((g: { W: number[][] }, l: number) => {
+          assert.ok(relError(g.W.flat(), want.grads[l]!.W.flat()) <= 1e-5, `${backend} dW[${l}]`);
+        });
+      }
+      const metrics = (await app.inject('/metrics')).body;
+      assert.match(metrics, /gradserve_engine_compute_seconds_count\{route="\/value-and-grad",backend="cpu"\} 1/);
+      assert.match(metrics, /gradserve_engine_compute_seconds_count\{route="\/value-and-grad",backend="webasm"\} 1/);
+    } finally {
+      await app.close();
+      engine.close();
+    }
+  });
+});
