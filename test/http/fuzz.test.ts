@@ -106,6 +106,19 @@ const hostileValue: fc.Arbitrary<unknown> = fc.oneof(
   fc.integer(),
   fc.array(fc.double({ noNaN: true })),
   fc.jsonValue({ maxDepth: 4 }),
+  // binary tensors, well and badly formed
+  fc.record(
+    {
+      dtype: fc.constantFrom('float32', 'float64', 'int8', ''),
+      shape: fc.array(fc.oneof(fc.integer({ min: -1, max: 4 }), fc.constant(2 ** 31)), { maxLength: 3 }),
+      data: fc.oneof(
+        fc.base64String({ maxLength: 64 }),
+        fc.string(),
+        fc.uint8Array({ maxLength: 48 }).map((b) => Buffer.from(b).toString('base64')),
+      ),
+    },
+    { requiredKeys: [] },
+  ),
 );
 
 const hostileKey = fc.oneof(
