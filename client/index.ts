@@ -1,0 +1,293 @@
+/**
+ * Data-parallel value-and-grad over gradserve replicas: split a batch into contiguous
+ * shards, ask for each shard's *sum* over its rows concurrently, add the sums in float64,
+ * and divide by the total element count for `mean`. Because a mean is a sum over rows,
+ * the answer equals one request's answer to float32 rounding.
+ *
+ * Typed from the OpenAPI document (examples/api.d.ts); imports nothing of the server.
+ * Needs Node ≥ 20 (fetch, Buffer).
+ *
+ *   const { loss, grads } = await valueAndGradSharded(['http://a:8080', 'http://b:8080'], request, { shards: 4 });
+ */
+import type { paths } from '../examples/api.js';
+
+type ValueAndGrad = paths['/value-and-grad']['post'];
+export type ValueAndGradRequest = ValueAndGrad['requestBody']['content']['application/json'];
+export type ValueAndGradResponse = ValueAndGrad['responses'][200]['content']['application/json'];
+/** `{"dtype": "float32", "shape": [...], "data": "<base64>"}` */
+export type Base64Tensor = Extract<ValueAndGradRequest['x'], { dtype: 'float32' }>;
+type Num = ValueAndGradResponse['loss'];
+
+export interface ShardedOptions {
+  /** how many contiguous shards to split the batch into (at most one per row) */
+  shards: number;
+  /** further attempts per shard after a 502/503/504 or a network error (default 3) */
+  retries?: number;
+  /** the longest wait between attempts, whatever Retry-After says (default 10 000 ms) */
+  maxRetryDelayMs?: number;
+  /** per attempt (default 120 000 ms) */
+  timeoutMs?: number;
+  /** a fetch to use instead of the global one (tests, proxies, custom agents) */
+  fetch?: typeof fetch;
+  signal?: AbortSignal;
+}
+
+/**
+ * One shard failed: which one, on which rows, and what the server said. The server's
+ * message counts rows within the shard (`x[5]` of the shard that starts at row 30 is row 35).
+ */
+export class ShardError extends Error {
+  override readonly name = 'ShardError';
+  constructor(
+    message: string,
+    /** 0-based index of the shard */
+    readonly shard: number,
+    /** HTTP status of the last attempt; 0 for a network error */
+    readonly status: number,
+    /** the server's error code (e.g. FST_ERR_VALIDATION), when it sent one */
+    readonly code?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Statuses that say "try again, maybe elsewhere": overload or shutdown (503), and a balancer with no healthy replica (502, 504). */
+const RETRYABLE = new Set([502, 503, 504]);
+
+export async function valueAndGradSharded(
+  endpoints: string | string[],
+  request: ValueAndGradRequest,
+  options: ShardedOptions,
+): Promise<ValueAndGradResponse> {
+  const urls = (Array.isArray(endpoints) ? endpoints : [endpoints]).map((e) => new URL('/value-and-grad', e).href);
+  if (urls.length === 0) throw new TypeError('endpoints is empty; give at least one gradserve URL');
+  const { shards } = options;
+  if (!Number.isInteger(shards) || shards < 1) throw new TypeError(`shards is ${shards}; it must be a whole number ≥ 1`);
+  const retries = options.retries ?? 3;
+  if (!Number.isInteger(retries) || retries < 0) throw new TypeError(`retries is ${retries}; it must be a whole number ≥ 0`);
+
+  const x = rowsOf(request.x, 'x');
+  const y = rowsOf(request.y, 'y');
+  if (x.count !== y.count) throw new TypeError(`x has ${x.count} rows but y has ${y.count}; they must match`);
+  if (x.count === 0) throw new TypeError('x is empty; it needs at least one row');
+  const n = Math.min(shards, x.count);
+  const bounds = Array.from({ length: n + 1 }, (_, i) => Math.floor((i * x.count) / n));
+
+  // One shard's failure fails the call: stop the others rather than let them compute for nothing.
+  const abort = new AbortController();
+  const signal = options.signal ? AbortSignal.any([options.signal, abort.signal]) : abort.signal;
+  const answers = Promise.all(
+    bounds.slice(0, n).map((start, i) => {
+      const end = bounds[i + 1]!;
+      // Every shard asks for sums (so they add up) and base64 tensors (exact float32, small, fast).
+      const body = JSON.stringify({
+        ...request,
+        x: x.slice(start, end),
+        y: y.slice(start, end),
+        reduction: 'sum',
+        outputEncoding: 'base64',
+      });
+      const label = `shard ${i + 1} of ${n} (rows ${start}–${end - 1})`;
+      return postShard(urls, i, body, label, { ...options, retries, signal });
+    }),
+  );
+  let replies: ShardReply[];
+  try {
+    replies = await answers;
+  } catch (err) {
+    abort.abort(err);
+    throw err;
+  }
+  return combine(replies, request.reduction === 'sum' ? 1 : x.count * y.width, request.outputEncoding ?? 'json');
+}
+
+/* ---------- splitting rows ---------- */
+
+interface Rows {
+  count: number;
+  /** values per row (1 for a flat list of targets) */
+  width: number;
+  slice(start: number, end: number): unknown;
+}
+
+function rowsOf(t: ValueAndGradRequest['x'] | ValueAndGradRequest['y'], field: string): Rows {
+  if (Array.isArray(t)) {
+    const first = t[0];
+    return { count: t.length, width: Array.isArray(first) ? first.length : 1, slice: (s, e) => t.slice(s, e) };
+  }
+  if (t && typeof t === 'object' && t.dtype === 'float32' && Array.isArray(t.shape) && typeof t.data === 'string') {
+    const [count = 0, width = 1] = t.shape;
+    const bytes = Buffer.from(t.data, 'base64');
+    if (bytes.length !== count * width * 4)
+      throw new TypeError(`${field}.data holds ${bytes.length} bytes; shape ${JSON.stringify(t.shape)} needs ${count * width * 4}`);
+    const rowBytes = width * 4;
+    return {
+      count,
+      width,
+      slice: (s, e): Base64Tensor => ({
+        dtype: 'float32',
+        shape: t.shape.length === 1 ? [e - s] : [e - s, width],
+        data: bytes.subarray(s * rowBytes, e * rowBytes).toString('base64'),
+      }),
+    };
+  }
+  throw new TypeError(`${field} must be a list of rows or a binary tensor {dtype: "float32", shape, data}`);
+}
+
+/* ---------- one shard, with retries ---------- */
+
+interface ShardReply {
+  loss: number;
+  grads: { W: Base64Tensor; b: Base64Tensor }[];
+  warnings?: string[];
+}
+
+type PostOptions = Required<Pick<ShardedOptions, 'retries' | 'signal'>> & ShardedOptions;
+
+async function postShard(urls: string[], shard: number, body: string, label: string, o: PostOptions): Promise<ShardReply> {
+  const doFetch = o.fetch ?? fetch;
+  let last = '';
+  let lastStatus = 0;
+  for (let attempt = 0; attempt <= o.retries; attempt++) {
+    // Round-robin: shard i starts on endpoint i, and each retry moves to the next one.
+    const url = urls[(shard + attempt) % urls.length]!;
+    let res: Response;
+    let text: string;
+    try {
+      res = await doFetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json' },
+        body,
+        signal: AbortSignal.any([o.signal, AbortSignal.timeout(o.timeoutMs ?? 120_000)]),
+      });
+      text = await res.text();
+    } catch (err) {
+      if (o.signal.aborted) throw o.signal.reason;
+      // A replica that died or is not there: connection refused, or reset mid-answer. Try the next one.
+      last = `network error from ${url}: ${explain(err)}`;
+      lastStatus = 0;
+      await sleep(backoff(attempt, null, o.maxRetryDelayMs), o.signal);
+      continue;
+    }
+    if (res.ok) return parseReply(text, label, shard);
+    const { code, message } = parseError(text);
+    last = `${res.status}${code ? ` ${code}` : ''}: ${message}`;
+    lastStatus = res.status;
+    if (!RETRYABLE.has(res.status)) throw new ShardError(`${label} failed: ${last}`, shard, res.status, code);
+    await sleep(backoff(attempt, res.headers.get('retry-after'), o.maxRetryDelayMs), o.signal);
+  }
+  throw new ShardError(`${label} failed after ${o.retries + 1} attempts; last: ${last}`, shard, lastStatus);
+}
+
+/** Retry-After (seconds or an HTTP date) when the server sent one, else exponential from 100 ms; capped. */
+function backoff(attempt: number, retryAfter: string | null, capMs = 10_000): number {
+  let ms = 100 * 2 ** attempt;
+  if (retryAfter !== null) {
+    const seconds = Number(retryAfter);
+    const date = Date.parse(retryAfter);
+    if (Number.isFinite(seconds)) ms = seconds * 1000;
+    else if (Number.isFinite(date)) ms = date - Date.now();
+  }
+  return Math.min(Math.max(ms, 0), capMs);
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const done = () => {
+      signal.removeEventListener('abort', stop);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    const stop = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', stop, { once: true });
+  });
+}
+
+const explain = (err: unknown): string => {
+  const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : '';
+  return err instanceof Error ? `${err.message}${cause}` : String(err);
+};
+
+function parseError(text: string): { code?: string; message: string } {
+  try {
+    const e = JSON.parse(text) as { code?: string; message?: string };
+    if (typeof e.message === 'string') return { code: e.code, message: e.message };
+  } catch {}
+  return { message: text.slice(0, 200) || '(empty body)' };
+}
+
+function parseReply(text: string, label: string, shard: number): ShardReply {
+  let r: { loss: Num; grads: ShardReply['grads']; warnings?: string[] };
+  try {
+    r = JSON.parse(text);
+  } catch {
+    throw new ShardError(`${label} answered 200 with a body that is not JSON: ${text.slice(0, 100)}`, shard, 200);
+  }
+  if (!Array.isArray(r.grads)) throw new ShardError(`${label} answered 200 without grads`, shard, 200);
+  return { loss: fromNum(r.loss), grads: r.grads, warnings: r.warnings };
+}
+
+/* ---------- adding the shards up ---------- */
+
+function combine(replies: ShardReply[], divisor: number, encoding: 'json' | 'base64'): ValueAndGradResponse {
+  // float64 accumulators: the shards' float32 sums add up without a further float32 rounding.
+  let loss = 0;
+  const sums = replies[0]!.grads.map((g) => ({
+    W: { shape: g.W.shape, acc: new Float64Array(count(g.W)) },
+    b: { shape: g.b.shape, acc: new Float64Array(count(g.b)) },
+  }));
+  const warnings = new Set<string>();
+  for (const r of replies) {
+    loss += r.loss;
+    r.grads.forEach((g, l) => {
+      addInto(sums[l]!.W.acc, g.W);
+      addInto(sums[l]!.b.acc, g.b);
+    });
+    for (const w of r.warnings ?? []) warnings.add(w);
+  }
+  const finish = ({ shape, acc }: { shape: number[]; acc: Float64Array }) => {
+    const out = new Float32Array(acc.length);
+    for (let i = 0; i < acc.length; i++) out[i] = Math.fround(acc[i]! / divisor);
+    return encode(shape, out, encoding);
+  };
+  return {
+    loss: toNum(Math.fround(loss / divisor)),
+    grads: sums.map((s) => ({ W: finish(s.W), b: finish(s.b) })) as ValueAndGradResponse['grads'],
+    ...(warnings.size > 0 ? { warnings: [...warnings] } : {}),
+  };
+}
+
+const count = (t: Base64Tensor) => t.shape.reduce((a, b) => a * b, 1);
+
+function addInto(acc: Float64Array, t: Base64Tensor): void {
+  const bytes = Buffer.from(t.data, 'base64');
+  if (bytes.length !== acc.length * 4) throw new Error(`shards disagree on a gradient's shape: ${JSON.stringify(t.shape)}`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let i = 0; i < acc.length; i++) acc[i]! += view.getFloat32(i * 4, true);
+}
+
+function encode(shape: number[], data: Float32Array, encoding: 'json' | 'base64') {
+  if (encoding === 'base64') {
+    return { dtype: 'float32' as const, shape, data: Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64') };
+  }
+  const values = Array.from(data, toNum);
+  if (shape.length === 1) return values;
+  const cols = shape[1]!;
+  return Array.from({ length: shape[0]! }, (_, r) => values.slice(r * cols, (r + 1) * cols));
+}
+
+/** JSON has no NaN or Infinity; the API writes them as strings, both ways. */
+function toNum(v: number): Num {
+  if (Number.isNaN(v)) return 'NaN';
+  if (v === Number.POSITIVE_INFINITY) return 'Infinity';
+  if (v === Number.NEGATIVE_INFINITY) return '-Infinity';
+  return v;
+}
+
+function fromNum(v: Num): number {
+  return typeof v === 'number' ? v : Number(v);
+}

@@ -1,0 +1,197 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { FastifyInstance } from 'fastify';
+import {
+  type Base64Tensor,
+  ShardError,
+  type ValueAndGradRequest,
+  type ValueAndGradResponse,
+  valueAndGradSharded,
+} from '../../client/index.js';
+import { buildApp } from '../../src/app.js';
+import { Engine } from '../../src/engine/engine.js';
+import { defaultConfig } from '../../src/runtime/config.js';
+import { randomCase, rng } from '../helpers.js';
+import type { Case64 } from '../reference/mlp64.js';
+import { assertSameAnswer } from './compare.js';
+
+const toBase64 = (rows: number[][]): Base64Tensor => ({
+  dtype: 'float32',
+  shape: [rows.length, rows[0]!.length],
+  data: Buffer.from(Float32Array.from(rows.flat()).buffer).toString('base64'),
+});
+
+async function single(url: string, request: ValueAndGradRequest): Promise<ValueAndGradResponse> {
+  const res = await fetch(`${url}/value-and-grad`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(request),
+  });
+  assert.equal(res.status, 200, await res.clone().text());
+  return (await res.json()) as ValueAndGradResponse;
+}
+
+async function startServer(admission: Partial<ReturnType<typeof defaultConfig>['admission']> = {}) {
+  const engine = await Engine.create({ backend: 'auto', kernelCacheSize: 64 });
+  const config = defaultConfig();
+  const app = await buildApp({ config: { ...config, logLevel: 'silent', admission: { ...config.admission, ...admission } }, engine });
+  const url = await app.listen({ port: 0, host: '127.0.0.1' });
+  return { app, engine, url };
+}
+
+/** A URL where nothing listens: what a killed replica looks like (connection refused). */
+async function deadUrl(): Promise<string> {
+  const { createServer } = await import('node:net');
+  const probe = createServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+  const { port } = probe.address() as { port: number };
+  await new Promise((r) => probe.close(r));
+  return `http://127.0.0.1:${port}`;
+}
+
+describe('client: valueAndGradSharded', () => {
+  let app: FastifyInstance;
+  let engine: Engine;
+  let url: string;
+  before(async () => {
+    ({ app, engine, url } = await startServer());
+  });
+  after(async () => {
+    await app.close();
+    engine.close();
+  });
+
+  const cases: { name: string; c: Case64 }[] = [
+    { name: 'bce, tanh, 2 outputs, mean', c: randomCase(rng(1), { widths: [3, 8, 2], batch: 257, activation: 'tanh' }) },
+    {
+      name: 'mse, relu, sum',
+      c: randomCase(rng(2), { widths: [5, 16, 16, 1], batch: 300, activation: 'relu', loss: 'mse', reduction: 'sum' }),
+    },
+    { name: 'bce_logits, gelu, mean', c: randomCase(rng(3), { widths: [4, 12, 3], batch: 129, activation: 'gelu', loss: 'bce_logits' }) },
+  ];
+  for (const { name, c } of cases) {
+    it(`equals one request and the float64 reference: ${name}, JSON rows`, async () => {
+      const request = c as ValueAndGradRequest;
+      const got = await valueAndGradSharded(url, request, { shards: 4 });
+      assertSameAnswer(got, await single(url, request), c);
+    });
+  }
+
+  it('takes binary tensors and flat targets, and answers in base64 when asked', async () => {
+    const c = randomCase(rng(4), { widths: [6, 10, 1], batch: 1000, activation: 'silu' });
+    const request: ValueAndGradRequest = { ...c, x: toBase64(c.x), y: c.y.map((r) => r[0]!), outputEncoding: 'base64' };
+    const got = await valueAndGradSharded([url, url], request, { shards: 7 });
+    assert.ok(!Array.isArray(got.grads[0]!.W), 'grads come back as binary tensors');
+    assert.deepEqual((got.grads[0]!.W as Base64Tensor).shape, [6, 10]);
+    assertSameAnswer(got, await single(url, request), c);
+    const yBinary = await valueAndGradSharded(
+      url,
+      { ...request, y: { ...toBase64([c.y.map((r) => r[0]!)]), shape: [1000] } },
+      { shards: 3 },
+    );
+    assertSameAnswer(yBinary, await single(url, request), c);
+  });
+
+  it('uses at most one shard per row', async () => {
+    const c = randomCase(rng(5), { widths: [2, 4, 1], batch: 3, activation: 'tanh' });
+    let calls = 0;
+    const counting: typeof fetch = (input, init) => {
+      calls++;
+      return fetch(input, init);
+    };
+    const got = await valueAndGradSharded(url, c as ValueAndGradRequest, { shards: 16, fetch: counting });
+    assert.equal(calls, 3);
+    assertSameAnswer(got, await single(url, c as ValueAndGradRequest), c);
+  });
+
+  it("fails the whole call when one shard is refused, naming the shard and the server's message", async () => {
+    const c = randomCase(rng(6), { widths: [2, 4, 1], batch: 40, activation: 'tanh' });
+    const x = c.x.map((r) => [...r]);
+    x[35] = [1, 2, 3]; // a bad row in the last of 4 shards (rows 30–39)
+    await assert.rejects(valueAndGradSharded(url, { ...c, x } as ValueAndGradRequest, { shards: 4 }), (err: unknown) => {
+      assert.ok(err instanceof ShardError);
+      assert.equal(err.shard, 3);
+      assert.equal(err.status, 400);
+      assert.match(err.message, /^shard 4 of 4 \(rows 30–39\) failed: 400 GRADSERVE_INVALID_REQUEST: x\[5\] has 3 entries; row 0 has 2/);
+      return true;
+    });
+  });
+
+  it('refuses bad options and mismatched rows before sending anything', async () => {
+    const c = randomCase(rng(7), { widths: [2, 4, 1], batch: 8, activation: 'tanh' }) as ValueAndGradRequest;
+    await assert.rejects(valueAndGradSharded(url, c, { shards: 0 }), /shards is 0; it must be a whole number ≥ 1/);
+    await assert.rejects(valueAndGradSharded([], c, { shards: 2 }), /endpoints is empty/);
+    await assert.rejects(valueAndGradSharded(url, { ...c, y: [0, 1] }, { shards: 2 }), /x has 8 rows but y has 2/);
+    await assert.rejects(
+      valueAndGradSharded(url, { ...c, x: { dtype: 'float32', shape: [8, 2], data: 'AAAA' } }, { shards: 2 }),
+      /x.data holds 3 bytes/,
+    );
+  });
+
+  it('retries 503s, honouring Retry-After, and moves past a dead replica', async () => {
+    const c = randomCase(rng(8), { widths: [3, 6, 1], batch: 64, activation: 'tanh' });
+    const request = c as ValueAndGradRequest;
+    // The first attempt of every shard meets a 503 that says "come back in 1 s".
+    const tried = new Set<string>();
+    let refused = 0;
+    const flaky: typeof fetch = (input, init) => {
+      const key = String(init?.body);
+      if (!tried.has(key)) {
+        tried.add(key);
+        refused++;
+        return Promise.resolve(
+          new Response('{"statusCode":503,"code":"GRADSERVE_OVERLOADED","message":"busy"}', {
+            status: 503,
+            headers: { 'retry-after': '1' },
+          }),
+        );
+      }
+      return fetch(input, init);
+    };
+    const t0 = performance.now();
+    const got = await valueAndGradSharded(url, request, { shards: 2, fetch: flaky });
+    assert.equal(refused, 2);
+    assert.ok(performance.now() - t0 >= 950, 'waited for Retry-After');
+    assertSameAnswer(got, await single(url, request), c);
+
+    // Shard 1 starts on the dead replica (connection refused) and moves to the live one.
+    const viaDead = await valueAndGradSharded([await deadUrl(), url], request, { shards: 2 });
+    assertSameAnswer(viaDead, await single(url, request), c);
+  });
+
+  it('gives up after the retries, saying what the last attempt got; caps Retry-After', async () => {
+    const c = randomCase(rng(9), { widths: [2, 4, 1], batch: 8, activation: 'tanh' }) as ValueAndGradRequest;
+    const busy: typeof fetch = async () =>
+      new Response('{"code":"GRADSERVE_OVERLOADED","message":"busy"}', { status: 503, headers: { 'retry-after': '30' } });
+    const t0 = performance.now();
+    await assert.rejects(
+      valueAndGradSharded(url, c, { shards: 2, retries: 2, maxRetryDelayMs: 20, fetch: busy }),
+      /shard \d of 2 \(rows \d–\d\) failed after 3 attempts; last: 503 GRADSERVE_OVERLOADED: busy/,
+    );
+    assert.ok(performance.now() - t0 < 1000, 'Retry-After capped by maxRetryDelayMs');
+    await assert.rejects(
+      valueAndGradSharded(await deadUrl(), c, { shards: 1, retries: 1 }),
+      /shard 1 of 1 \(rows 0–7\) failed after 2 attempts; last: network error/,
+    );
+  });
+
+  it('completes against a real overloaded server (one slot, no queue) by retrying', async () => {
+    const busy = await startServer({ maxConcurrency: 1, maxQueue: 0 });
+    try {
+      const c = randomCase(rng(10), { widths: [8, 32, 1], batch: 2048, activation: 'tanh' });
+      const request = { ...c, x: toBase64(c.x) } as ValueAndGradRequest;
+      let overloaded = 0;
+      const counting: typeof fetch = async (input, init) => {
+        const res = await fetch(input, init);
+        if (res.status === 503) overloaded++;
+        return res;
+      };
+      const got = await valueAndGradSharded(busy.url, request, { shards: 4, retries: 20, maxRetryDelayMs: 50, fetch: counting });
+      assert.ok(overloaded > 0, 'some shards were refused at first');
+      assertSameAnswer(got, await single(busy.url, request), c);
+    } finally {
+      await busy.app.close();
+      busy.engine.close();
+    }
+  });
+});
