@@ -32,6 +32,9 @@ const EnvSchema = z.object({
   GRADSERVE_REQUEST_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
 });
 
+/** The variables loadConfig reads, for tools that check a deployment's environment. */
+export const ENV_VARS = Object.keys(EnvSchema.shape);
+
 /** What one request may ask of the engine; over any of these it gets a 413 naming the limit. */
 export interface Limits {
   bodyBytes: number;
