@@ -30,6 +30,8 @@ export interface ShardedOptions {
   /** a fetch to use instead of the global one (tests, proxies, custom agents) */
   fetch?: typeof fetch;
   signal?: AbortSignal;
+  /** told of each failed attempt that will be retried (for logs and metrics) */
+  onRetry?: (retry: { shard: number; attempt: number; url: string; reason: string }) => void;
 }
 
 /**
@@ -148,33 +150,34 @@ async function postShard(urls: string[], shard: number, body: string, label: str
   const doFetch = o.fetch ?? fetch;
   let last = '';
   let lastStatus = 0;
-  for (let attempt = 0; attempt <= o.retries; attempt++) {
+  for (let attempt = 0; ; attempt++) {
     // Round-robin: shard i starts on endpoint i, and each retry moves to the next one.
     const url = urls[(shard + attempt) % urls.length]!;
-    let res: Response;
-    let text: string;
+    let retryAfter: string | null = null;
     try {
-      res = await doFetch(url, {
+      const res = await doFetch(url, {
         method: 'POST',
         headers: { 'content-type': 'application/json', accept: 'application/json' },
         body,
         signal: AbortSignal.any([o.signal, AbortSignal.timeout(o.timeoutMs ?? 120_000)]),
       });
-      text = await res.text();
+      const text = await res.text();
+      if (res.ok) return parseReply(text, label, shard);
+      const { code, message } = parseError(text);
+      last = `${res.status}${code ? ` ${code}` : ''}: ${message}`;
+      lastStatus = res.status;
+      if (!RETRYABLE.has(res.status)) throw new ShardError(`${label} failed: ${last}`, shard, res.status, code);
+      retryAfter = res.headers.get('retry-after');
     } catch (err) {
+      if (err instanceof ShardError) throw err;
       if (o.signal.aborted) throw o.signal.reason;
       // A replica that died or is not there: connection refused, or reset mid-answer. Try the next one.
       last = `network error from ${url}: ${explain(err)}`;
       lastStatus = 0;
-      await sleep(backoff(attempt, null, o.maxRetryDelayMs), o.signal);
-      continue;
     }
-    if (res.ok) return parseReply(text, label, shard);
-    const { code, message } = parseError(text);
-    last = `${res.status}${code ? ` ${code}` : ''}: ${message}`;
-    lastStatus = res.status;
-    if (!RETRYABLE.has(res.status)) throw new ShardError(`${label} failed: ${last}`, shard, res.status, code);
-    await sleep(backoff(attempt, res.headers.get('retry-after'), o.maxRetryDelayMs), o.signal);
+    if (attempt === o.retries) break;
+    o.onRetry?.({ shard, attempt, url, reason: last });
+    await sleep(backoff(attempt, retryAfter, o.maxRetryDelayMs), o.signal);
   }
   throw new ShardError(`${label} failed after ${o.retries + 1} attempts; last: ${last}`, shard, lastStatus);
 }

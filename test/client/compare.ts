@@ -13,9 +13,17 @@ export function flatGrads(r: ValueAndGradResponse): number[][] {
   return r.grads.flatMap((g) => [flat(g.W), flat(g.b)]);
 }
 
+/** The float64 reference of a case, computed once however often it is compared (large cases take seconds). */
+const references = new WeakMap<Case64, ReturnType<typeof valueAndGrad64>>();
+function reference(c: Case64): ReturnType<typeof valueAndGrad64> {
+  const ref = references.get(c) ?? valueAndGrad64(c);
+  references.set(c, ref);
+  return ref;
+}
+
 /** Sharded vs single (float32 rounding apart) and vs the float64 reference, tensor by tensor. */
 export function assertSameAnswer(got: ValueAndGradResponse, single: ValueAndGradResponse, c: Case64): void {
-  const ref = valueAndGrad64(c);
+  const ref = reference(c);
   const refTensors = ref.grads.flatMap((g) => [g.W.flat(), g.b]);
   const gotTensors = flatGrads(got);
   const singleTensors = flatGrads(single);
