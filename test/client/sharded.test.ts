@@ -92,11 +92,15 @@ describe('client: valueAndGradSharded', () => {
     assertSameAnswer(yBinary, await single(url, request), c);
   });
 
-  it('uses at most one shard per row', async () => {
+  it('uses at most one shard per row, and sends sums with binary tensors', async () => {
     const c = randomCase(rng(5), { widths: [2, 4, 1], batch: 3, activation: 'tanh' });
     let calls = 0;
     const counting: typeof fetch = (input, init) => {
       calls++;
+      // sent as sums, with binary tensors for params and rows
+      const sent = JSON.parse(String(init?.body));
+      assert.equal(sent.reduction, 'sum');
+      for (const t of [sent.x, sent.y, sent.params[0].W, sent.params[1].b]) assert.equal(t.dtype, 'float32');
       return fetch(input, init);
     };
     const got = await valueAndGradSharded(url, c as ValueAndGradRequest, { shards: 16, fetch: counting });
