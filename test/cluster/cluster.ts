@@ -92,7 +92,15 @@ export function nginxPath(): string {
  * fail_timeout. POSTs are passed on to the next replica too (`non_idempotent`): every gradserve
  * request is a pure computation, safe to repeat.
  */
-export async function startBalancer(replicas: Replica[]): Promise<{ url: string; child: ChildProcess; dir: string }> {
+export interface Balancer {
+  url: string;
+  child: ChildProcess;
+  /** its config, temp files and error.log */
+  dir: string;
+  stop: () => Promise<void>;
+}
+
+export async function startBalancer(replicas: Replica[]): Promise<Balancer> {
   const dir = mkdtempSync(join(tmpdir(), 'gradserve-nginx-'));
   chmodSync(dir, 0o755); // when started as root, nginx's workers run as nobody and write their temp files here
   const port = await freePort();
@@ -136,8 +144,26 @@ ${servers}
     }),
   );
   const url = `http://127.0.0.1:${port}`;
-  await waitFor(`${url}/healthz`, child, 'nginx');
-  return { url, child, dir };
+  const stop = async () => {
+    await stopChild(child);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitFor(`${url}/healthz`, child, 'nginx');
+  } catch (err) {
+    const log = readLog(dir);
+    await stop();
+    throw new Error(`${(err as Error).message}\n${log}`);
+  }
+  return { url, child, dir, stop };
+}
+
+function readLog(dir: string): string {
+  try {
+    return readFileSync(join(dir, 'error.log'), 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', graceMs = 5000): Promise<void> {
@@ -154,10 +180,9 @@ function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', grac
 
 export async function startCluster(size: number, env: Record<string, string> = {}): Promise<Cluster> {
   const replicas: Replica[] = [];
-  let balancer: Awaited<ReturnType<typeof startBalancer>> | undefined;
+  let balancer: Balancer | undefined;
   const stop = async () => {
-    await Promise.all([...(balancer ? [stopChild(balancer.child)] : []), ...replicas.map((r) => stopChild(r.child))]);
-    if (balancer) rmSync(balancer.dir, { recursive: true, force: true });
+    await Promise.all([...(balancer ? [balancer.stop()] : []), ...replicas.map((r) => stopChild(r.child))]);
   };
   try {
     replicas.push(...(await Promise.all(Array.from({ length: size }, () => startReplica(env)))));
@@ -168,16 +193,5 @@ export async function startCluster(size: number, env: Record<string, string> = {
     throw err;
   }
   const dir = balancer.dir;
-  return {
-    replicas,
-    url: balancer.url,
-    balancerLog: () => {
-      try {
-        return readFileSync(join(dir, 'error.log'), 'utf8');
-      } catch {
-        return '';
-      }
-    },
-    stop,
-  };
+  return { replicas, url: balancer.url, balancerLog: () => readLog(dir), stop };
 }
