@@ -61,13 +61,24 @@ export async function valueAndGradSharded(
   request: ValueAndGradRequest,
   options: ShardedOptions,
 ): Promise<ValueAndGradResponse> {
-  const urls = (Array.isArray(endpoints) ? endpoints : [endpoints]).map((e) => new URL('/value-and-grad', e).href);
+  // relative, so that a base URL with a path (an ingress prefix) keeps it
+  const urls = (Array.isArray(endpoints) ? endpoints : [endpoints]).map(
+    (e) => new URL('value-and-grad', e.endsWith('/') ? e : `${e}/`).href,
+  );
   if (urls.length === 0) throw new TypeError('endpoints is empty; give at least one gradserve URL');
   const { shards } = options;
   if (!Number.isInteger(shards) || shards < 1) throw new TypeError(`shards is ${shards}; it must be a whole number ≥ 1`);
   const retries = options.retries ?? 3;
   if (!Number.isInteger(retries) || retries < 0) throw new TypeError(`retries is ${retries}; it must be a whole number ≥ 0`);
 
+  // The shards are sent with reduction and outputEncoding of their own: check the caller's
+  // here, since the server never sees them.
+  const { reduction = 'mean', outputEncoding = 'json' } = request;
+  if (reduction !== 'mean' && reduction !== 'sum')
+    throw new TypeError(`reduction is ${JSON.stringify(reduction)}; expected "mean" or "sum"`);
+  if (outputEncoding !== 'json' && outputEncoding !== 'base64')
+    throw new TypeError(`outputEncoding is ${JSON.stringify(outputEncoding)}; expected "json" or "base64"`);
+  if (!Array.isArray(request.params)) throw new TypeError('params must be a list of layers {W, b}');
   const x = rowsOf(request.x, 'x');
   const y = rowsOf(request.y, 'y');
   if (x.count !== y.count) throw new TypeError(`x has ${x.count} rows but y has ${y.count}; they must match`);
@@ -103,7 +114,7 @@ export async function valueAndGradSharded(
     abort.abort(err);
     throw err;
   }
-  return combine(replies, request.reduction === 'sum' ? 1 : x.count * y.width, request.outputEncoding ?? 'json');
+  return combine(replies, reduction === 'sum' ? 1 : x.count * y.width, outputEncoding);
 }
 
 /* ---------- splitting rows ---------- */

@@ -127,6 +127,11 @@ describe('client: valueAndGradSharded', () => {
     await assert.rejects(valueAndGradSharded([], c, { shards: 2 }), /endpoints is empty/);
     await assert.rejects(valueAndGradSharded(url, { ...c, y: [0, 1] }, { shards: 2 }), /x has 8 rows but y has 2/);
     await assert.rejects(
+      valueAndGradSharded(url, { ...c, reduction: 'avg' as 'mean' }, { shards: 2 }),
+      /reduction is "avg"; expected "mean" or "sum"/,
+    );
+    await assert.rejects(valueAndGradSharded(url, { ...c, outputEncoding: 'hex' as 'json' }, { shards: 2 }), /outputEncoding is "hex"/);
+    await assert.rejects(
       valueAndGradSharded(url, { ...c, x: { dtype: 'float32', shape: [8, 2], data: 'AAAA' } }, { shards: 2 }),
       /x.data holds 3 bytes/,
     );
