@@ -15,7 +15,7 @@ COPY docker/ca/ /tmp/extra-ca/
 COPY package.json package-lock.json ./
 # --ignore-scripts: nothing here needs an install script, and npm versions that do not know
 # package.json's allowScripts would try to compile gl, gpu.js's optional headless-GL binding,
-# which gradserve never loads: it is deleted (its build helpers stay, 15 MB). webgpu packages
+# which gradserve never loads: it is deleted (its build helpers stay, 12 MB). webgpu packages
 # (gpu.js's, and gradserve's own where present) carry Dawn for every platform (70-85 MB each):
 # only this platform's build is kept.
 RUN if ls /tmp/extra-ca/*.pem >/dev/null 2>&1; then cat /tmp/extra-ca/*.pem >/tmp/extra-ca.pem && export NODE_EXTRA_CA_CERTS=/tmp/extra-ca.pem; fi \

@@ -156,14 +156,14 @@ ok "the service runs as uid $uid"
 # ---- SIGTERM with a request in flight ----
 # a request of 1-2.5 s: long enough to be caught in flight, short enough to finish within the
 # grace on a loaded machine (the batch is halved while it is slower than that)
-batch=1024
+batch=8192
 long_ms=99999
-while ((long_ms > 2500 && batch > 64)); do
+while ((long_ms > 2500 && batch > 256)); do
   batch=$((batch / 2))
   "${checks[@]}" long "$url" $batch >/dev/null || fail "large request (compiling its kernels)"
   long_ms=$("${checks[@]}" long "$url" $batch) || fail "large request"
 done
-echo "  the large request ([784, 512, 512, 1] x $batch) takes $long_ms ms"
+echo "  the large request ([32, 256, 256, 1] x $batch) takes $long_ms ms"
 ((long_ms >= 300)) || fail "the large request takes only $long_ms ms: too short to be caught in flight"
 stop=$("${checks[@]}" stop-during "$url" "$name" $((long_ms / 3)) $batch) || { docker logs "$name" 2>&1 | tail -5 >&2; fail "request during docker stop"; }
 exit_code=$(docker inspect -f '{{.State.ExitCode}}' "$name")
