@@ -43,7 +43,8 @@ webasm.close();
 rows.sort((a, b) => a[0] - b[0]);
 console.log(`dispatch crossover, value-and-grad medians in ms, on ${machine()}`);
 console.log('| problem | work | cpu ms | webasm ms | faster |\n| --- | --- | --- | --- | --- |');
-for (const [work, c, w, name] of rows) console.log(`| ${name} | ${work} | ${c.toFixed(3)} | ${w.toFixed(3)} | ${c < w ? 'cpu' : 'webasm'} |`);
+for (const [work, c, w, name] of rows)
+  console.log(`| ${name} | ${work} | ${c.toFixed(3)} | ${w.toFixed(3)} | ${c < w ? 'cpu' : 'webasm'} |`);
 const firstWebasm = rows.find(([, c, w]) => w <= c);
 console.log(`cpu is faster up to work ${rows.filter(([work]) => !firstWebasm || work < firstWebasm[0]).at(-1)?.[0] ?? 0}`);
 process.exit(0);
