@@ -9,7 +9,7 @@ const FORCE_EXIT_AFTER_MS = 3000;
 /** Start the service: config from the environment, engine, app, listen; close gracefully on SIGTERM/SIGINT. */
 async function main(): Promise<void> {
   const config = loadConfig();
-  const engine = await Engine.create({ backend: config.backend, kernelCacheSize: config.kernelCacheSize, cpuMaxWork: config.cpuMaxWork });
+  const engine = await Engine.create({ backend: config.backend, kernelCacheSize: config.kernelCacheSize, thresholds: config.thresholds });
   const app = await buildApp({ config, engine });
 
   let closing = false;
@@ -31,7 +31,7 @@ async function main(): Promise<void> {
     force.unref();
     await app.close(); // stops accepting, waits for in-flight requests
     await app.computeGate.idle(); // abandoned work stops at its next kernel; then free the kernels
-    engine.close();
+    await engine.close();
     app.log.info('stopped');
     process.exit(0);
   };

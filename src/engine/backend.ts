@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import type { CompiledKernel } from './kernel-cache.js';
 import type { BackendName } from './types.js';
+import { installNavigatorGpu } from './webgpu.js';
 
 // gpu.js is CommonJS; its index.d.ts describes the module.
 const require = createRequire(import.meta.url);
@@ -9,17 +10,19 @@ const { GPU } = require('gpu.js') as typeof import('gpu.js');
 /**
  * A backend is one gpu.js GPU instance in one mode. `webasm` kernels run under the async
  * contract, which lets gpu.js split large kernels over its worker threads and keeps the
- * event loop free meanwhile; `cpu` is plain JavaScript, the reference.
+ * event loop free meanwhile; `cpu` is plain JavaScript, the reference; `webgpu` compiles
+ * kernels to WGSL compute shaders run by Dawn (kernels answer with a promise).
  */
 export interface Backend {
   readonly name: BackendName;
   createKernel(source: string, output: number[]): CompiledKernel;
   /** run a tiny kernel and check its answer; throws if the backend cannot be trusted */
   probe(): Promise<void>;
-  destroy(): void;
+  destroy(): Promise<void>;
 }
 
 export function createBackend(name: BackendName): Backend {
+  if (name === 'webgpu') installNavigatorGpu();
   const gpu = new GPU({ mode: name });
   const asyncMode = name === 'webasm';
   const createKernel = (source: string, output: number[]): CompiledKernel => {

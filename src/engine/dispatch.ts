@@ -17,15 +17,27 @@ export function workOf({ widths, batch }: WorkShape): number {
 
 /** The cost model's crossover on the machines measured (bench/dispatch.ts, bench/RESULTS.md). */
 export const DEFAULT_CPU_MAX_WORK = 2048;
+/**
+ * Below this much work a GPU loses to webasm on the cost of moving data and launching
+ * shaders. An estimate, not a measurement: no GPU was available to measure on.
+ */
+export const DEFAULT_GPU_MIN_WORK = 1 << 22;
+
+export interface Thresholds {
+  cpuMaxWork: number;
+  gpuMinWork: number;
+}
 
 /**
  * The cost model. The `cpu` backend (plain JavaScript on the event loop) has the least
  * overhead per kernel call, which wins for tiny problems such as the XOR lesson; above a
  * few thousand units of work WebAssembly's SIMD (and, for large kernels, its worker
- * threads) wins by a growing margin. The crossover is measured by bench/dispatch.ts and
- * set by GRADSERVE_CPU_MAX_WORK.
+ * threads) wins by a growing margin; a hardware GPU (webgpu, only started when there is
+ * one) takes the largest problems.
  */
-export function pickBackend(work: number, available: readonly BackendName[], cpuMaxWork: number): BackendName {
+export function pickBackend(work: number, available: readonly BackendName[], t: Thresholds): BackendName {
   if (available.length === 1) return available[0]!;
-  return work <= cpuMaxWork && available.includes('cpu') ? 'cpu' : 'webasm';
+  if (work <= t.cpuMaxWork && available.includes('cpu')) return 'cpu';
+  if (work >= t.gpuMinWork && available.includes('webgpu')) return 'webgpu';
+  return available.includes('webasm') ? 'webasm' : available[0]!;
 }

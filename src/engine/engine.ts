@@ -1,19 +1,10 @@
 import { type Backend, createBackend } from './backend.js';
-import { DEFAULT_CPU_MAX_WORK, pickBackend, shapeOf, workOf } from './dispatch.js';
+import { DEFAULT_CPU_MAX_WORK, DEFAULT_GPU_MIN_WORK, pickBackend, shapeOf, type Thresholds, workOf } from './dispatch.js';
 import { KernelCache, type KernelCacheStats, kernelKey, type Lease } from './kernel-cache.js';
 import { backward, forward, predictions, type RunKernel } from './mlp.js';
 import { type TrainLoop, type TrainOptions, trainLoop } from './train.js';
-import {
-  BACKENDS,
-  type BackendChoice,
-  type BackendName,
-  type ForwardProblem,
-  type LossResult,
-  type Matrix,
-  type Problem,
-  type RunStats,
-  type ValueAndGradResult,
-} from './types.js';
+import type { BackendChoice, BackendName, ForwardProblem, LossResult, Matrix, Problem, RunStats, ValueAndGradResult } from './types.js';
+import { type AdapterInfo, findAdapter } from './webgpu.js';
 
 /** Longest stretch of kernels run back to back before the engine yields to the event loop. */
 const YIELD_AFTER_MS = 10;
@@ -22,8 +13,8 @@ export interface EngineOptions {
   /** one backend, or `auto`: all of them, each request sent where the cost model says */
   backend: BackendChoice;
   kernelCacheSize: number;
-  /** with `auto`, the most work (batch × Σ in×out) that still goes to the cpu backend */
-  cpuMaxWork?: number;
+  /** with `auto`: the most work (batch × Σ in×out) sent to cpu, the least sent to a GPU */
+  thresholds?: Partial<Thresholds>;
 }
 
 export interface TrainResult extends TrainLoop, LossResult {}
@@ -31,6 +22,8 @@ export interface TrainResult extends TrainLoop, LossResult {}
 export interface EngineInfo {
   backend: BackendChoice;
   backends: BackendName[];
+  /** the WebGPU adapter found at start-up, used or not (auto uses only a hardware one) */
+  gpuAdapter?: AdapterInfo;
   kernelCache: KernelCacheStats;
 }
 
@@ -45,12 +38,20 @@ export class Engine {
     readonly choice: BackendChoice,
     private readonly backends: Map<BackendName, Backend>,
     private readonly cache: KernelCache,
-    private readonly cpuMaxWork: number,
+    private readonly thresholds: Thresholds,
+    private readonly gpuAdapter: AdapterInfo | undefined,
   ) {}
 
-  /** Create the backends and probe each with a tiny kernel before trusting it. */
+  /**
+   * Create the backends and probe each with a tiny kernel before trusting it. `auto` starts
+   * cpu and webasm, and webgpu only on a hardware adapter: on a software one (llvmpipe) it
+   * is slower than webasm, and a live Dawn device keeps a thread busy.
+   */
   static async create(options: EngineOptions): Promise<Engine> {
-    const names = options.backend === 'auto' ? [...BACKENDS] : [options.backend];
+    const auto = options.backend === 'auto';
+    const gpuAdapter = auto || options.backend === 'webgpu' ? await findAdapter() : undefined;
+    const names: BackendName[] = auto ? ['cpu', 'webasm'] : [options.backend as BackendName];
+    if (auto && gpuAdapter && !gpuAdapter.software) names.push('webgpu');
     const backends = new Map<BackendName, Backend>();
     try {
       for (const name of names) {
@@ -59,10 +60,11 @@ export class Engine {
         await backend.probe();
       }
     } catch (err) {
-      for (const b of backends.values()) b.destroy();
+      await Promise.all([...backends.values()].map((b) => b.destroy()));
       throw err;
     }
-    return new Engine(options.backend, backends, new KernelCache(options.kernelCacheSize), options.cpuMaxWork ?? DEFAULT_CPU_MAX_WORK);
+    const thresholds = { cpuMaxWork: DEFAULT_CPU_MAX_WORK, gpuMinWork: DEFAULT_GPU_MIN_WORK, ...options.thresholds };
+    return new Engine(options.backend, backends, new KernelCache(options.kernelCacheSize), thresholds, gpuAdapter);
   }
 
   /** The configured choice: a backend's name, or `auto`. */
@@ -72,7 +74,7 @@ export class Engine {
 
   /** Where a problem of this size runs. */
   backendFor(problem: ForwardProblem): BackendName {
-    return pickBackend(workOf(shapeOf(problem)), [...this.backends.keys()], this.cpuMaxWork);
+    return pickBackend(workOf(shapeOf(problem)), [...this.backends.keys()], this.thresholds);
   }
 
   // Every call takes an optional `signal` that abandons it: the call stops before its next
@@ -112,7 +114,7 @@ export class Engine {
   }
 
   info(): EngineInfo {
-    return { backend: this.choice, backends: [...this.backends.keys()], kernelCache: this.cache.stats() };
+    return { backend: this.choice, backends: [...this.backends.keys()], gpuAdapter: this.gpuAdapter, kernelCache: this.cache.stats() };
   }
 
   /** Are the backends still answering? Used by /readyz. */
@@ -120,9 +122,10 @@ export class Engine {
     for (const backend of this.backends.values()) await backend.probe();
   }
 
-  close(): void {
+  /** Free every kernel and backend (a WebGPU device must be destroyed before the process exits). */
+  async close(): Promise<void> {
     this.cache.clear();
-    for (const backend of this.backends.values()) backend.destroy();
+    await Promise.all([...this.backends.values()].map((b) => b.destroy()));
   }
 
   private async withRunner<T>(

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DEFAULT_CPU_MAX_WORK } from '../engine/dispatch.js';
+import { DEFAULT_CPU_MAX_WORK, DEFAULT_GPU_MIN_WORK, type Thresholds } from '../engine/dispatch.js';
 import { BACKEND_CHOICES } from '../engine/types.js';
 
 /** Every setting comes from the environment, read and validated here and nowhere else. */
@@ -9,6 +9,7 @@ const EnvSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   GRADSERVE_BACKEND: z.enum(BACKEND_CHOICES).default('auto'),
   GRADSERVE_CPU_MAX_WORK: z.coerce.number().int().min(0).default(DEFAULT_CPU_MAX_WORK),
+  GRADSERVE_GPU_MIN_WORK: z.coerce.number().int().min(0).default(DEFAULT_GPU_MIN_WORK),
   GRADSERVE_BODY_LIMIT: z.coerce
     .number()
     .int()
@@ -64,8 +65,8 @@ export interface Config {
   host: string;
   logLevel: z.infer<typeof EnvSchema>['LOG_LEVEL'];
   backend: z.infer<typeof EnvSchema>['GRADSERVE_BACKEND'];
-  /** with backend auto: the most work (batch × Σ in×out) sent to the cpu backend */
-  cpuMaxWork: number;
+  /** with backend auto: the most work (batch × Σ in×out) sent to cpu, the least sent to a GPU */
+  thresholds: Thresholds;
   kernelCacheSize: number;
   shutdownGraceMs: number;
   limits: Limits;
@@ -84,7 +85,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host: e.HOST,
     logLevel: e.LOG_LEVEL,
     backend: e.GRADSERVE_BACKEND,
-    cpuMaxWork: e.GRADSERVE_CPU_MAX_WORK,
+    thresholds: { cpuMaxWork: e.GRADSERVE_CPU_MAX_WORK, gpuMinWork: e.GRADSERVE_GPU_MIN_WORK },
     kernelCacheSize: e.GRADSERVE_KERNEL_CACHE_SIZE,
     shutdownGraceMs: e.GRADSERVE_SHUTDOWN_GRACE_MS,
     limits: {

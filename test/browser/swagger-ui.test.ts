@@ -34,7 +34,7 @@ describe('Swagger UI in a real browser', () => {
   after(async () => {
     await browser?.close();
     await app?.close();
-    engine?.close();
+    await engine?.close();
   });
 
   /** Expand an operation, "Try it out" if needed, check the pre-filled body, "Execute", and return the status and the JSON shown. */

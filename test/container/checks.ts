@@ -3,9 +3,9 @@
  * the port published on 127.0.0.1. Each prints what it measured and exits non-zero on failure.
  *   ready CONTAINER TIMEOUT_MS        `docker start`s it; prints ms to the first 200 from /readyz, and its URL
  *   xor URL                           the XOR lesson against the float64 reference
- *   long URL                          one large value-and-grad: prints its ms
- *   stop-during URL CONTAINER DELAY   that request, `docker stop` DELAY ms after sending it: the
- *                                     request must still answer 200, after the stop began
+ *   long URL BATCH                    one large value-and-grad: prints its ms
+ *   stop-during URL CONTAINER DELAY BATCH   that request, `docker stop` DELAY ms after sending
+ *                                     it: the request must still answer 200, after the stop began
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
@@ -23,18 +23,21 @@ async function post(path: string, body: string): Promise<{ status: number; json:
   return { status: res.status, json: (await res.json()) as Answer };
 }
 
-/** [784, 512, 512, 1] at batch 512: about 2 s on webasm on two cores. */
-function largeRequest(): string {
+/**
+ * A request whose time is compute, [32, 256, 256, 1] at a large batch (4096: about 1 s on
+ * webasm on two idle cores): small parameters keep the parse and the answer short, so a
+ * signal sent a third of the way through lands while the engine computes.
+ */
+function largeRequest(batch: number): string {
   let seed = 1;
   const rand = () => {
     seed = (seed * 16807) % 2147483647;
     return Math.round(((seed / 2147483647) * 2 - 1) * 1000) / 1000; // short JSON numbers
   };
-  const widths = [784, 512, 512, 1];
-  const batch = 512;
+  const widths = [32, 256, 256, 1];
   const matrix = (rows: number, cols: number, scale: number) =>
     Array.from({ length: rows }, () => Array.from({ length: cols }, () => rand() * scale));
-  const params = widths.slice(1).map((out, l) => ({ W: matrix(widths[l]!, out, 0.05), b: matrix(1, out, 0.1)[0]! }));
+  const params = widths.slice(1).map((out, l) => ({ W: matrix(widths[l]!, out, 0.1), b: matrix(1, out, 0.1)[0]! }));
   const y = Array.from({ length: batch }, () => [rand() < 0 ? 0 : 1]);
   return JSON.stringify({ params, x: matrix(batch, widths[0]!, 1), y });
 }
@@ -45,9 +48,9 @@ function assertLargeAnswer(status: number, json: Answer): void {
   assert.deepEqual(
     json.grads.map((g) => [g.W.length, g.W[0]!.length, g.b.length]),
     [
-      [784, 512, 512],
-      [512, 512, 512],
-      [512, 1, 1],
+      [32, 256, 256],
+      [256, 256, 256],
+      [256, 1, 1],
     ],
   );
 }
@@ -86,14 +89,14 @@ if (command === 'ready') {
   assert.ok(err <= 1e-5, `XOR answer off the float64 reference by ${err} relative`);
   console.log(`loss ${json.loss} (float64 reference ${ref.loss}), largest relative error ${err.toExponential(2)}`);
 } else if (command === 'long') {
-  const body = largeRequest();
+  const body = largeRequest(Number(args[0]));
   const t0 = performance.now();
   const { status, json } = await post('/value-and-grad', body);
   assertLargeAnswer(status, json);
   console.log(Math.round(performance.now() - t0));
 } else if (command === 'stop-during') {
-  const [container, delay] = [args[0]!, Number(args[1])];
-  const body = largeRequest();
+  const [container, delay, batch] = [args[0]!, Number(args[1]), Number(args[2])];
+  const body = largeRequest(batch);
   const t0 = performance.now();
   const answer = post('/value-and-grad', body).then((r) => ({ ...r, at: performance.now() - t0 }));
   await new Promise((r) => setTimeout(r, delay));

@@ -40,7 +40,7 @@ describe('kernel cache under churn', () => {
       assert.equal(stats.evictions, stats.compiles - stats.size, 'every compiled kernel beyond the capacity was evicted');
       assert.ok(grown < 24, `memory grew ${grown.toFixed(1)} MiB over 240 more shapes`);
     } finally {
-      engine.close();
+      await engine.close();
     }
   });
 });

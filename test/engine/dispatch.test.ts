@@ -8,19 +8,23 @@ import { randomCase, rng, toEngineProblem, xorCase } from '../helpers.js';
 import { relError, valueAndGrad64 } from '../reference/mlp64.js';
 
 describe('the dispatcher (backend auto)', () => {
-  it('sends work up to the crossover to cpu and the rest to webasm', () => {
+  it('sends work up to the crossover to cpu, the largest to a hardware GPU, the rest to webasm', () => {
     assert.equal(workOf({ widths: [2, 4, 1], batch: 4 }), 48);
-    assert.equal(pickBackend(48, ['webasm', 'cpu'], 2048), 'cpu');
-    assert.equal(pickBackend(2048, ['webasm', 'cpu'], 2048), 'cpu');
-    assert.equal(pickBackend(2049, ['webasm', 'cpu'], 2048), 'webasm');
-    assert.equal(pickBackend(48, ['webasm'], 2048), 'webasm', 'a forced backend takes everything');
+    const t = { cpuMaxWork: 2048, gpuMinWork: 1e6 };
+    assert.equal(pickBackend(48, ['webasm', 'cpu'], t), 'cpu');
+    assert.equal(pickBackend(2048, ['webasm', 'cpu'], t), 'cpu');
+    assert.equal(pickBackend(2049, ['webasm', 'cpu'], t), 'webasm');
+    assert.equal(pickBackend(1e7, ['webasm', 'cpu'], t), 'webasm', 'no GPU started: webasm takes the largest');
+    assert.equal(pickBackend(1e7, ['cpu', 'webasm', 'webgpu'], t), 'webgpu', 'a hardware GPU takes the largest');
+    assert.equal(pickBackend(1e5, ['cpu', 'webasm', 'webgpu'], t), 'webasm');
+    assert.equal(pickBackend(48, ['webgpu'], t), 'webgpu', 'a forced backend takes everything');
   });
 
   it('answers small and large problems correctly on the backend it chose, and says which', async () => {
     const engine = await Engine.create({ backend: 'auto', kernelCacheSize: 64 });
     const app = await buildApp({ config: { ...defaultConfig(), logLevel: 'silent' }, engine });
     try {
-      assert.deepEqual(engine.info().backends, ['webasm', 'cpu']);
+      assert.deepEqual(engine.info().backends, ['cpu', 'webasm'], 'no webgpu on a software adapter');
       const large = randomCase(rng(8), { widths: [32, 64, 1], batch: 64, activation: 'tanh' }); // 135,168 units
       for (const [c, backend] of [
         [xorCase, 'cpu'],
@@ -40,7 +44,7 @@ describe('the dispatcher (backend auto)', () => {
       assert.match(metrics, /gradserve_engine_compute_seconds_count\{route="\/value-and-grad",backend="webasm"\} 1/);
     } finally {
       await app.close();
-      engine.close();
+      await engine.close();
     }
   });
 });

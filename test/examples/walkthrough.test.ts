@@ -30,7 +30,7 @@ describe('examples/: the lesson series against a running server', () => {
   });
   after(async () => {
     await app.close();
-    engine.close();
+    await engine.close();
   });
 
   it('lesson.ts (typed from the OpenAPI document) learns XOR', async () => {

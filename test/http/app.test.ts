@@ -48,7 +48,7 @@ describe('HTTP API (inject)', () => {
   });
   after(async () => {
     await app.close();
-    engine.close();
+    await engine.close();
   });
 
   it('POST /value-and-grad answers the XOR lesson with a gradient tree shaped like params', async () => {
@@ -241,7 +241,7 @@ describe('HTTP API (a real server on loopback)', () => {
       assert.equal(again.status, 200);
     } finally {
       await app.close();
-      engine.close();
+      await engine.close();
     }
   });
 });

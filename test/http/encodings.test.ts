@@ -37,7 +37,7 @@ describe('binary tensors and compression', () => {
   });
   after(async () => {
     await app.close();
-    engine.close();
+    await engine.close();
   });
   const post = (url: string, payload: unknown) => app.inject({ method: 'POST', url, payload: payload as object });
 

@@ -195,7 +195,7 @@ describe('hostile input (fast-check)', () => {
   });
   after(async () => {
     await app.close();
-    engine.close();
+    await engine.close();
   });
 
   const send = async ({ url, payload }: { url: string; payload: string }) => {

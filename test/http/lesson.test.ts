@@ -26,7 +26,7 @@ describe('the lesson series over HTTP: /init, /forward, /train', () => {
   });
   after(async () => {
     await app.close();
-    engine.close();
+    await engine.close();
   });
   const post = (url: string, payload: unknown) => app.inject({ method: 'POST', url, payload: payload as object });
 
@@ -155,7 +155,7 @@ describe('training does not hold up other requests', () => {
       assert.equal((await training).statusCode, 200);
     } finally {
       await app.close();
-      engine.close();
+      await engine.close();
     }
   });
 });

@@ -21,7 +21,7 @@ describe('operations: /info and /metrics', () => {
   });
   after(async () => {
     await app.close();
-    engine.close();
+    await engine.close();
   });
 
   it('GET /info names the version, the backends, the limits and the kernel cache', async () => {
@@ -74,7 +74,7 @@ describe('operations: /info and /metrics', () => {
       assert.equal(sample(text, 'gradserve_http_requests_total', 'method="POST",route="/value-and-grad",status="200"'), 0);
     } finally {
       await second.close();
-      other.close();
+      await other.close();
     }
   });
 });

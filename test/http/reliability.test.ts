@@ -25,7 +25,7 @@ async function withServer(overrides: Overrides, body: (url: string, app: Fastify
   } finally {
     await app.close();
     await app.computeGate.idle();
-    engine.close();
+    await engine.close();
   }
 }
 

@@ -1,0 +1,81 @@
+# gradserve's production image.
+#   docker build -t gradserve .                  the CPU image (stage `runtime`)
+#   docker build --target gpu -t gradserve:gpu . with the Vulkan loader for NVIDIA GPUs (untested)
+# The base is an argument so it can be swapped (another Node >= 22 on Debian):
+#   --build-arg BASE_IMAGE=node:24-bookworm-slim
+ARG BASE_IMAGE=node:24-bookworm-slim
+
+# ---- build: all dependencies, TypeScript -> dist/, and the production dependencies apart ----
+FROM ${BASE_IMAGE} AS build
+WORKDIR /build
+# Extra CA certificates for a TLS-intercepting proxy between this build and the npm registry:
+# any docker/ca/*.pem (git-ignored, absent by default). Only this stage sees them, through
+# NODE_EXTRA_CA_CERTS inside each RUN; the shipped stage copies nothing from here but the app.
+COPY docker/ca/ /tmp/extra-ca/
+COPY package.json package-lock.json ./
+# --ignore-scripts: nothing here needs an install script, and npm versions that do not know
+# package.json's allowScripts would try to compile gl, gpu.js's optional headless-GL binding,
+# which gradserve never loads: it is deleted (its build helpers stay, 12 MB). webgpu packages
+# (gpu.js's, and gradserve's own where present) carry Dawn for every platform (70-85 MB each):
+# only this platform's build is kept.
+RUN if ls /tmp/extra-ca/*.pem >/dev/null 2>&1; then cat /tmp/extra-ca/*.pem >/tmp/extra-ca.pem && export NODE_EXTRA_CA_CERTS=/tmp/extra-ca.pem; fi \
+  && npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+  && rm -rf node_modules/gl \
+  && platform=$(node -p 'process.platform + "-" + process.arch') \
+  && find node_modules -path '*/webgpu/dist/*' \( -name '*.dll' -o -name '*.dawn.node' ! -name "$platform.dawn.node" \) -delete \
+  && mkdir /prod && mv node_modules /prod/ \
+  && npm ci --ignore-scripts --no-audit --no-fund \
+  && rm -rf /tmp/extra-ca.pem /root/.npm
+COPY tsconfig.json tsconfig.build.json ./
+COPY src/ src/
+RUN npm run build
+
+# ---- runtime: compiled output and production dependencies, run as an unprivileged user ----
+FROM ${BASE_IMAGE} AS runtime
+# tini as PID 1 forwards SIGTERM to node and reaps zombies. Node as PID 1 would also get
+# SIGTERM (server.ts handles it), but only once its handler is installed: the kernel drops
+# signals without a handler to PID 1, so a `docker stop` during start-up would wait the whole
+# stop timeout for a SIGKILL. Under tini an early SIGTERM simply ends node.
+RUN apt-get update \
+  && apt-get install -y --no-install-recommends tini \
+  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
+  && groupadd --system --gid 10001 gradserve \
+  && useradd --system --uid 10001 --gid gradserve --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin gradserve
+WORKDIR /app
+# owned by root and read-only to the service's user
+COPY --from=build /build/package.json ./
+COPY --from=build /prod/node_modules/ node_modules/
+COPY --from=build /build/dist/ dist/
+# Configuration is by environment only (README "Configuration"); the app's defaults hold but
+# for these. HOST: every interface of the container, not its loopback. The shutdown grace stays
+# under `docker stop`'s default 10 s, so compute still running then is abandoned with a 503
+# that clients can retry, not cut off by a SIGKILL.
+ENV NODE_ENV=production \
+  HOST=0.0.0.0 \
+  PORT=8080 \
+  GRADSERVE_SHUTDOWN_GRACE_MS=7000
+EXPOSE 8080
+# numeric, so that orchestrators can verify runAsNonRoot
+USER 10001:10001
+# The slim base has no curl: node's fetch, against PORT in case it was changed.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+  CMD ["node", "-e", "fetch(`http://127.0.0.1:${process.env.PORT}/healthz`).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+ENTRYPOINT ["/usr/bin/tini", "--"]
+CMD ["node", "dist/server.js"]
+
+# ---- gpu: the Vulkan loader and the NVIDIA container runtime's settings ----
+# For a webgpu backend (Dawn, from the webgpu package, talks to the GPU through Vulkan). The
+# NVIDIA runtime mounts the driver's Vulkan files only when the capabilities include graphics.
+FROM runtime AS gpu
+USER root
+RUN apt-get update \
+  && apt-get install -y --no-install-recommends libvulkan1 \
+  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log
+USER 10001:10001
+ENV NVIDIA_VISIBLE_DEVICES=all \
+  NVIDIA_DRIVER_CAPABILITIES=compute,utility,graphics
+
+# ---- default: a plain `docker build .` makes the last stage, so it is the CPU image again ----
+# (The legacy builder, without BuildKit, still builds every stage before its target, gpu
+# included; `--target runtime` makes the same image without that.)
+FROM runtime AS default
