@@ -9,8 +9,9 @@ ARG BASE_IMAGE=node:24-bookworm-slim
 FROM ${BASE_IMAGE} AS build
 WORKDIR /build
 # Extra CA certificates for a TLS-intercepting proxy between this build and the npm registry:
-# any docker/ca/*.pem (git-ignored, absent by default). Only this stage sees them, through
-# NODE_EXTRA_CA_CERTS inside each RUN; the shipped stage copies nothing from here but the app.
+# any docker/ca/*.pem or *.crt (git-ignored, absent by default). Only this stage sees them,
+# through NODE_EXTRA_CA_CERTS inside the RUN; the shipped stage copies nothing from here but
+# the app.
 COPY docker/ca/ /tmp/extra-ca/
 COPY package.json package-lock.json ./
 # --ignore-scripts: nothing here needs an install script, and npm versions that do not know
@@ -18,7 +19,8 @@ COPY package.json package-lock.json ./
 # which gradserve never loads: it is deleted (its build helpers stay, 12 MB). webgpu packages
 # (gpu.js's, and gradserve's own where present) carry Dawn for every platform (70-85 MB each):
 # only this platform's build is kept.
-RUN if ls /tmp/extra-ca/*.pem >/dev/null 2>&1; then cat /tmp/extra-ca/*.pem >/tmp/extra-ca.pem && export NODE_EXTRA_CA_CERTS=/tmp/extra-ca.pem; fi \
+RUN cat /tmp/extra-ca/*.pem /tmp/extra-ca/*.crt >/tmp/extra-ca.pem 2>/dev/null; \
+  if [ -s /tmp/extra-ca.pem ]; then export NODE_EXTRA_CA_CERTS=/tmp/extra-ca.pem; fi \
   && npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
   && rm -rf node_modules/gl \
   && platform=$(node -p 'process.platform + "-" + process.arch') \

@@ -6,6 +6,7 @@ import type { Engine } from './engine/engine.js';
 import type { RunStats } from './engine/types.js';
 import { ComputeGate } from './http/admission.js';
 import { registerDocs } from './http/docs.js';
+import { drainOnClose } from './http/drain.js';
 import { installErrorHandlers } from './http/errors.js';
 import { useJsonBodies } from './http/json-body.js';
 import { registerMetrics } from './http/metrics.js';
@@ -21,6 +22,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** admission and concurrency for compute routes (shutdown aborts what is left in it) */
     computeGate: ComputeGate;
+    /** the app's connections: drained() resolves once closing has ended them all */
+    connections: { drained: () => Promise<void> };
   }
   interface FastifyRequest {
     /** what the engine did for this request, for the log line */
@@ -44,6 +47,7 @@ export async function buildApp({ config, engine }: AppDeps): Promise<FastifyInst
     genReqId: (req) => requestIdFrom(req.headers['x-request-id']),
     logController: new LogController({ disableRequestLogging: true }), // one line per request, below
     return503OnClosing: true,
+    forceCloseConnections: false, // drain.ts ends them gracefully instead
     // a client that cannot send its whole request within the request timeout gets a 408 and
     // loses its connection, so slow uploads cannot hold admission slots for long
     requestTimeout: config.admission.requestTimeoutMs,
@@ -52,15 +56,9 @@ export async function buildApp({ config, engine }: AppDeps): Promise<FastifyInst
   const gate = new ComputeGate(config.admission);
   app.decorate('computeGate', gate);
   app.decorateRequest('runStats', null);
-  // While closing, answers in flight tell keep-alive clients to hang up, so close() is
-  // not left waiting on their idle connections.
-  let closing = false;
-  app.addHook('preClose', async () => {
-    closing = true;
-  });
+  app.decorate('connections', drainOnClose(app));
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
-    if (closing) reply.header('connection', 'close');
   });
   app.addHook('onResponse', async (request, reply) => {
     const stats = request.runStats;

@@ -30,6 +30,7 @@ async function main(): Promise<void> {
     }, config.shutdownGraceMs + FORCE_EXIT_AFTER_MS);
     force.unref();
     await app.close(); // stops accepting, waits for in-flight requests
+    await app.connections.drained(); // every answer's last byte has left
     await app.computeGate.idle(); // abandoned work stops at its next kernel; then free the kernels
     await engine.close();
     app.log.info('stopped');

@@ -6,6 +6,9 @@ import { installNavigatorGpu } from './webgpu.js';
 // gpu.js is CommonJS; its index.d.ts describes the module.
 const require = createRequire(import.meta.url);
 const { GPU } = require('gpu.js') as typeof import('gpu.js');
+/** gpu.js shares one WebGPU device among all its webgpu-mode instances and leaves its teardown to us. */
+const { WebGPUContext } = require('gpu.js') as { WebGPUContext: { destroy(): Promise<void> } };
+let liveWebgpuBackends = 0;
 
 /**
  * A backend is one gpu.js GPU instance in one mode. `webasm` kernels run under the async
@@ -22,7 +25,10 @@ export interface Backend {
 }
 
 export function createBackend(name: BackendName): Backend {
-  if (name === 'webgpu') installNavigatorGpu();
+  if (name === 'webgpu') {
+    installNavigatorGpu();
+    liveWebgpuBackends++;
+  }
   const gpu = new GPU({ mode: name });
   const asyncMode = name === 'webasm';
   const createKernel = (source: string, output: number[]): CompiledKernel => {
@@ -46,6 +52,11 @@ export function createBackend(name: BackendName): Backend {
         throw new Error(`backend ${name} answered ${JSON.stringify(got)} to a probe that expects ${JSON.stringify(want)}`);
       }
     },
-    destroy: () => gpu.destroy(),
+    async destroy() {
+      await gpu.destroy();
+      // the last webgpu backend destroys the shared device: a live Dawn device keeps the
+      // process from exiting (and a thread busy)
+      if (name === 'webgpu' && --liveWebgpuBackends === 0) await WebGPUContext.destroy();
+    },
   };
 }

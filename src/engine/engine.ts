@@ -4,7 +4,7 @@ import { KernelCache, type KernelCacheStats, kernelKey, type Lease } from './ker
 import { backward, forward, predictions, type RunKernel } from './mlp.js';
 import { type TrainLoop, type TrainOptions, trainLoop } from './train.js';
 import type { BackendChoice, BackendName, ForwardProblem, LossResult, Matrix, Problem, RunStats, ValueAndGradResult } from './types.js';
-import { type AdapterInfo, findAdapter } from './webgpu.js';
+import { type AdapterInfo, findAdapter, hasGpuDevice } from './webgpu.js';
 
 /** Longest stretch of kernels run back to back before the engine yields to the event loop. */
 const YIELD_AFTER_MS = 10;
@@ -49,7 +49,7 @@ export class Engine {
    */
   static async create(options: EngineOptions): Promise<Engine> {
     const auto = options.backend === 'auto';
-    const gpuAdapter = auto || options.backend === 'webgpu' ? await findAdapter() : undefined;
+    const gpuAdapter = (auto && hasGpuDevice()) || options.backend === 'webgpu' ? await findAdapter() : undefined;
     const names: BackendName[] = auto ? ['cpu', 'webasm'] : [options.backend as BackendName];
     if (auto && gpuAdapter && !gpuAdapter.software) names.push('webgpu');
     const backends = new Map<BackendName, Backend>();

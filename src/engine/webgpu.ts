@@ -1,3 +1,4 @@
+import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
@@ -54,4 +55,18 @@ export async function findAdapter(): Promise<AdapterInfo | undefined> {
   const info = adapter.info ?? {};
   const description = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ');
   return { description, software: adapter.isFallbackAdapter === true || SOFTWARE.test(description) };
+}
+
+/**
+ * Whether this Linux machine (or container) has GPU device nodes at all: DRM render nodes or
+ * NVIDIA's. Without them there is no hardware adapter to find, and `auto` does not load Dawn
+ * (which would only find a software rasteriser, or print that Vulkan is missing).
+ */
+export function hasGpuDevice(): boolean {
+  if (process.platform !== 'linux') return true;
+  try {
+    return existsSync('/dev/dri') || readdirSync('/dev').some((name) => name.startsWith('nvidia'));
+  } catch {
+    return false;
+  }
 }

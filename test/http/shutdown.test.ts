@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { Agent, get, request } from 'node:http';
 import { describe, it } from 'node:test';
 import { randomCase, rng } from '../helpers.js';
 
@@ -75,5 +76,45 @@ describe('graceful shutdown (a real server process)', () => {
     assert.equal(answer.code, 'GRADSERVE_SHUTTING_DOWN');
     const [code] = await exited;
     assert.equal(code, 0, log.join('\n'));
+  });
+
+  it('ends idle keep-alive connections at once instead of waiting out the grace period', async () => {
+    const { child, url } = await startServer({ GRADSERVE_SHUTDOWN_GRACE_MS: '20000' });
+    const agent = new Agent({ keepAlive: true });
+    const status = await new Promise<number>((resolve, reject) => {
+      get(`${url}/healthz`, { agent }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode!));
+      }).on('error', reject);
+    });
+    assert.equal(status, 200);
+    const exited = once(child, 'exit');
+    const t0 = performance.now();
+    child.kill('SIGTERM'); // the connection is open and idle in the agent's pool
+    const [code] = await exited;
+    assert.equal(code, 0);
+    assert.ok(performance.now() - t0 < 5000, 'did not wait for the grace period');
+    agent.destroy();
+  });
+
+  it('lets a large answer already on its way arrive whole', async () => {
+    const { child, url } = await startServer({});
+    const exited = once(child, 'exit');
+    const body = JSON.stringify({ layers: [1500, 1500, 1], seed: 1 }); // 2.25 M parameters, ~45 MB of JSON
+    const text = await new Promise<string>((resolve, reject) => {
+      const req = request(`${url}/init`, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+        child.kill('SIGTERM'); // the headers are here, most of the body is not
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve(Buffer.concat(chunks).toString()));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+    const params = JSON.parse(text).params as { W: number[][] }[];
+    assert.equal(params[0]!.W.length, 1500, 'the whole answer, parsed');
+    const [code] = await exited;
+    assert.equal(code, 0);
   });
 });

@@ -1,0 +1,54 @@
+import type { Socket } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+
+/**
+ * Closing without cutting anyone off. Node's own close destroys "idle" keep-alive sockets,
+ * which cuts the tail of an answer still in the socket's buffer, and leaves connections that
+ * become idle later holding close() open. Instead, from the moment the app starts closing: answers
+ * carry `Connection: close`, and every connection is ended gracefully (FIN after its last
+ * byte) as soon as it has no request in flight. `drained()` resolves when all have closed.
+ */
+export function drainOnClose(app: FastifyInstance): { drained: () => Promise<void> } {
+  const sockets = new Set<Socket>();
+  const inFlight = new Map<Socket, number>();
+  let closing = false;
+  const endIfIdle = (socket: Socket) => {
+    if (closing && !inFlight.has(socket)) socket.end();
+  };
+
+  app.server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => {
+      sockets.delete(socket);
+      inFlight.delete(socket);
+    });
+  });
+  app.addHook('onRequest', async (request, reply) => {
+    const socket = request.raw.socket;
+    inFlight.set(socket, (inFlight.get(socket) ?? 0) + 1);
+    reply.raw.once('close', () => {
+      const left = (inFlight.get(socket) ?? 1) - 1;
+      if (left > 0) inFlight.set(socket, left);
+      else inFlight.delete(socket);
+      endIfIdle(socket);
+    });
+  });
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) reply.header('connection', 'close');
+  });
+  app.addHook('preClose', async () => {
+    closing = true;
+    for (const socket of sockets) endIfIdle(socket);
+  });
+  // http.Server.close() calls this, and Node's version destroys every connection without a
+  // request, discarding an answer still in the socket's buffer: end them gracefully instead.
+  app.server.closeIdleConnections = () => {
+    for (const socket of sockets) endIfIdle(socket);
+  };
+
+  return {
+    drained: async () => {
+      while (sockets.size > 0) await new Promise((resolve) => setTimeout(resolve, 20));
+    },
+  };
+}
