@@ -61,6 +61,27 @@ export function body(widths: number[], batch: number, seed = 1): string {
   return JSON.stringify(randomCase(rng(seed), { widths, batch, activation: 'tanh' }));
 }
 
+/** The same request with every tensor binary (base64 float32), asking for binary tensors back. */
+export function binaryBody(widths: number[], batch: number, seed = 1): string {
+  const c = randomCase(rng(seed), { widths, batch, activation: 'tanh' });
+  const t = (rows: number[][]) => ({
+    dtype: 'float32',
+    shape: [rows.length, rows[0]!.length],
+    data: Buffer.from(new Float32Array(rows.flat()).buffer).toString('base64'),
+  });
+  const v = (values: number[]) => ({
+    dtype: 'float32',
+    shape: [values.length],
+    data: Buffer.from(new Float32Array(values).buffer).toString('base64'),
+  });
+  return JSON.stringify({
+    params: c.params.map((p) => ({ W: t(p.W), b: v(p.b) })),
+    x: t(c.x),
+    y: t(c.y),
+    outputEncoding: 'base64',
+  });
+}
+
 export async function postJson(url: string, path: string, payload: string, timeoutMs = 60_000) {
   const t0 = performance.now();
   try {
