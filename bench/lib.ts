@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
 import { cpus } from 'node:os';
+import { toBase64Tensor } from '../src/http/tensors.js';
 import { randomCase, rng } from '../test/helpers.js';
 
 /** Benchmarks run the built service (`npm run build` first) as its own process, as users run it. */
@@ -64,20 +65,11 @@ export function body(widths: number[], batch: number, seed = 1): string {
 /** The same request with every tensor binary (base64 float32), asking for binary tensors back. */
 export function binaryBody(widths: number[], batch: number, seed = 1): string {
   const c = randomCase(rng(seed), { widths, batch, activation: 'tanh' });
-  const t = (rows: number[][]) => ({
-    dtype: 'float32',
-    shape: [rows.length, rows[0]!.length],
-    data: Buffer.from(new Float32Array(rows.flat()).buffer).toString('base64'),
-  });
-  const v = (values: number[]) => ({
-    dtype: 'float32',
-    shape: [values.length],
-    data: Buffer.from(new Float32Array(values).buffer).toString('base64'),
-  });
+  const matrix = (rows: number[][]) => toBase64Tensor([rows.length, rows[0]!.length], new Float32Array(rows.flat()));
   return JSON.stringify({
-    params: c.params.map((p) => ({ W: t(p.W), b: v(p.b) })),
-    x: t(c.x),
-    y: t(c.y),
+    params: c.params.map((p) => ({ W: matrix(p.W), b: toBase64Tensor([p.b.length], new Float32Array(p.b)) })),
+    x: matrix(c.x),
+    y: matrix(c.y),
     outputEncoding: 'base64',
   });
 }
