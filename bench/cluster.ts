@@ -8,29 +8,18 @@
  * All share this machine's cores, so three replicas can gain at most what idle cores allow.
  *   npm run build && npx tsx bench/cluster.ts [seconds=10] [connections=16] [largeBatch=16384]
  */
-import autocannon from 'autocannon';
 import { type ValueAndGradRequest, valueAndGradSharded } from '../client/index.js';
 import { xorRequest } from '../src/http/examples.js';
 import { type Balancer, startBalancer, startCluster } from '../test/cluster/cluster.js';
 import { randomCase, rng } from '../test/helpers.js';
-import { machine } from './lib.js';
+import { loadTest, machine } from './lib.js';
 
 const seconds = Number(process.argv[2] ?? 10);
 const connections = Number(process.argv[3] ?? 16);
 const largeBatch = Number(process.argv[4] ?? 16384);
 const xor = JSON.stringify(xorRequest);
 
-async function load(url: string) {
-  const r = await autocannon({
-    url: `${url}/value-and-grad`,
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: xor,
-    connections,
-    duration: seconds,
-  });
-  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, failed: r.non2xx + r.errors + r.timeouts };
-}
+const load = (url: string) => loadTest(url, xor, connections, seconds);
 
 async function median(runs: number, f: () => Promise<unknown>): Promise<number> {
   const ms: number[] = [];

@@ -8,9 +8,8 @@
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import autocannon from 'autocannon';
 import { xorRequest } from '../src/http/examples.js';
-import { body, machine, type Server, startServer } from './lib.js';
+import { body, loadTest, machine, type Server, startServer } from './lib.js';
 
 const seconds = Number(process.argv[2] ?? 10);
 const CASES = [
@@ -18,33 +17,21 @@ const CASES = [
   { name: 'M [64,128,128,1]×1024, JSON', payload: body([64, 128, 128, 1], 1024), connections: 4 },
 ];
 
-async function load(url: string, payload: string, connections: number) {
-  const result = await autocannon({
-    url: `${url}/value-and-grad`,
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: payload,
-    connections,
-    duration: seconds,
-  });
-  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, non2xx: result.non2xx, errors: result.errors };
-}
-
 const rows: string[] = [];
 for (const c of CASES) {
   const service = await startServer({ GRADSERVE_MAX_QUEUE: '64' });
   const answer = await (
     await fetch(`${service.url}/value-and-grad`, { method: 'POST', body: c.payload, headers: { 'content-type': 'application/json' } })
   ).text();
-  const ours = await load(service.url, c.payload, c.connections);
+  const ours = await loadTest(service.url, c.payload, c.connections, seconds);
   await service.stop();
   const answerFile = join(tmpdir(), `gradserve-bench-answer-${process.pid}.json`);
   writeFileSync(answerFile, answer);
   const bare: Server = await startServer({ ANSWER_FILE: answerFile }, ['--import', 'tsx', 'bench/bare-server.ts']);
-  const ceiling = await load(bare.url, c.payload, c.connections);
+  const ceiling = await loadTest(bare.url, c.payload, c.connections, seconds);
   await bare.stop();
   const row = (who: string, r: typeof ours, ratio: string) =>
-    `| ${c.name} | ${who} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.non2xx + r.errors} | ${ratio} |`;
+    `| ${c.name} | ${who} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.failed} | ${ratio} |`;
   rows.push(row('gradserve', ours, (ours.rps / ceiling.rps).toFixed(2)), row('bare Fastify (ceiling)', ceiling, '1.00'));
 }
 console.log(`HTTP, autocannon ${seconds} s per run, on ${machine()}`);

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
 import { cpus } from 'node:os';
+import autocannon from 'autocannon';
 import { toBase64Tensor } from '../src/http/tensors.js';
 import { randomCase, rng } from '../test/helpers.js';
 
@@ -88,4 +89,17 @@ export async function postJson(url: string, path: string, payload: string, timeo
   } catch {
     return { status: 0, ms: performance.now() - t0, retryAfter: null }; // network error or client timeout
   }
+}
+
+/** autocannon on POST /value-and-grad with one body: req/s, p50/p99 ms, and the requests that failed. */
+export async function loadTest(url: string, payload: string, connections: number, seconds: number) {
+  const r = await autocannon({
+    url: `${url}/value-and-grad`,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: payload,
+    connections,
+    duration: seconds,
+  });
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, failed: r.non2xx + r.errors + r.timeouts };
 }
