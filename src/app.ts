@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import compress from '@fastify/compress';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
-import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Engine } from './engine/engine.js';
 import type { RunStats } from './engine/types.js';
 import { ComputeGate } from './http/admission.js';
@@ -9,6 +8,7 @@ import { registerDocs } from './http/docs.js';
 import { drainOnClose } from './http/drain.js';
 import { installErrorHandlers } from './http/errors.js';
 import { useJsonBodies } from './http/json-body.js';
+import { JsonWorkers } from './http/json-workers.js';
 import { registerMetrics } from './http/metrics.js';
 import { computeRoutes } from './http/routes/compute.js';
 import { healthRoutes } from './http/routes/health.js';
@@ -22,6 +22,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** admission and concurrency for compute routes (shutdown aborts what is left in it) */
     computeGate: ComputeGate;
+    /** threads for large JSON bodies and answers (json-body.ts) */
+    jsonWorkers: JsonWorkers;
     /** the app's connections: drained() resolves once closing has ended them all */
     connections: { drained: () => Promise<void> };
   }
@@ -35,7 +37,7 @@ const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url),
 export const VERSION = pkg.version;
 
 export interface AppDeps {
-  config: Pick<Config, 'logLevel' | 'limits' | 'admission'>;
+  config: Pick<Config, 'logLevel' | 'limits' | 'admission' | 'jsonOffload'>;
   engine: Engine;
 }
 
@@ -55,6 +57,9 @@ export async function buildApp({ config, engine }: AppDeps): Promise<FastifyInst
 
   const gate = new ComputeGate(config.admission);
   app.decorate('computeGate', gate);
+  const jsonWorkers = new JsonWorkers(config.jsonOffload);
+  app.decorate('jsonWorkers', jsonWorkers);
+  app.addHook('onClose', () => jsonWorkers.close());
   app.decorateRequest('runStats', null);
   app.decorate('connections', drainOnClose(app));
   app.addHook('onSend', async (request, reply) => {
@@ -85,9 +90,7 @@ export async function buildApp({ config, engine }: AppDeps): Promise<FastifyInst
   // zod compiles only the API's schemas: set inside this encapsulated plugin, not on the
   // root, so plugins with JSON-schema routes (the Swagger UI's) keep fastify's compilers.
   await app.register(async (api) => {
-    api.setValidatorCompiler(validatorCompiler);
-    api.setSerializerCompiler(serializerCompiler);
-    useJsonBodies(api);
+    useJsonBodies(api, jsonWorkers);
     const compute = { engine, gate, limits: config.limits, admission: config.admission };
     await api.register(computeRoutes, compute);
     await api.register(trainRoutes, compute);

@@ -40,6 +40,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void shutdown('SIGINT'));
 
   await app.listen({ port: config.port, host: config.host });
+  app.jsonWorkers.start(); // after listen: ready does not wait for them, the first large body does not either
   app.log.info({ backend: engine.backendName, docs: '/docs' }, 'gradserve ready');
 }
 

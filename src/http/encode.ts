@@ -11,10 +11,13 @@ type Base64Tensor = ReturnType<typeof toBase64Tensor>;
  */
 export class ResultEncoder {
   nonFinite = 0;
+  /** how many values were written: large answers are written off the event loop (json-body.ts) */
+  values = 0;
 
   constructor(private readonly encoding: OutputEncoding = 'json') {}
 
   number(v: number): JsonNumber {
+    this.values++;
     if (Number.isFinite(v)) return v;
     this.nonFinite++;
     if (Number.isNaN(v)) return 'NaN';
@@ -46,6 +49,7 @@ export class ResultEncoder {
 
   /** Binary tensors carry NaN and ±Infinity as float32 bits; they are still counted for the warnings. */
   private binary(shape: number[], data: Float32Array): Base64Tensor {
+    this.values += data.length;
     for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i]!)) this.nonFinite++;
     return toBase64Tensor(shape, data);
   }

@@ -1,25 +1,87 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifySchemaCompiler } from 'fastify';
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import sjson from 'secure-json-parse';
 import { Errors } from './errors.js';
+import type { JsonWorkers } from './json-workers.js';
+import { isPostRoute } from './schemas.js';
 
 /**
- * The API's JSON body parser: fastify's own safety (secure-json-parse refuses `__proto__`
- * and `constructor.prototype` keys, so nothing a client sends can reach Object.prototype),
- * with messages that say what is wrong instead of fastify's generic "not valid JSON".
+ * The API's JSON, in and out. Bodies are parsed with fastify's own safety (secure-json-parse
+ * refuses `__proto__` and `constructor.prototype` keys, so nothing a client sends can reach
+ * Object.prototype) and messages that say what is wrong, then validated by the route's zod
+ * schema. Large bodies and answers (megabytes of JSON numbers take 100 ms or more to parse
+ * and validate) go to the JSON worker threads with the same schemas, so the event loop stays
+ * free for /healthz and for every other request.
  */
-export function useJsonBodies(api: FastifyInstance): void {
+export function useJsonBodies(api: FastifyInstance, workers: JsonWorkers): void {
+  api.setValidatorCompiler(bodyValidatorCompiler);
+  api.setSerializerCompiler(serializerCompiler);
   api.removeAllContentTypeParsers(); // JSON only: any other content type gets a 415
-  api.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
-    const text = body as string;
-    if (text.length === 0) return done(new Errors.InvalidJson('the body is empty; send a JSON object'), undefined);
+  api.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    const bytes = body as Buffer;
+    const url = request.routeOptions.url;
+    if (workers.offloads(bytes.length) && isPostRoute(url)) {
+      workers.parse(url, bytes).then(
+        (value) => done(null, new ValidatedBody(url, value)),
+        (err: Error) => done(err, undefined),
+      );
+      return;
+    }
     try {
-      done(null, sjson.parse(text, { protoAction: 'error', constructorAction: 'error' }));
+      done(null, parseJson(bytes.toString('utf8')));
     } catch (err) {
-      const reason = err instanceof Error ? err.message : String(err);
-      const message = /forbidden prototype/.test(reason) ? FORBIDDEN_KEY : `the body is not valid JSON: ${reason.slice(0, 200)}`;
-      done(new Errors.InvalidJson(message), undefined);
+      done(err as Error, undefined);
     }
   });
 }
 
+/** Parse a request body's text, or throw InvalidJson saying why. */
+export function parseJson(text: string): unknown {
+  if (text.length === 0) throw new Errors.InvalidJson('the body is empty; send a JSON object');
+  try {
+    return sjson.parse(text, { protoAction: 'error', constructorAction: 'error' });
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new Errors.InvalidJson(
+      /forbidden prototype/.test(reason) ? FORBIDDEN_KEY : `the body is not valid JSON: ${reason.slice(0, 200)}`,
+    );
+  }
+}
+
 const FORBIDDEN_KEY = 'the body has a "__proto__" or "constructor.prototype" key, which is refused (prototype pollution)';
+
+/** A body a JSON worker has already validated with its route's schema (only the parser above makes these). */
+class ValidatedBody {
+  constructor(
+    readonly url: string,
+    readonly value: unknown,
+  ) {}
+}
+
+/** Zod validation, except for bodies validated off the event loop: those pass as they are. */
+const bodyValidatorCompiler: FastifySchemaCompiler<unknown> = (route) => {
+  const validate = validatorCompiler(route as Parameters<typeof validatorCompiler>[0]);
+  return (data: unknown) => {
+    if (!(data instanceof ValidatedBody)) return validate(data);
+    if (data.url !== route.url) throw new Error(`a body validated for ${data.url} reached ${route.url}`);
+    return { value: data.value };
+  };
+};
+
+/** About how long a float32 value is in JSON ("-0.123456789," is 13 characters). */
+const JSON_BYTES_PER_VALUE = 12;
+
+/**
+ * Send a POST route's 200 answer. One that carries many tensor values (`values`, as the
+ * ResultEncoder counted them) is validated against the route's schema and written in a JSON
+ * worker; small ones take fastify's usual path (the same schema, on the event loop).
+ */
+export async function sendAnswer<T>(reply: FastifyReply, answer: T, values: number): Promise<T> {
+  const workers = reply.server.jsonWorkers;
+  const url = reply.request.routeOptions.url;
+  if (!workers.offloads(values * JSON_BYTES_PER_VALUE) || !isPostRoute(url)) return answer;
+  const json = await workers.write(url, answer);
+  // sent as it is: fastify's serializer runs only on objects
+  reply.type('application/json; charset=utf-8').send(json);
+  return reply as T;
+}

@@ -45,6 +45,18 @@ export function registerMetrics(app: FastifyInstance, engine: Engine): void {
         this.inc(read());
       },
     });
+  new Counter({
+    name: 'gradserve_json_offloaded_total',
+    help: 'Large JSON bodies parsed and validated (parse), and answers written (write), in the JSON worker threads',
+    labelNames: ['kind'],
+    registers,
+    collect() {
+      const stats = app.jsonWorkers.stats();
+      this.reset();
+      this.inc({ kind: 'parse' }, stats.parse);
+      this.inc({ kind: 'write' }, stats.write);
+    },
+  });
   mirrored('gradserve_kernel_compiles_total', 'Kernels compiled', () => cache().compiles);
   mirrored('gradserve_kernel_cache_hits_total', 'Kernel cache hits', () => cache().hits);
   mirrored('gradserve_kernel_cache_evictions_total', 'Kernels evicted from the cache', () => cache().evictions);

@@ -228,3 +228,27 @@ export const InfoResponse = z
       .describe('How many requests compute at once, how many may wait, and for how long.'),
   })
   .describe('What this server is and how it is configured.');
+
+/**
+ * Each POST route's body and 200 answer, by URL: the routes declare them, and the JSON
+ * worker threads (json-worker.ts) validate and write large bodies with the same schemas.
+ */
+export const POST_ROUTES = {
+  '/value-and-grad': { body: ComputeRequest, ok: ValueAndGradResponse },
+  '/loss': { body: ComputeRequest, ok: LossResponse },
+  '/forward': { body: ForwardRequest, ok: ForwardResponse },
+  '/train': { body: TrainRequest, ok: TrainResponse },
+  '/init': { body: InitRequest, ok: InitResponse },
+} as const;
+export type PostRoute = keyof typeof POST_ROUTES;
+export const isPostRoute = (url: string | undefined): url is PostRoute => url !== undefined && Object.hasOwn(POST_ROUTES, url);
+
+const ERROR_ANSWERS = { 400: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse, 503: ErrorResponse };
+
+/** A POST route's body and response schemas, for its route definition. */
+export function postSchemas<U extends PostRoute>(url: U) {
+  return { body: POST_ROUTES[url].body, response: { 200: POST_ROUTES[url].ok, ...ERROR_ANSWERS } } as {
+    body: (typeof POST_ROUTES)[U]['body'];
+    response: { 200: (typeof POST_ROUTES)[U]['ok'] } & typeof ERROR_ANSWERS;
+  };
+}

@@ -31,6 +31,12 @@ const EnvSchema = z.object({
   GRADSERVE_MAX_CONCURRENCY: z.coerce.number().int().positive().default(2),
   GRADSERVE_MAX_QUEUE: z.coerce.number().int().min(0).default(8),
   GRADSERVE_REQUEST_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
+  GRADSERVE_JSON_WORKERS: z.coerce.number().int().min(0).default(1),
+  GRADSERVE_JSON_OFFLOAD_BYTES: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(64 * 1024),
 });
 
 /** The variables loadConfig reads, for tools that check a deployment's environment. */
@@ -60,6 +66,13 @@ export interface Admission {
   requestTimeoutMs: number;
 }
 
+/** JSON bodies and answers this large are parsed, validated and written off the event loop. */
+export interface JsonOffload {
+  /** worker threads; 0 keeps all JSON work on the event loop */
+  workers: number;
+  minBytes: number;
+}
+
 export interface Config {
   port: number;
   host: string;
@@ -71,6 +84,7 @@ export interface Config {
   shutdownGraceMs: number;
   limits: Limits;
   admission: Admission;
+  jsonOffload: JsonOffload;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -103,6 +117,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxQueue: e.GRADSERVE_MAX_QUEUE,
       requestTimeoutMs: e.GRADSERVE_REQUEST_TIMEOUT_MS,
     },
+    jsonOffload: { workers: e.GRADSERVE_JSON_WORKERS, minBytes: e.GRADSERVE_JSON_OFFLOAD_BYTES },
   };
 }
 

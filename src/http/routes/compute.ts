@@ -6,11 +6,10 @@ import type { ForwardProblem, RunStats } from '../../engine/types.js';
 import type { Admission, Limits } from '../../runtime/config.js';
 import { admitCompute, type ComputeGate } from '../admission.js';
 import { ResultEncoder } from '../encode.js';
+import { sendAnswer } from '../json-body.js';
 import { enforceLimits } from '../limits.js';
 import { toForwardProblem, toProblem } from '../problem.js';
-import { ComputeRequest, ErrorResponse, ForwardRequest, ForwardResponse, LossResponse, ValueAndGradResponse } from '../schemas.js';
-
-export const errors = { 400: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse, 503: ErrorResponse };
+import { postSchemas } from '../schemas.js';
 
 /** What every compute route needs: the engine, and the gate and limits that bound its use. */
 export interface ComputeRouteOptions {
@@ -50,8 +49,7 @@ export const computeRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app
           'Runs the forward pass, the loss and the reverse pass in float32, as `jax.jit(jax.value_and_grad(loss_fn))` ' +
           'does, and returns the loss with a gradient tree shaped exactly like `params`.',
         tags: ['compute'],
-        body: ComputeRequest,
-        response: { 200: ValueAndGradResponse, ...errors },
+        ...postSchemas('/value-and-grad'),
       },
     },
     async (request, reply) => {
@@ -61,7 +59,7 @@ export const computeRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app
       const enc = new ResultEncoder(request.body.outputEncoding);
       const loss = enc.number(result.loss);
       const grads = enc.layers(result.grads);
-      return { loss, grads, warnings: enc.warnings(result.head) };
+      return sendAnswer(reply, { loss, grads, warnings: enc.warnings(result.head) }, enc.values);
     },
   );
 
@@ -73,8 +71,7 @@ export const computeRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app
         summary: 'Loss only',
         description: 'The forward pass and the loss, without the backward pass. Same request as /value-and-grad.',
         tags: ['compute'],
-        body: ComputeRequest,
-        response: { 200: LossResponse, ...errors },
+        ...postSchemas('/loss'),
       },
     },
     async (request, reply) => {
@@ -95,8 +92,7 @@ export const computeRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app
         summary: 'Predictions (the forward pass)',
         description: "The network's outputs for a batch of inputs, after the output activation; no targets, no loss.",
         tags: ['compute'],
-        body: ForwardRequest,
-        response: { 200: ForwardResponse, ...errors },
+        ...postSchemas('/forward'),
       },
     },
     async (request, reply) => {
@@ -105,7 +101,7 @@ export const computeRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app
       reportStats(request, reply, result.stats);
       const enc = new ResultEncoder(request.body.outputEncoding);
       const predictions = enc.matrix(result.predictions);
-      return { predictions, warnings: enc.warnings() };
+      return sendAnswer(reply, { predictions, warnings: enc.warnings() }, enc.values);
     },
   );
 };

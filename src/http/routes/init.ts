@@ -5,8 +5,8 @@ import { initParams } from '../../engine/init.js';
 import type { Limits } from '../../runtime/config.js';
 import { ResultEncoder } from '../encode.js';
 import { Errors } from '../errors.js';
-import { InitRequest, InitResponse } from '../schemas.js';
-import { errors } from './compute.js';
+import { sendAnswer } from '../json-body.js';
+import { type InitResponse, postSchemas } from '../schemas.js';
 
 export const initRoutes: FastifyPluginAsync<{ limits: Limits }> = async (app, { limits }) => {
   app.withTypeProvider<ZodTypeProvider>().post(
@@ -19,11 +19,10 @@ export const initRoutes: FastifyPluginAsync<{ limits: Limits }> = async (app, { 
           "Parameters for a network of the given widths, drawn from jax.nn.initializers' distributions with a documented " +
           'counter-based PRNG (Threefry-2x32): the same seed gives the same params on every machine.',
         tags: ['compute'],
-        body: InitRequest,
-        response: { 200: InitResponse, ...errors },
+        ...postSchemas('/init'),
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const { layers, seed, scheme, biasScheme, scale = 0.01 } = request.body;
       const count = layers.slice(1).reduce((s, out, l) => s + (layers[l]! + 1) * out, 0);
       if (count > limits.initParams) {
@@ -31,9 +30,10 @@ export const initRoutes: FastifyPluginAsync<{ limits: Limits }> = async (app, { 
           `layers ${JSON.stringify(layers).slice(0, 80)} make ${count} parameters; the limit is ${limits.initParams} (GRADSERVE_MAX_INIT_PARAMS)`,
         );
       }
-      const params = initParams({ layers, seed, scheme, biasScheme, scale });
       // initial values are always finite: the encoder writes plain numbers
-      return { params: new ResultEncoder(request.body.outputEncoding).layers(params) as z.infer<typeof InitResponse>['params'] };
+      const enc = new ResultEncoder(request.body.outputEncoding);
+      const encoded = enc.layers(initParams({ layers, seed, scheme, biasScheme, scale }));
+      return sendAnswer(reply, { params: encoded as z.infer<typeof InitResponse>['params'] }, enc.values);
     },
   );
 };

@@ -4,9 +4,10 @@ import type { Limits } from '../../runtime/config.js';
 import { admitCompute } from '../admission.js';
 import { ResultEncoder } from '../encode.js';
 import { Errors } from '../errors.js';
+import { sendAnswer } from '../json-body.js';
 import { toProblem } from '../problem.js';
-import { TrainRequest, TrainResponse } from '../schemas.js';
-import { type ComputeRouteOptions, errors, reportStats, within } from './compute.js';
+import { postSchemas, type TrainRequest } from '../schemas.js';
+import { type ComputeRouteOptions, reportStats, within } from './compute.js';
 
 /** Refuse a run over the settings' limits before it starts, naming the setting. */
 function checkTrainLimits(body: TrainRequest, limits: Limits): void {
@@ -38,8 +39,7 @@ export const trainRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app, 
           '`batchSize`), then the optimizer update, in float32 as optax does. Returns the final params, their loss on ' +
           'the whole batch and a loss history. Stops early, with a warning, if the loss stops being finite.',
         tags: ['compute'],
-        body: TrainRequest,
-        response: { 200: TrainResponse, ...errors },
+        ...postSchemas('/train'),
       },
     },
     async (request, reply) => {
@@ -59,12 +59,9 @@ export const trainRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app, 
           : [
               `training stopped at step ${result.stoppedAt}: its loss is not finite; params are those before that step. Try a smaller learningRate.`,
             ];
-      return {
-        params: enc.layers(result.params),
-        loss: enc.number(result.loss),
-        history,
-        warnings: enc.warnings(result.head, stopped),
-      };
+      const params = enc.layers(result.params);
+      const answer = { params, loss: enc.number(result.loss), history, warnings: enc.warnings(result.head, stopped) };
+      return sendAnswer(reply, answer, enc.values);
     },
   );
 };

@@ -1,0 +1,62 @@
+/**
+ * A JSON worker thread (see json-workers.ts): parses and validates large request bodies, and
+ * validates and writes large answers, with the routes' own zod schemas and the same error
+ * messages as the event loop's path (json-body.ts, errors.ts).
+ */
+import { parentPort } from 'node:worker_threads';
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { validationMessage } from './errors.js';
+import { parseJson } from './json-body.js';
+import type { JsonJob, JsonJobResult } from './json-workers.js';
+import { POST_ROUTES, type PostRoute } from './schemas.js';
+
+type Compiled<T> = Record<PostRoute, T>;
+type CompilerInput = Parameters<typeof validatorCompiler>[0];
+const routes = Object.entries(POST_ROUTES) as [PostRoute, (typeof POST_ROUTES)[PostRoute]][];
+const validators = Object.fromEntries(
+  routes.map(([url, s]) => [url, validatorCompiler({ schema: s.body, method: 'POST', url, httpPart: 'body' } as CompilerInput)]),
+) as Compiled<(data: unknown) => { value?: unknown; error?: unknown }>;
+const serializers = Object.fromEntries(
+  routes.map(([url, s]) => [url, serializerCompiler({ schema: s.ok, method: 'POST', url, httpStatus: '200' })]),
+) as Compiled<(data: unknown) => string>;
+
+function handle(job: JsonJob): { result: JsonJobResult; transfer: ArrayBuffer[] } {
+  const { id } = job;
+  if (job.kind === 'write') {
+    const bytes = new TextEncoder().encode(serializers[job.url](job.answer));
+    return { result: { id, ok: true, value: bytes }, transfer: [bytes.buffer] };
+  }
+  let body: unknown;
+  try {
+    body = parseJson(Buffer.from(job.bytes.buffer, job.bytes.byteOffset, job.bytes.byteLength).toString('utf8'));
+  } catch (err) {
+    return { result: { id, ok: false, error: 'invalid-json', message: (err as Error).message }, transfer: [] };
+  }
+  const checked = validators[job.url](body);
+  if (checked.error) {
+    const message = validationMessage(checked.error as Parameters<typeof validationMessage>[0]);
+    return { result: { id, ok: false, error: 'invalid-request', message }, transfer: [] };
+  }
+  return { result: { id, ok: true, value: checked.value }, transfer: ownBuffers(checked.value) };
+}
+
+/** The memory of every typed array in a validated body that owns all of it: handed over, not copied. */
+function ownBuffers(value: unknown, found: ArrayBuffer[] = []): ArrayBuffer[] {
+  if (ArrayBuffer.isView(value)) {
+    const buffer = value.buffer as ArrayBuffer;
+    if (value.byteLength === buffer.byteLength && !found.includes(buffer)) found.push(buffer);
+  } else if (value !== null && typeof value === 'object') {
+    for (const v of Object.values(value)) ownBuffers(v, found);
+  }
+  return found;
+}
+
+parentPort!.on('message', (job: JsonJob) => {
+  let answer: { result: JsonJobResult; transfer: ArrayBuffer[] };
+  try {
+    answer = handle(job);
+  } catch (err) {
+    answer = { result: { id: job.id, ok: false, error: 'internal', message: (err as Error).message }, transfer: [] };
+  }
+  parentPort!.postMessage(answer.result, answer.transfer);
+});

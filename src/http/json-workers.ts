@@ -1,0 +1,129 @@
+import { extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { JsonOffload } from '../runtime/config.js';
+import { Errors } from './errors.js';
+import type { PostRoute } from './schemas.js';
+
+/** A job for a JSON worker thread (json-worker.ts) and its answer. */
+export type JsonJob =
+  | { id: number; kind: 'parse'; url: PostRoute; bytes: Uint8Array }
+  | { id: number; kind: 'write'; url: PostRoute; answer: unknown };
+export type JsonJobResult =
+  | { id: number; ok: true; value: unknown }
+  | { id: number; ok: false; error: 'invalid-json' | 'invalid-request' | 'internal'; message: string };
+
+interface Pending {
+  resolve: (value: unknown) => void;
+  reject: (err: Error) => void;
+}
+
+interface Thread {
+  worker: Worker;
+  pending: Map<number, Pending>;
+}
+
+// the worker is JavaScript in dist/, and TypeScript under tsx (tests, `npm run dev`): a
+// worker thread does not inherit tsx's loader, so it registers it before loading the file
+const SOURCE_EXT = extname(fileURLToPath(import.meta.url));
+const WORKER_FILE = new URL(`./json-worker${SOURCE_EXT}`, import.meta.url);
+const startWorker = (): Worker =>
+  SOURCE_EXT === '.ts'
+    ? new Worker(`import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(WORKER_FILE.href)}); })`, {
+        eval: true,
+      })
+    : new Worker(WORKER_FILE);
+
+/**
+ * Threads that parse and validate large request bodies, and validate and write large
+ * answers, with the routes' zod schemas (see json-body.ts). Started on first use (or by
+ * start()); a thread that dies fails only its own jobs and is replaced on the next one.
+ */
+export class JsonWorkers {
+  private readonly threads: Thread[] = [];
+  private nextId = 0;
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly done = { parse: 0, write: 0 };
+
+  constructor(private readonly settings: JsonOffload) {}
+
+  /** whether a body or answer of this many bytes is worth a trip to a thread */
+  offloads(bytes: number): boolean {
+    return this.settings.workers > 0 && bytes >= this.settings.minBytes;
+  }
+
+  /** jobs finished (answered or refused) per kind, since start */
+  stats(): { threads: number; parse: number; write: number } {
+    return { threads: this.threads.length, ...this.done };
+  }
+
+  /** Start the threads now rather than on the first large body (server start-up). */
+  start(): void {
+    while (this.threads.length < this.settings.workers) this.spawn();
+  }
+
+  /** A validated body (tensors packed, as the route's schema transforms them); rejects with a 400 that says why. */
+  parse(url: PostRoute, bytes: Buffer): Promise<unknown> {
+    // hand the bytes over when the buffer owns its memory (large bodies do), else copy them
+    const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
+    const view = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return this.run({ id: this.nextId++, kind: 'parse', url, bytes: view }, own ? [bytes.buffer as ArrayBuffer] : []);
+  }
+
+  /** The answer validated against the route's 200 schema and written as UTF-8 JSON. */
+  async write(url: PostRoute, answer: unknown): Promise<Buffer> {
+    const bytes = (await this.run({ id: this.nextId++, kind: 'write', url, answer }, [])) as Uint8Array;
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  /** Wait for the jobs under way, then end the threads. */
+  async close(): Promise<void> {
+    await Promise.allSettled(this.inFlight);
+    await Promise.all(this.threads.splice(0).map((t) => t.worker.terminate()));
+  }
+
+  private run(job: JsonJob, transfer: ArrayBuffer[]): Promise<unknown> {
+    if (this.threads.length < this.settings.workers) this.spawn();
+    // the least busy thread
+    const thread = this.threads.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
+    const done = new Promise((resolve, reject) => {
+      thread.pending.set(job.id, { resolve, reject });
+      thread.worker.postMessage(job, transfer);
+    });
+    this.inFlight.add(done);
+    const forget = () => {
+      this.inFlight.delete(done);
+      this.done[job.kind]++;
+    };
+    done.then(forget, forget);
+    return done;
+  }
+
+  private spawn(): void {
+    const worker = startWorker();
+    worker.unref(); // idle threads do not keep the process alive
+    const thread: Thread = { worker, pending: new Map() };
+    this.threads.push(thread);
+    worker.on('message', (result: JsonJobResult) => {
+      const p = thread.pending.get(result.id);
+      if (!p) return;
+      thread.pending.delete(result.id);
+      if (result.ok) p.resolve(result.value);
+      else p.reject(toError(result.error, result.message));
+    });
+    const fail = (why: string) => {
+      const i = this.threads.indexOf(thread);
+      if (i >= 0) this.threads.splice(i, 1);
+      for (const p of thread.pending.values()) p.reject(new Error(`a JSON worker thread ${why}`));
+      thread.pending.clear();
+    };
+    worker.on('error', (err) => fail(`failed: ${err.message}`));
+    worker.on('exit', (code) => fail(`exited with code ${code}`));
+  }
+}
+
+function toError(kind: 'invalid-json' | 'invalid-request' | 'internal', message: string): Error {
+  if (kind === 'invalid-json') return new Errors.InvalidJson(message);
+  if (kind === 'invalid-request') return new Errors.InvalidRequest(message);
+  return new Error(message);
+}

@@ -1,0 +1,109 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../../src/app.js';
+import { Engine } from '../../src/engine/engine.js';
+import { defaultConfig, type JsonOffload } from '../../src/runtime/config.js';
+import { randomCase, rng } from '../helpers.js';
+import { predict64, relError, valueAndGrad64 } from '../reference/mlp64.js';
+
+/**
+ * Large JSON bodies are parsed and validated, and large answers written, in worker threads
+ * (src/http/json-workers.ts). Here "large" is lowered to 1 KiB so that small, checkable
+ * problems take that path; the answers must match the float64 reference, and every refusal
+ * must read exactly as it does on the event loop.
+ */
+describe('JSON worker threads', () => {
+  let engine: Engine;
+  let offloaded: FastifyInstance;
+  let inline: FastifyInstance;
+  const make = (jsonOffload: JsonOffload) => buildApp({ config: { ...defaultConfig(), logLevel: 'silent', jsonOffload }, engine });
+  before(async () => {
+    engine = await Engine.create({ backend: 'webasm', kernelCacheSize: 64 });
+    offloaded = await make({ workers: 1, minBytes: 1024 });
+    inline = await make({ workers: 0, minBytes: 1024 });
+  });
+  after(async () => {
+    await offloaded.close();
+    await inline.close();
+    await engine.close();
+  });
+  const post = (app: FastifyInstance, url: string, payload: string) =>
+    app.inject({ method: 'POST', url, payload, headers: { 'content-type': 'application/json' } });
+
+  const c = randomCase(rng(7), { widths: [12, 24, 3], batch: 40, activation: 'relu', loss: 'bce' });
+
+  it('answers value-and-grad and forward from a worker-validated body as the float64 reference does', async () => {
+    const before = offloaded.jsonWorkers.stats();
+    const res = await post(offloaded, '/value-and-grad', JSON.stringify(c));
+    assert.equal(res.statusCode, 200, res.body);
+    assert.match(String(res.headers['content-type']), /^application\/json/);
+    const got = res.json();
+    const want = valueAndGrad64(c);
+    assert.ok(relError([got.loss], [want.loss]) <= 1e-5);
+    got.grads.forEach((g: { W: number[][]; b: number[] }, l: number) => {
+      assert.ok(relError(g.W.flat(), want.grads[l]!.W.flat()) <= 1e-5, `layer ${l} W`);
+      assert.ok(relError(g.b, want.grads[l]!.b) <= 1e-5, `layer ${l} b`);
+    });
+    const fwd = await post(
+      offloaded,
+      '/forward',
+      JSON.stringify({ params: c.params, x: c.x, activation: c.activation, outputActivation: c.outputActivation }),
+    );
+    assert.equal(fwd.statusCode, 200, fwd.body);
+    assert.ok(relError(fwd.json().predictions.flat(), predict64(c).flat()) <= 1e-5);
+    const after = offloaded.jsonWorkers.stats();
+    assert.equal(after.parse - before.parse, 2, 'both bodies went to a worker');
+    assert.ok(after.write - before.write >= 1, 'the gradient answer was written by a worker');
+    // and byte for byte what the event loop's path answers
+    assert.equal(res.body, (await post(inline, '/value-and-grad', JSON.stringify(c))).body);
+  });
+
+  it('writes a large /init answer in a worker, equal to the event loop’s', async () => {
+    const body = JSON.stringify({ layers: [64, 64, 1], seed: 3, scheme: 'glorot_normal' });
+    const before = offloaded.jsonWorkers.stats().write;
+    const a = await post(offloaded, '/init', body);
+    assert.equal(a.statusCode, 200, a.body);
+    assert.equal(offloaded.jsonWorkers.stats().write, before + 1);
+    assert.equal(a.body, (await post(inline, '/init', body)).body);
+  });
+
+  it('refuses bad large bodies with the same 400 and message as the event loop', async () => {
+    const good = JSON.stringify(c);
+    const pad = (s: string) => s.padEnd(4096, ' ');
+    const bad: Record<string, string> = {
+      truncated: good.slice(0, 3000),
+      empty: ' '.repeat(4096),
+      proto: pad(`{"__proto__": {"polluted": 1}, ${good.slice(1)}`),
+      'a string for a number': good.replace(/\[\[(-?[\d.e-]+)/, '[["1"'),
+      'a ragged row': JSON.stringify({ ...c, x: [c.x[0], c.x[1]!.slice(1), ...c.x.slice(2)] }),
+      'beyond float32': JSON.stringify({ ...c, x: [[1e39, ...c.x[0]!.slice(1)], ...c.x.slice(1)] }),
+      'an unknown field': JSON.stringify({ ...c, learning_rate: 0.1 }),
+      'a wrong-sized binary tensor': JSON.stringify({ ...c, x: { dtype: 'float32', shape: [40, 12], data: 'AAAAAA==' } }),
+      'mismatched shapes': JSON.stringify({ ...c, x: c.x.map((r) => r.slice(1)) }),
+    };
+    for (const [what, payload] of Object.entries(bad)) {
+      assert.ok(payload.length >= 1024, `${what} is large enough to go to a worker`);
+      const a = await post(offloaded, '/value-and-grad', payload);
+      const b = await post(inline, '/value-and-grad', payload);
+      assert.equal(a.statusCode, 400, `${what}: ${a.body}`);
+      assert.deepEqual(a.json(), b.json(), what);
+    }
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
+  });
+
+  it('fails only the requests of a worker that dies, and starts a new one for the next', async () => {
+    const workers = offloaded.jsonWorkers as unknown as {
+      threads: { worker: { terminate(): Promise<number> }; pending: Map<number, unknown> }[];
+    };
+    const big = JSON.stringify(randomCase(rng(8), { widths: [64, 64, 1], batch: 2048, activation: 'tanh' }));
+    const pending = post(offloaded, '/value-and-grad', big);
+    while (!workers.threads.some((t) => t.pending.size > 0)) await new Promise((r) => setImmediate(r));
+    await workers.threads[0]!.worker.terminate();
+    const lost = await pending;
+    assert.equal(lost.statusCode, 500, lost.body);
+    assert.doesNotMatch(lost.body, /worker|thread/, 'no internals in the answer');
+    const next = await post(offloaded, '/value-and-grad', JSON.stringify(c));
+    assert.equal(next.statusCode, 200, next.body);
+  });
+});
