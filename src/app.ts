@@ -74,7 +74,7 @@ export async function buildApp({ config, engine }: AppDeps): Promise<FastifyInst
         status: reply.statusCode,
         durationMs: Number(reply.elapsedTime.toFixed(2)),
         backend: stats?.backend,
-        kernelsCompiled: stats ? stats.kernelsCompiled > 0 : undefined,
+        kernelsCompiled: stats?.compiled.length,
       },
       'request',
     );

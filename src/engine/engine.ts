@@ -3,7 +3,17 @@ import { DEFAULT_CPU_MAX_WORK, DEFAULT_GPU_MIN_WORK, pickBackend, shapeOf, type 
 import { KernelCache, type KernelCacheStats, kernelKey, type Lease } from './kernel-cache.js';
 import { backward, forward, predictions, type RunKernel } from './mlp.js';
 import { type TrainLoop, type TrainOptions, trainLoop } from './train.js';
-import type { BackendChoice, BackendName, ForwardProblem, LossResult, Matrix, Problem, RunStats, ValueAndGradResult } from './types.js';
+import type {
+  BackendChoice,
+  BackendName,
+  ForwardProblem,
+  KernelCompile,
+  LossResult,
+  Matrix,
+  Problem,
+  RunStats,
+  ValueAndGradResult,
+} from './types.js';
 import { type AdapterInfo, findAdapter, hasGpuDevice } from './webgpu.js';
 
 /** Longest stretch of kernels run back to back before the engine yields to the event loop. */
@@ -34,6 +44,8 @@ export interface EngineInfo {
  * leased from the cache for the length of a call.
  */
 export class Engine {
+  private readonly compileListeners: ((compile: KernelCompile) => void)[] = [];
+
   private constructor(
     readonly choice: BackendChoice,
     private readonly backends: Map<BackendName, Backend>,
@@ -113,6 +125,12 @@ export class Engine {
     });
   }
 
+  /** Hear of every kernel compiled, with its time (metrics); returns the way to stop. */
+  onCompile(listener: (compile: KernelCompile) => void): () => void {
+    this.compileListeners.push(listener);
+    return () => this.compileListeners.splice(this.compileListeners.indexOf(listener), 1);
+  }
+
   info(): EngineInfo {
     return { backend: this.choice, backends: [...this.backends.keys()], gpuAdapter: this.gpuAdapter, kernelCache: this.cache.stats() };
   }
@@ -134,12 +152,14 @@ export class Engine {
     body: (run: RunKernel, stats: RunStats) => Promise<T>,
   ): Promise<T> {
     const backend = this.backends.get(this.backendFor(sizing))!;
-    const stats: RunStats = { backend: backend.name, kernelsCompiled: 0, compileMs: 0, computeMs: 0 };
+    const stats: RunStats = { backend: backend.name, compiled: [], compileMs: 0, computeMs: 0 };
     // one lease per kernel for the whole call (a training run calls each kernel many times)
     const leases = new Map<string, Lease>();
-    const onCompile = (ms: number) => {
-      stats.kernelsCompiled++;
+    const compiled = (op: string) => (ms: number) => {
+      const compile = { backend: backend.name, op, ms };
+      stats.compiled.push(compile);
       stats.compileMs += ms;
+      for (const listener of this.compileListeners) listener(compile);
     };
     let lastYield = performance.now();
     const run: RunKernel = async (spec, ...args) => {
@@ -153,7 +173,7 @@ export class Engine {
       const key = kernelKey({ backend: backend.name, op: spec.op, ...spec.params });
       let lease = leases.get(key);
       if (!lease) {
-        lease = this.cache.lease(key, () => backend.createKernel(spec.source, spec.output), onCompile);
+        lease = this.cache.lease(key, () => backend.createKernel(spec.source, spec.output), compiled(spec.op));
         leases.set(key, lease);
       }
       return lease.call(...args);

@@ -47,9 +47,18 @@ export interface LayerGrad {
 }
 
 /** What one engine call did, for Server-Timing and the request log. */
+/** A kernel built during a call: gpu.js compiles on first use, so this is its first call's time. */
+export interface KernelCompile {
+  backend: BackendName;
+  op: string;
+  ms: number;
+}
+
 export interface RunStats {
   backend: BackendName;
-  kernelsCompiled: number;
+  /** the kernels this call compiled, in order */
+  compiled: KernelCompile[];
+  /** their total time */
   compileMs: number;
   computeMs: number;
 }

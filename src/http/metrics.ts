@@ -33,6 +33,16 @@ export function registerMetrics(app: FastifyInstance, engine: Engine): void {
     registers,
   });
 
+  const compiles = new Histogram({
+    name: 'gradserve_kernel_compile_seconds',
+    help: "Each kernel's compile time (its first call) by backend and op",
+    labelNames: ['backend', 'op'],
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers,
+  });
+  const stopHearing = engine.onCompile((k) => compiles.observe({ backend: k.backend, op: k.op }, k.ms / 1000));
+  app.addHook('onClose', async () => stopHearing());
+
   const cache = () => engine.info().kernelCache;
   /** a counter that mirrors one of the engine's own running totals */
   const mirrored = (name: string, help: string, read: () => number) =>
