@@ -11,6 +11,10 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const engine = await Engine.create({ backend: config.backend, kernelCacheSize: config.kernelCacheSize, thresholds: config.thresholds });
   const app = await buildApp({ config, engine });
+  if (config.warmup.length > 0) {
+    const warm = await engine.warmUp(config.warmup);
+    app.log.info({ shapes: config.warmup.length, kernels: warm.kernels, compileMs: Math.round(warm.ms) }, 'warmed up');
+  }
 
   let closing = false;
   const shutdown = async (signal: string) => {

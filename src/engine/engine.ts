@@ -4,6 +4,7 @@ import { KernelCache, type KernelCacheStats, kernelKey, type Lease } from './ker
 import { backward, forward, predictions, type RunKernel } from './mlp.js';
 import { type TrainLoop, type TrainOptions, trainLoop } from './train.js';
 import type {
+  Activation,
   BackendChoice,
   BackendName,
   ForwardProblem,
@@ -123,6 +124,33 @@ export class Engine {
       const final = await forward({ ...problem, layers: loop.params }, run);
       return { ...loop, loss: final.loss, head: final.report, stats };
     });
+  }
+
+  /**
+   * Compile every kernel a value-and-grad of these shapes needs (on the backend the
+   * dispatcher picks for each), so that the first requests of those shapes compile nothing.
+   * Returns how many kernels were compiled and how long that took.
+   */
+  async warmUp(shapes: { widths: number[]; batch: number; activation: Activation }[]): Promise<{ kernels: number; ms: number }> {
+    let kernels = 0;
+    let ms = 0;
+    for (const { widths, batch, activation } of shapes) {
+      const zeros = (rows: number, cols: number) => ({ rows, cols, data: new Float32Array(rows * cols) });
+      const layers = widths.slice(1).map((out, l) => ({ W: zeros(widths[l]!, out), b: new Float32Array(out) }));
+      const problem: Problem = {
+        layers,
+        x: zeros(batch, widths[0]!),
+        y: zeros(batch, widths.at(-1)!),
+        activation,
+        outputActivation: 'sigmoid',
+        loss: 'bce',
+        reduction: 'mean',
+      };
+      const { stats } = await this.valueAndGrad(problem);
+      kernels += stats.compiled.length;
+      ms += stats.compileMs;
+    }
+    return { kernels, ms };
   }
 
   /** Hear of every kernel compiled, with its time (metrics); returns the way to stop. */

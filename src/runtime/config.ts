@@ -1,6 +1,34 @@
 import { z } from 'zod';
 import { DEFAULT_CPU_MAX_WORK, DEFAULT_GPU_MIN_WORK, type Thresholds } from '../engine/dispatch.js';
-import { BACKEND_CHOICES } from '../engine/types.js';
+import { ACTIVATIONS, type Activation, BACKEND_CHOICES } from '../engine/types.js';
+
+/** A network shape to compile at start-up: `2,4,1x4` or `64,128,128,1x1024:relu` (tanh by default). */
+export interface WarmupShape {
+  widths: number[];
+  batch: number;
+  activation: Activation;
+}
+
+const WARMUP_SHAPE = /^(\d+(?:,\d+)+)x(\d+)(?::(\w+))?$/;
+
+/** GRADSERVE_WARMUP: shapes separated by spaces or semicolons. */
+const Warmup = z
+  .string()
+  .default('')
+  .transform((text, ctx): WarmupShape[] => {
+    const shapes: WarmupShape[] = [];
+    for (const item of text.split(/[\s;]+/).filter(Boolean)) {
+      const m = WARMUP_SHAPE.exec(item);
+      const activation = (m?.[3] ?? 'tanh') as Activation;
+      const widths = m?.[1]!.split(',').map(Number) ?? [];
+      if (!m || !ACTIVATIONS.includes(activation) || widths.some((w) => w < 1) || Number(m[2]) < 1) {
+        ctx.addIssue({ code: 'custom', message: `"${item}" is not widths×batch[:activation], e.g. 2,4,1x4 or 64,128,1x1024:relu` });
+        return z.NEVER;
+      }
+      shapes.push({ widths, batch: Number(m[2]), activation });
+    }
+    return shapes;
+  });
 
 /** Every setting comes from the environment, read and validated here and nowhere else. */
 const EnvSchema = z.object({
@@ -31,6 +59,7 @@ const EnvSchema = z.object({
   GRADSERVE_MAX_CONCURRENCY: z.coerce.number().int().positive().default(2),
   GRADSERVE_MAX_QUEUE: z.coerce.number().int().min(0).default(8),
   GRADSERVE_REQUEST_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
+  GRADSERVE_WARMUP: Warmup,
   GRADSERVE_JSON_WORKERS: z.coerce.number().int().min(0).default(1),
   GRADSERVE_JSON_OFFLOAD_BYTES: z.coerce
     .number()
@@ -81,6 +110,8 @@ export interface Config {
   /** with backend auto: the most work (batch × Σ in×out) sent to cpu, the least sent to a GPU */
   thresholds: Thresholds;
   kernelCacheSize: number;
+  /** compiled before the server listens */
+  warmup: WarmupShape[];
   shutdownGraceMs: number;
   limits: Limits;
   admission: Admission;
@@ -101,6 +132,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     backend: e.GRADSERVE_BACKEND,
     thresholds: { cpuMaxWork: e.GRADSERVE_CPU_MAX_WORK, gpuMinWork: e.GRADSERVE_GPU_MIN_WORK },
     kernelCacheSize: e.GRADSERVE_KERNEL_CACHE_SIZE,
+    warmup: e.GRADSERVE_WARMUP,
     shutdownGraceMs: e.GRADSERVE_SHUTDOWN_GRACE_MS,
     limits: {
       bodyBytes: e.GRADSERVE_BODY_LIMIT,
