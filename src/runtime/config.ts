@@ -20,7 +20,7 @@ const Warmup = z
     for (const item of text.split(/[\s;]+/).filter(Boolean)) {
       const m = WARMUP_SHAPE.exec(item);
       const activation = (m?.[3] ?? 'tanh') as Activation;
-      const widths = m?.[1]!.split(',').map(Number) ?? [];
+      const widths = (m?.[1] ?? '').split(',').map(Number);
       if (!m || !ACTIVATIONS.includes(activation) || widths.some((w) => w < 1) || Number(m[2]) < 1) {
         ctx.addIssue({ code: 'custom', message: `"${item}" is not widths×batch[:activation], e.g. 2,4,1x4 or 64,128,1x1024:relu` });
         return z.NEVER;
