@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
 import type { CompiledKernel } from './kernel-cache.js';
 import type { BackendName } from './types.js';
 import { installNavigatorGpu } from './webgpu.js';
@@ -24,6 +25,11 @@ export interface Backend {
   destroy(): Promise<void>;
 }
 
+const PROBE_X = 64;
+const PROBE_Y = 64 * availableParallelism();
+const PROBE_A = Array.from({ length: PROBE_Y }, (_, y) => new Float32Array([y]));
+const PROBE_B = [Float32Array.from({ length: PROBE_X }, (_, x) => x)];
+
 export function createBackend(name: BackendName): Backend {
   if (name === 'webgpu') {
     installNavigatorGpu();
@@ -44,12 +50,17 @@ export function createBackend(name: BackendName): Backend {
     name,
     createKernel,
     async probe() {
-      probeKernel ??= createKernel('function(a, b) { return a[this.thread.y][0] * b[0][this.thread.x] + 1; }', [2, 2]);
-      const out = (await probeKernel.run([new Float32Array([2]), new Float32Array([3])], [new Float32Array([5, 7])])) as Float32Array[];
-      const got = out.flatMap((row) => Array.from(row));
-      const want = [11, 15, 16, 22];
-      if (got.some((v, i) => v !== want[i])) {
-        throw new Error(`backend ${name} answered ${JSON.stringify(got)} to a probe that expects ${JSON.stringify(want)}`);
+      // 4096 cells per CPU: webasm runs it on every one of its worker threads (a thread per
+      // 4096 cells, one per CPU at most), which starts them now rather than on the first
+      // large request, and checks them too
+      probeKernel ??= createKernel('function(a, b) { return a[this.thread.y][0] * b[0][this.thread.x] + 1; }', [PROBE_X, PROBE_Y]);
+      const out = (await probeKernel.run(PROBE_A, PROBE_B)) as Float32Array[];
+      for (let y = 0; y < PROBE_Y; y++) {
+        for (let x = 0; x < PROBE_X; x++) {
+          if (out[y]![x] !== y * x + 1) {
+            throw new Error(`backend ${name} answered ${out[y]![x]} at [${y}][${x}] of a probe that expects ${y * x + 1}`);
+          }
+        }
       }
     },
     async destroy() {
