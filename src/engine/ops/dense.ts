@@ -33,9 +33,10 @@ export interface KernelSpec {
   source: string;
   output: number[];
   /**
-   * A blocked kernel: it returns Array(BLOCK) per thread, packed. 'cols': the packed
-   * result is the row-major output (output[0] × BLOCK columns); 'rows': it is
-   * [y][x][component] with row y × BLOCK + component. `rowsOf` reads either.
+   * A blocked kernel: it returns Array(BLOCK) per thread, packed. 'cols': output is
+   * [tile width, rows, tiles] and the packed result [tile][row][x][component] holds
+   * column (tile × width + x) × BLOCK + component; 'rows': it is [y][x][component] with
+   * row y × BLOCK + component. `rowsOf` reads either.
    */
   block?: 'cols' | 'rows';
 }
@@ -73,6 +74,26 @@ export function dealColumns(m: Matrix): Float32Array[] {
   return out;
 }
 
+/**
+ * Column quads per tile of a 'cols' kernel. gpu.js runs cells x first: with the whole
+ * width as x, every output row streams all of W through the cache (1.6 MB for L's first
+ * layer, more than L2); tiles of 16 quads (64 columns) keep a W strip cached across the
+ * rows of a tile.
+ */
+function tileWidth(quads: number, depth: number): number {
+  if (quads * BLOCK * depth * 4 <= TILE_BYTES) return quads; // W fits: one tile
+  for (const t of [16, 8, 4]) if (quads % t === 0) return t;
+  return quads;
+}
+/** the most bytes of W that a kernel reads untiled (L2 is 1 MiB per core on the bench machine) */
+const TILE_BYTES = 256 * 1024;
+
+/** dealt rows split into tiles of `width` columns: views, out[t][r] = rows[r][t·width …] */
+function tiled(rows: Float32Array[], width: number): Float32Array[][] {
+  const tiles = rows[0]!.length / width;
+  return Array.from({ length: tiles }, (_, t) => rows.map((r) => r.subarray(t * width, (t + 1) * width)));
+}
+
 /** Wᵀ (out × in), row-major. */
 function transpose(m: Matrix): Matrix {
   const data = new Float32Array(m.data.length);
@@ -84,7 +105,9 @@ export function forwardSpec(act: Activation, inDim: number, outDim: number, batc
   const op = activationOps[act];
   const kernelForward = (backend === 'webasm' && op.kernelForwardWasm) || op.kernelForward;
   if (blocked(backend, outDim)) {
-    // thread (x, y) computes A[y][x × 4 + c]; w and b come through dealColumns
+    // thread (x, y, z) computes A[y][(z × width + x) × 4 + c]; w and b come dealt and tiled
+    const quads = outDim / BLOCK;
+    const width = tileWidth(quads, inDim);
     return {
       op: 'dense.forward',
       params: { act, in: inDim, out: outDim, batch, block: BLOCK },
@@ -92,12 +115,12 @@ export function forwardSpec(act: Activation, inDim: number, outDim: number, batc
         ${lanes.map((c) => `let s${c} = 0;`).join(' ')}
         for (let k = 0; k < ${inDim}; k++) {
           let ak = a[this.thread.y][k];
-          ${lanes.map((c) => `s${c} += ak * w[k * ${BLOCK} + ${c}][this.thread.x];`).join('\n          ')}
+          ${lanes.map((c) => `s${c} += ak * w[this.thread.z][k * ${BLOCK} + ${c}][this.thread.x];`).join('\n          ')}
         }
-        ${lanes.map((c) => assignFrom(kernelForward(`(s${c} + b[${c}][this.thread.x])`), `r${c}`, `${c}`)).join('\n        ')}
+        ${lanes.map((c) => assignFrom(kernelForward(`(s${c} + b[this.thread.z][${c}][this.thread.x])`), `r${c}`, `${c}`)).join('\n        ')}
         return [${lanes.map((c) => `r${c}`).join(', ')}];
       }`,
-      output: [outDim / BLOCK, batch],
+      output: [width, batch, quads / width],
       block: 'cols',
     };
   }
@@ -115,8 +138,9 @@ export function forwardSpec(act: Activation, inDim: number, outDim: number, batc
 }
 
 /** forwardSpec's W and b arguments, as its kernel reads them */
-export function forwardWeights(spec: KernelSpec, W: Matrix, b: Float32Array): [Float32Array[], Float32Array | Float32Array[]] {
-  if (spec.block) return [dealColumns(W), dealColumns({ rows: 1, cols: b.length, data: b })];
+export function forwardWeights(spec: KernelSpec, W: Matrix, b: Float32Array): unknown[] {
+  const width = spec.output[0]!;
+  if (spec.block) return [tiled(dealColumns(W), width), tiled(dealColumns({ rows: 1, cols: b.length, data: b }), width)];
   return [toRows(W), b];
 }
 
@@ -193,21 +217,23 @@ export function biasGradSpec(outDim: number, batch: number): KernelSpec {
  */
 export function inputGradSpec(prevAct: Activation, inDim: number, outDim: number, batch: number, backend?: BackendName): KernelSpec {
   if (blocked(backend, inDim)) {
-    // thread (x, y) computes dZ_prev[y][x × 4 + c]; w is Wᵀ through dealColumns
+    // thread (x, y, z) computes dZ_prev[y][(z × width + x) × 4 + c]; w is Wᵀ dealt and tiled
+    const quads = inDim / BLOCK;
+    const width = tileWidth(quads, outDim);
     return {
       op: 'dense.dZprev',
       params: { act: prevAct, in: inDim, out: outDim, batch, block: BLOCK },
       source: `function(dz, w, saved) {
-        ${lanes.map((c) => `let v${c} = saved[this.thread.y][this.thread.x * ${BLOCK} + ${c}];`).join(' ')}
+        ${lanes.map((c) => `let v${c} = saved[this.thread.y][(this.thread.z * ${width} + this.thread.x) * ${BLOCK} + ${c}];`).join(' ')}
         ${lanes.map((c) => `let s${c} = 0;`).join(' ')}
         for (let j = 0; j < ${outDim}; j++) {
           let dj = dz[this.thread.y][j];
-          ${lanes.map((c) => `s${c} += dj * w[j * ${BLOCK} + ${c}][this.thread.x];`).join('\n          ')}
+          ${lanes.map((c) => `s${c} += dj * w[this.thread.z][j * ${BLOCK} + ${c}][this.thread.x];`).join('\n          ')}
         }
         ${lanes.map((c) => assignFrom(activationOps[prevAct].kernelBackward(`s${c}`, `v${c}`), `g${c}`, `${c}`)).join('\n        ')}
         return [${lanes.map((c) => `g${c}`).join(', ')}];
       }`,
-      output: [inDim / BLOCK, batch],
+      output: [width, batch, quads / width],
       block: 'cols',
     };
   }
@@ -226,8 +252,8 @@ export function inputGradSpec(prevAct: Activation, inDim: number, outDim: number
 }
 
 /** inputGradSpec's W argument, as its kernel reads it */
-export function inputGradWeights(spec: KernelSpec, W: Matrix): Float32Array[] {
-  return spec.block ? dealColumns(transpose(W)) : toRows(W);
+export function inputGradWeights(spec: KernelSpec, W: Matrix): unknown {
+  return spec.block ? tiled(dealColumns(transpose(W)), spec.output[0]!) : toRows(W);
 }
 
 /**
@@ -238,11 +264,19 @@ export function inputGradWeights(spec: KernelSpec, W: Matrix): Float32Array[] {
 export function rowsOf(spec: KernelSpec, result: unknown): Float32Array[] {
   if (!spec.block) return result as Float32Array[];
   const flat = result as Float32Array;
-  const [cols, ys] = spec.output as [number, number];
+  const [cols, ys, tiles = 1] = spec.output as [number, number, number?];
   const rows: Float32Array[] = [];
   if (spec.block === 'cols') {
     const width = cols * BLOCK;
-    for (let y = 0; y < ys; y++) rows.push(flat.subarray(y * width, (y + 1) * width));
+    if (tiles === 1) {
+      for (let y = 0; y < ys; y++) rows.push(flat.subarray(y * width, (y + 1) * width));
+      return rows;
+    }
+    for (let y = 0; y < ys; y++) {
+      const row = new Float32Array(width * tiles);
+      for (let t = 0; t < tiles; t++) row.set(flat.subarray((t * ys + y) * width, (t * ys + y + 1) * width), t * width);
+      rows.push(row);
+    }
     return rows;
   }
   for (let y = 0; y < ys; y++) {
