@@ -9,6 +9,7 @@ import {
   inputGradWeights,
   type KernelSpec,
   rowsOf,
+  weightGradArgs,
   weightGradSpec,
 } from './ops/dense.js';
 import { type HeadInput, headBackward, headForward, predict } from './ops/head.js';
@@ -97,7 +98,8 @@ export async function backward(problem: Problem, pass: ForwardPass, run: RunKern
   const grads: LayerGrad[] = new Array(layers.length);
   for (let l = layers.length - 1; l >= 0; l--) {
     const { W } = layers[l]!;
-    const dW = await runRows(run, weightGradSpec(W.rows, W.cols, bucket, backend), inputs[l], dz);
+    const dWSpec = weightGradSpec(W.rows, W.cols, bucket, backend);
+    const dW = await runRows(run, dWSpec, ...weightGradArgs(dWSpec, inputs[l]!, dz));
     const db = (await run(biasGradSpec(W.cols, bucket), dz)) as Float32Array;
     grads[l] = { W: fromRows(dW, W.rows, W.cols), b: Float32Array.from(db) };
     if (l > 0) {

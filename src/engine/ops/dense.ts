@@ -35,8 +35,9 @@ export interface KernelSpec {
   /**
    * A blocked kernel: it returns Array(BLOCK) per thread, packed. 'cols': output is
    * [tile width, rows, tiles] and the packed result [tile][row][x][component] holds
-   * column (tile × width + x) × BLOCK + component; 'rows': it is [y][x][component] with
-   * row y × BLOCK + component. `rowsOf` reads either.
+   * column (tile × width + x) × BLOCK + component; 'rows': output is [tile width, row
+   * blocks, tiles], the result [tile][y][x][component] holds row y × BLOCK + component,
+   * column tile × width + x. `rowsOf` reads either.
    */
   block?: 'cols' | 'rows';
 }
@@ -161,19 +162,20 @@ export function activationSpec(act: Activation, outDim: number, batch: number, b
 
 export function weightGradSpec(inDim: number, outDim: number, batch: number, backend?: BackendName): KernelSpec {
   if (blocked(backend, inDim)) {
-    // thread (x, y) computes dW[y × 4 + c][x]
+    // thread (x, y, z) computes dW[y × 4 + c][z × width + x]; dz comes tiled (weightGradArgs)
+    const width = outDim % BLOCK === 0 ? tileWidth(outDim / BLOCK, batch) * BLOCK : outDim;
     return {
       op: 'dense.dW',
       params: { in: inDim, out: outDim, batch, block: BLOCK },
       source: `function(a, dz) {
         ${lanes.map((c) => `let s${c} = 0;`).join(' ')}
         for (let n = 0; n < ${batch}; n++) {
-          let d = dz[n][this.thread.x];
+          let d = dz[this.thread.z][n][this.thread.x];
           ${lanes.map((c) => `s${c} += a[n][this.thread.y * ${BLOCK} + ${c}] * d;`).join('\n          ')}
         }
         return [${lanes.map((c) => `s${c}`).join(', ')}];
       }`,
-      output: [outDim, inDim / BLOCK],
+      output: [width, inDim / BLOCK, outDim / width],
       block: 'rows',
     };
   }
@@ -251,6 +253,11 @@ export function inputGradSpec(prevAct: Activation, inDim: number, outDim: number
   };
 }
 
+/** weightGradSpec's arguments, as its kernel reads them */
+export function weightGradArgs(spec: KernelSpec, a: Float32Array[], dz: Float32Array[]): unknown[] {
+  return spec.block ? [a, tiled(dz, spec.output[0]!)] : [a, dz];
+}
+
 /** inputGradSpec's W argument, as its kernel reads it */
 export function inputGradWeights(spec: KernelSpec, W: Matrix): unknown {
   return spec.block ? tiled(dealColumns(transpose(W)), spec.output[0]!) : toRows(W);
@@ -281,8 +288,10 @@ export function rowsOf(spec: KernelSpec, result: unknown): Float32Array[] {
   }
   for (let y = 0; y < ys; y++) {
     for (let c = 0; c < BLOCK; c++) {
-      const row = new Float32Array(cols);
-      for (let x = 0, i = y * cols * BLOCK + c; x < cols; x++, i += BLOCK) row[x] = flat[i]!;
+      const row = new Float32Array(cols * tiles);
+      for (let t = 0, j = 0; t < tiles; t++) {
+        for (let x = 0, i = (t * ys + y) * cols * BLOCK + c; x < cols; x++, i += BLOCK) row[j++] = flat[i]!;
+      }
       rows.push(row);
     }
   }
