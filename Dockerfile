@@ -14,11 +14,14 @@ WORKDIR /build
 # the app.
 COPY docker/ca/ /tmp/extra-ca/
 COPY package.json package-lock.json ./
-# --ignore-scripts: nothing here needs an install script, and npm versions that do not know
+COPY patches/ patches/
+# --ignore-scripts: nothing here needs an install script but gradserve's own postinstall
+# (patch-package, run explicitly below for both trees), and npm versions that do not know
 # package.json's allowScripts would try to compile gl, gpu.js's optional headless-GL binding,
 # which gradserve never loads: it is deleted (its build helpers stay, 12 MB). webgpu packages
 # (gpu.js's, and gradserve's own where present) carry Dawn for every platform (70-85 MB each):
-# only this platform's build is kept.
+# only this platform's build is kept. gpu.js is patched (patches/, bench/RESULTS.md issue 3) in
+# /prod too, with the dev tree's patch-package, and checked.
 RUN cat /tmp/extra-ca/*.pem /tmp/extra-ca/*.crt >/tmp/extra-ca.pem 2>/dev/null; \
   if [ -s /tmp/extra-ca.pem ]; then export NODE_EXTRA_CA_CERTS=/tmp/extra-ca.pem; fi \
   && npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
@@ -27,7 +30,11 @@ RUN cat /tmp/extra-ca/*.pem /tmp/extra-ca/*.crt >/tmp/extra-ca.pem 2>/dev/null; 
   && find node_modules -path '*/webgpu/dist/*' \( -name '*.dll' -o -name '*.dawn.node' ! -name "$platform.dawn.node" \) -delete \
   && mkdir /prod && mv node_modules /prod/ \
   && npm ci --ignore-scripts --no-audit --no-fund \
-  && rm -rf /tmp/extra-ca.pem /root/.npm
+  && npx patch-package \
+  && cp package.json /prod/ && cp -r patches /prod/ \
+  && (cd /prod && /build/node_modules/.bin/patch-package) \
+  && grep -q 'gradserve patch' /prod/node_modules/gpu.js/src/backend/web-assembly/function-node.js \
+  && rm -rf /prod/package.json /prod/patches /tmp/extra-ca.pem /root/.npm
 COPY tsconfig.json tsconfig.build.json ./
 COPY src/ src/
 RUN npm run build

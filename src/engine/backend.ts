@@ -19,7 +19,12 @@ let liveWebgpuBackends = 0;
  */
 export interface Backend {
   readonly name: BackendName;
-  createKernel(source: string, output: number[]): CompiledKernel;
+  /**
+   * `packed`: the kernel returns Array(n) per thread and its result is wanted as one packed
+   * Float32Array ([y][x][component]), not rows of per-cell views (webasm only: gpu.js as
+   * patched for gradserve, patches/; building a view per cell costs more than the kernel)
+   */
+  createKernel(source: string, output: number[], packed?: boolean): CompiledKernel;
   /** run a tiny kernel and check its answer; throws if the backend cannot be trusted */
   probe(): Promise<void>;
   destroy(): Promise<void>;
@@ -37,8 +42,10 @@ export function createBackend(name: BackendName): Backend {
   }
   const gpu = new GPU({ mode: name });
   const asyncMode = name === 'webasm';
-  const createKernel = (source: string, output: number[]): CompiledKernel => {
-    const kernel = gpu.createKernel(source, { output, asyncMode, tactic: 'precision', precision: 'single' });
+  const createKernel = (source: string, output: number[], packed = false): CompiledKernel => {
+    if (packed && name !== 'webasm') throw new Error(`packed kernel results are a webasm feature, not ${name}'s`);
+    const settings = { output, asyncMode, tactic: 'precision', precision: 'single', ...(packed ? { packedOutput: true } : {}) } as const;
+    const kernel = gpu.createKernel(source, settings);
     return {
       run: (...args) => kernel(...(args as Parameters<typeof kernel>)),
       destroy: () => kernel.destroy(),

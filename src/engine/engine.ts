@@ -2,6 +2,7 @@ import { type Backend, createBackend } from './backend.js';
 import { DEFAULT_CPU_MAX_WORK, DEFAULT_GPU_MIN_WORK, pickBackend, shapeOf, type Thresholds, workOf } from './dispatch.js';
 import { KernelCache, type KernelCacheStats, kernelKey, type Lease } from './kernel-cache.js';
 import { backward, forward, predictions, type RunKernel } from './mlp.js';
+import type { KernelSpec } from './ops/dense.js';
 import { type TrainLoop, type TrainOptions, trainLoop } from './train.js';
 import type {
   Activation,
@@ -190,7 +191,7 @@ export class Engine {
       for (const listener of this.compileListeners) listener(compile);
     };
     let lastYield = performance.now();
-    const run: RunKernel = async (spec, ...args) => {
+    const runKernel = async (spec: KernelSpec, ...args: unknown[]) => {
       // Kernels that gpu.js runs on this thread (all of them on cpu, small ones on webasm)
       // hold the event loop: let I/O through between them so health checks keep answering.
       if (performance.now() - lastYield > YIELD_AFTER_MS) {
@@ -201,11 +202,12 @@ export class Engine {
       const key = kernelKey({ backend: backend.name, op: spec.op, ...spec.params });
       let lease = leases.get(key);
       if (!lease) {
-        lease = this.cache.lease(key, () => backend.createKernel(spec.source, spec.output), compiled(spec.op));
+        lease = this.cache.lease(key, () => backend.createKernel(spec.source, spec.output, spec.block !== undefined), compiled(spec.op));
         leases.set(key, lease);
       }
       return lease.call(...args);
     };
+    const run: RunKernel = Object.assign(runKernel, { backend: backend.name });
     const t0 = performance.now();
     try {
       return await body(run, stats);

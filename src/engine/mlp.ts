@@ -1,11 +1,30 @@
 import { batchBucket, fromRows, toRows } from './matrix.js';
 import { activationOps } from './ops/activations.js';
-import { activationSpec, biasGradSpec, forwardSpec, inputGradSpec, type KernelSpec, weightGradSpec } from './ops/dense.js';
+import {
+  activationSpec,
+  biasGradSpec,
+  forwardSpec,
+  forwardWeights,
+  inputGradSpec,
+  inputGradWeights,
+  type KernelSpec,
+  rowsOf,
+  weightGradArgs,
+  weightGradSpec,
+} from './ops/dense.js';
 import { type HeadInput, headBackward, headForward, predict } from './ops/head.js';
-import type { ForwardProblem, HeadReport, LayerGrad, Matrix, Problem } from './types.js';
+import type { BackendName, ForwardProblem, HeadReport, LayerGrad, Matrix, Problem } from './types.js';
 
-/** Runs one kernel spec with its arguments (the engine supplies caching and timing). */
-export type RunKernel = (spec: KernelSpec, ...args: unknown[]) => Promise<unknown>;
+/** Runs one kernel spec with its arguments on `backend` (the engine supplies caching and timing). */
+export interface RunKernel {
+  (spec: KernelSpec, ...args: unknown[]): Promise<unknown>;
+  readonly backend: BackendName;
+}
+
+/** Run a 2-D kernel and take its result as rows (a blocked kernel's result unblocked). */
+async function runRows(run: RunKernel, spec: KernelSpec, ...args: unknown[]): Promise<Float32Array[]> {
+  return rowsOf(spec, await run(spec, ...args));
+}
 
 interface LayersPass {
   bucket: number;
@@ -27,23 +46,27 @@ interface ForwardPass extends LayersPass {
 /** The dense layers: hidden layers with `activation`, the last one linear (its activation is the head's). */
 async function forwardLayers(problem: ForwardProblem, run: RunKernel): Promise<LayersPass> {
   const { layers, x, activation } = problem;
+  const { backend } = run;
   const bucket = batchBucket(x.rows);
   const inputs: Float32Array[][] = [toRows(x, bucket)];
   const saved: Float32Array[][] = [];
   for (let l = 0; l < layers.length - 1; l++) {
     const { W, b } = layers[l]!;
     if (activationOps[activation].derivativeOf === 'a') {
-      const a = (await run(forwardSpec(activation, W.rows, W.cols, bucket), inputs[l], toRows(W), b)) as Float32Array[];
+      const spec = forwardSpec(activation, W.rows, W.cols, bucket, backend);
+      const a = await runRows(run, spec, inputs[l], ...forwardWeights(spec, W, b));
       inputs.push(a);
       saved.push(a);
     } else {
-      const z = (await run(forwardSpec('linear', W.rows, W.cols, bucket), inputs[l], toRows(W), b)) as Float32Array[];
-      inputs.push((await run(activationSpec(activation, W.cols, bucket), z)) as Float32Array[]);
+      const spec = forwardSpec('linear', W.rows, W.cols, bucket, backend);
+      const z = await runRows(run, spec, inputs[l], ...forwardWeights(spec, W, b));
+      inputs.push(await runRows(run, activationSpec(activation, W.cols, bucket, backend), z));
       saved.push(z);
     }
   }
   const { W, b } = layers.at(-1)!;
-  const zLast = (await run(forwardSpec('linear', W.rows, W.cols, bucket), inputs.at(-1), toRows(W), b)) as Float32Array[];
+  const spec = forwardSpec('linear', W.rows, W.cols, bucket, backend);
+  const zLast = await runRows(run, spec, inputs.at(-1), ...forwardWeights(spec, W, b));
   return { bucket, inputs, saved, z: fromRows(zLast, x.rows, W.cols) };
 }
 
@@ -70,15 +93,18 @@ export async function forward(problem: Problem, run: RunKernel): Promise<Forward
 export async function backward(problem: Problem, pass: ForwardPass, run: RunKernel): Promise<LayerGrad[]> {
   const { layers, x } = problem;
   const { bucket, inputs, saved } = pass;
+  const { backend } = run;
   let dz = toRows({ rows: x.rows, cols: problem.y.cols, data: headBackward(pass.head, pass.pred) }, bucket);
   const grads: LayerGrad[] = new Array(layers.length);
   for (let l = layers.length - 1; l >= 0; l--) {
     const { W } = layers[l]!;
-    const dW = (await run(weightGradSpec(W.rows, W.cols, bucket), inputs[l], dz)) as Float32Array[];
+    const dWSpec = weightGradSpec(W.rows, W.cols, bucket, backend);
+    const dW = await runRows(run, dWSpec, ...weightGradArgs(dWSpec, inputs[l]!, dz));
     const db = (await run(biasGradSpec(W.cols, bucket), dz)) as Float32Array;
     grads[l] = { W: fromRows(dW, W.rows, W.cols), b: Float32Array.from(db) };
     if (l > 0) {
-      dz = (await run(inputGradSpec(problem.activation, W.rows, W.cols, bucket), dz, toRows(W), saved[l - 1])) as Float32Array[];
+      const spec = inputGradSpec(problem.activation, W.rows, W.cols, bucket, backend);
+      dz = await runRows(run, spec, dz, inputGradWeights(spec, W), saved[l - 1]);
     }
   }
   return grads;
