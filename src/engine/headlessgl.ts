@@ -9,7 +9,7 @@ interface GlContext {
 type CreateGlContext = (width: number, height: number, options?: object) => GlContext | null;
 
 /** Debian's packages that gl@8.1.6 compiles against (it builds from source: no prebuilt binary here). */
-export const GL_BUILD_PACKAGES = 'libxi-dev libglew-dev libx11-dev libxext-dev (with g++, make and python3)';
+export const GL_BUILD_PACKAGES = 'libxi-dev libglew-dev libx11-dev libxext-dev g++ make python3';
 
 let verdict: string | undefined | null = null;
 
@@ -35,9 +35,10 @@ export function loadGl(): CreateGlContext | string {
     const cause = (err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' ? 'it is not installed' : (err as Error).message;
     return (
       `the headlessgl backend needs the optional native package "gl" (headless-gl), and ${cause}. ` +
-      `npm builds it from source with node-gyp when package.json's allowScripts approves it and the build ` +
-      `dependencies are present (Debian: apt-get install ${GL_BUILD_PACKAGES}), and silently leaves it out when ` +
-      'that build fails: install them, then run `npm rebuild gl --foreground-scripts` (or `npm ci`) and read its output'
+      `npm ci builds it from source with node-gyp where its build dependencies are installed (Debian: ` +
+      `apt-get install ${GL_BUILD_PACKAGES}) and silently leaves it out when that build fails: install them, ` +
+      "then run `npm ci --foreground-scripts` and read gl's build output (where node-gyp cannot download " +
+      "Node's headers, set npm_config_nodedir to the installed Node's prefix, e.g. /usr)"
     );
   }
 }
