@@ -3,11 +3,13 @@
  * §6) on each gpu.js backend, and the same function in TF.js (wasm backend) in the same
  * run, as the baseline. Prints ms per call (median of the timed calls, after a warm-up
  * call that compiles), GFLOP/s (6 × batch × Σ in×out per call) and the ratio to TF.js.
+ * headlessgl is timed too where it can run (gl built, an X display): under `xvfb-run -a`.
  *   npm run build && npx tsx bench/engine.ts [S,M,L]
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { Engine } from '../src/engine/engine.js';
+import { headlessGlProblem } from '../src/engine/headlessgl.js';
 import type { BackendName } from '../src/engine/types.js';
 import { randomCase, rng, toEngineProblem } from '../test/helpers.js';
 import type { Case64 } from '../test/reference/mlp64.js';
@@ -66,6 +68,9 @@ function tfValueAndGrad(c: Case64): () => Promise<unknown> {
 }
 
 const only = process.argv[2]?.split(',');
+const glProblem = headlessGlProblem();
+if (glProblem) console.error(`not timing headlessgl: ${glProblem}`);
+const backends: BackendName[] = glProblem ? ['cpu', 'webasm'] : ['cpu', 'webasm', 'headlessgl'];
 const rows: string[] = [];
 await tf.setBackend('wasm');
 await tf.ready();
@@ -74,7 +79,7 @@ for (const size of SIZES.filter((s) => !only || only.includes(s.name))) {
   const baseline = await timeCalls(size.calls, tfValueAndGrad(c));
   const gflops = (ms: number) => (flops(size) / ms / 1e6).toFixed(2);
   rows.push(`| ${size.name} | TF.js wasm (baseline) | ${baseline.toFixed(3)} | ${gflops(baseline)} | 1.00 |`);
-  for (const backend of ['cpu', 'webasm'] as BackendName[]) {
+  for (const backend of backends) {
     if (size.skip?.includes(backend)) continue;
     const engine = await Engine.create({ backend, kernelCacheSize: 64 });
     const problem = toEngineProblem(c);

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
+import { assertHeadlessGl } from './headlessgl.js';
 import type { CompiledKernel } from './kernel-cache.js';
 import type { BackendName } from './types.js';
 import { installNavigatorGpu } from './webgpu.js';
@@ -15,7 +16,11 @@ let liveWebgpuBackends = 0;
  * A backend is one gpu.js GPU instance in one mode. `webasm` kernels run under the async
  * contract, which lets gpu.js split large kernels over its worker threads and keeps the
  * event loop free meanwhile; `cpu` is plain JavaScript, the reference; `webgpu` compiles
- * kernels to WGSL compute shaders run by Dawn (kernels answer with a promise).
+ * kernels to WGSL compute shaders run by Dawn (kernels answer with a promise); `headlessgl`
+ * compiles them to WebGL 1 fragment shaders (GLSL, highp float under the `precision` tactic,
+ * float32 textures in and out under single precision) run by the optional native package
+ * `gl`, on the X display's GL (Mesa's llvmpipe under Xvfb here). GL kernels run synchronously
+ * (WebGL 1 has no non-blocking readback), like cpu's: the engine yields between them.
  */
 export interface Backend {
   readonly name: BackendName;
@@ -40,14 +45,33 @@ export function createBackend(name: BackendName): Backend {
     installNavigatorGpu();
     liveWebgpuBackends++;
   }
+  // gl, the display and float textures, named in a clear error before gpu.js gets to fail
+  // on them (gpu.js would throw "not supported" without saying what is missing)
+  if (name === 'headlessgl') assertHeadlessGl();
   const gpu = new GPU({ mode: name });
   const asyncMode = name === 'webasm';
   const createKernel = (source: string, output: number[], packed = false): CompiledKernel => {
     if (packed && name !== 'webasm') throw new Error(`packed kernel results are a webasm feature, not ${name}'s`);
     const settings = { output, asyncMode, tactic: 'precision', precision: 'single', ...(packed ? { packedOutput: true } : {}) } as const;
     const kernel = gpu.createKernel(source, settings);
+    const run = (...args: unknown[]) => kernel(...(args as Parameters<typeof kernel>));
+    if (name !== 'headlessgl') return { run, destroy: () => kernel.destroy() };
+    // gpu.js replaces a GL kernel it cannot build (an argument type or output it does not
+    // support) with a CPU one, and only warns: the result would be right but the backend
+    // reported would not be, so a moved kernel is an error here
+    let checked = false;
     return {
-      run: (...args) => kernel(...(args as Parameters<typeof kernel>)),
+      run: (...args) => {
+        const out = run(...args);
+        if (!checked) {
+          const actual = (kernel as unknown as { kernel: { constructor: { mode: string }; fallbackReason?: string | null } }).kernel;
+          if (actual.constructor.mode === 'cpu') {
+            throw new Error(`gpu.js moved a headlessgl kernel to its CPU fallback: ${actual.fallbackReason ?? 'no reason given'}`);
+          }
+          checked = true;
+        }
+        return out;
+      },
       destroy: () => kernel.destroy(),
     };
   };

@@ -8,7 +8,7 @@ export type Loss = (typeof LOSSES)[number];
 export const REDUCTIONS = ['mean', 'sum'] as const;
 export type Reduction = (typeof REDUCTIONS)[number];
 
-export const BACKENDS = ['webasm', 'cpu', 'webgpu'] as const;
+export const BACKENDS = ['webasm', 'cpu', 'webgpu', 'headlessgl'] as const;
 export type BackendName = (typeof BACKENDS)[number];
 /** `auto`: every backend is started and each request goes where the cost model sends it (dispatch.ts). */
 export const BACKEND_CHOICES = ['auto', ...BACKENDS] as const;

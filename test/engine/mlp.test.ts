@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { Engine } from '../../src/engine/engine.js';
 import { ACTIVATIONS, BACKENDS, LOSSES, REDUCTIONS } from '../../src/engine/types.js';
 import { findAdapter } from '../../src/engine/webgpu.js';
+import { headlessGlSkip } from '../gl-display.js';
 import { randomCase, rng, toEngineProblem, xorCase } from '../helpers.js';
 import { type Case64, predict64, relError, valueAndGrad64 } from '../reference/mlp64.js';
 
@@ -31,9 +32,12 @@ async function assertMatchesReference(engine: Engine, c: Case64, label: string):
 const adapter = await findAdapter();
 const webgpuSkip =
   adapter || process.env.GRADSERVE_REQUIRE_WEBGPU === '1' ? false : 'no WebGPU adapter here (install mesa-vulkan-drivers for llvmpipe)';
+// headless-gl needs the native package gl and an X display (a private Xvfb is started when
+// DISPLAY is unset); CI builds gl and sets GRADSERVE_REQUIRE_HEADLESSGL=1, so there it never skips
+const skips: Partial<Record<(typeof BACKENDS)[number], string | false>> = { webgpu: webgpuSkip, headlessgl: await headlessGlSkip() };
 
 for (const backend of BACKENDS) {
-  describe(`engine on ${backend}`, { skip: backend === 'webgpu' ? webgpuSkip : false }, () => {
+  describe(`engine on ${backend}`, { skip: skips[backend] ?? false }, () => {
     let engine: Engine;
     before(async () => {
       engine = await Engine.create({ backend, kernelCacheSize: 256 });
