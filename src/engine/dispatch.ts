@@ -16,7 +16,7 @@ export function workOf({ widths, batch }: WorkShape): number {
 }
 
 /** The cost model's crossover on the machines measured (bench/dispatch.ts, bench/RESULTS.md). */
-export const DEFAULT_CPU_MAX_WORK = 2048;
+export const DEFAULT_CPU_MAX_WORK = 6144;
 /**
  * Below this much work a GPU loses to webasm on the cost of moving data and launching
  * shaders. An estimate, not a measurement: no GPU was available to measure on.

@@ -14,7 +14,7 @@ export class ResultEncoder {
   /** how many values were written: large answers are written off the event loop (json-body.ts) */
   values = 0;
 
-  constructor(private readonly encoding: OutputEncoding = 'json') {}
+  constructor(readonly encoding: OutputEncoding = 'json') {}
 
   number(v: number): JsonNumber {
     this.values++;

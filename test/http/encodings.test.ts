@@ -139,6 +139,20 @@ describe('binary tensors and compression', () => {
     assert.deepEqual(body, (await post('/value-and-grad', c)).json());
   });
 
+  it('does not compress answers in binary tensors, which barely compress', async () => {
+    const c = randomCase(rng(5), { widths: [16, 32, 1], batch: 8, activation: 'tanh' });
+    const res = await app.inject({
+      method: 'POST',
+      url: '/value-and-grad',
+      payload: { ...c, outputEncoding: 'base64' },
+      headers: { 'accept-encoding': 'gzip' },
+    });
+    assert.equal(res.statusCode, 200, res.body);
+    assert.ok(res.rawPayload.length > 1024, 'over the compression threshold');
+    assert.equal(res.headers['content-encoding'], undefined);
+    assert.equal(res.json().grads[0].W.dtype, 'float32');
+  });
+
   it('applies the body limit to the decompressed bytes (a gzip bomb gets 413)', async () => {
     const small = await buildApp({
       config: { ...defaultConfig(), logLevel: 'silent', limits: { ...defaultConfig().limits, bodyBytes: 1 << 20 } },

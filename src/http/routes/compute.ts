@@ -59,7 +59,7 @@ export const computeRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app
       const enc = new ResultEncoder(request.body.outputEncoding);
       const loss = enc.number(result.loss);
       const grads = enc.layers(result.grads);
-      return sendAnswer(reply, { loss, grads, warnings: enc.warnings(result.head) }, enc.values);
+      return sendAnswer(reply, { loss, grads, warnings: enc.warnings(result.head) }, enc);
     },
   );
 
@@ -101,7 +101,7 @@ export const computeRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app
       reportStats(request, reply, result.stats);
       const enc = new ResultEncoder(request.body.outputEncoding);
       const predictions = enc.matrix(result.predictions);
-      return sendAnswer(reply, { predictions, warnings: enc.warnings() }, enc.values);
+      return sendAnswer(reply, { predictions, warnings: enc.warnings() }, enc);
     },
   );
 };

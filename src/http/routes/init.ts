@@ -33,7 +33,7 @@ export const initRoutes: FastifyPluginAsync<{ limits: Limits }> = async (app, { 
       // initial values are always finite: the encoder writes plain numbers
       const enc = new ResultEncoder(request.body.outputEncoding);
       const encoded = enc.layers(initParams({ layers, seed, scheme, biasScheme, scale }));
-      return sendAnswer(reply, { params: encoded as z.infer<typeof InitResponse>['params'] }, enc.values);
+      return sendAnswer(reply, { params: encoded as z.infer<typeof InitResponse>['params'] }, enc);
     },
   );
 };

@@ -61,7 +61,7 @@ export const trainRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app, 
             ];
       const params = enc.layers(result.params);
       const answer = { params, loss: enc.number(result.loss), history, warnings: enc.warnings(result.head, stopped) };
-      return sendAnswer(reply, answer, enc.values);
+      return sendAnswer(reply, answer, enc);
     },
   );
 };
