@@ -9,7 +9,12 @@ const FORCE_EXIT_AFTER_MS = 3000;
 /** Start the service: config from the environment, engine, app, listen; close gracefully on SIGTERM/SIGINT. */
 async function main(): Promise<void> {
   const config = loadConfig();
-  const engine = await Engine.create({ backend: config.backend, kernelCacheSize: config.kernelCacheSize, thresholds: config.thresholds });
+  const engine = await Engine.create({
+    backend: config.backend,
+    kernelCacheSize: config.kernelCacheSize,
+    webasmThreads: config.webasmThreads,
+    thresholds: config.thresholds,
+  });
   const app = await buildApp({ config, engine });
   if (config.warmup.length > 0) {
     const warm = await engine.warmUp(config.warmup);

@@ -36,11 +36,12 @@ export interface Backend {
 }
 
 const PROBE_X = 64;
-const PROBE_Y = 64 * availableParallelism();
-const PROBE_A = Array.from({ length: PROBE_Y }, (_, y) => new Float32Array([y]));
-const PROBE_B = [Float32Array.from({ length: PROBE_X }, (_, x) => x)];
 
-export function createBackend(name: BackendName): Backend {
+/**
+ * `threads`: webasm's worker threads (gpu.js would start one per CPU of the machine, not of
+ * the container's CPU limit).
+ */
+export function createBackend(name: BackendName, threads = availableParallelism()): Backend {
   if (name === 'webgpu') {
     installNavigatorGpu();
     liveWebgpuBackends++;
@@ -52,7 +53,14 @@ export function createBackend(name: BackendName): Backend {
   const asyncMode = name === 'webasm';
   const createKernel = (source: string, output: number[], packed = false): CompiledKernel => {
     if (packed && name !== 'webasm') throw new Error(`packed kernel results are a webasm feature, not ${name}'s`);
-    const settings = { output, asyncMode, tactic: 'precision', precision: 'single', ...(packed ? { packedOutput: true } : {}) } as const;
+    const settings = {
+      output,
+      asyncMode,
+      tactic: 'precision',
+      precision: 'single',
+      ...(asyncMode ? { poolSize: threads } : {}),
+      ...(packed ? { packedOutput: true } : {}),
+    } as const;
     const kernel = gpu.createKernel(source, settings);
     const run = (...args: unknown[]) => kernel(...(args as Parameters<typeof kernel>));
     if (name !== 'headlessgl') return { run, destroy: () => kernel.destroy() };
@@ -77,12 +85,15 @@ export function createBackend(name: BackendName): Backend {
   };
   // compiled once and kept: /readyz runs the probe on every call
   let probeKernel: CompiledKernel | undefined;
+  const PROBE_Y = 64 * threads;
+  const PROBE_A = Array.from({ length: PROBE_Y }, (_, y) => new Float32Array([y]));
+  const PROBE_B = [Float32Array.from({ length: PROBE_X }, (_, x) => x)];
   return {
     name,
     createKernel,
     async probe() {
-      // 4096 cells per CPU: webasm runs it on every one of its worker threads (a thread per
-      // 4096 cells, one per CPU at most), which starts them now rather than on the first
+      // 4096 cells per thread: webasm runs it on every one of its worker threads (one per
+      // 4096 cells, `threads` at most), which starts them now rather than on the first
       // large request, and checks them too
       probeKernel ??= createKernel('function(a, b) { return a[this.thread.y][0] * b[0][this.thread.x] + 1; }', [PROBE_X, PROBE_Y]);
       const out = (await probeKernel.run(PROBE_A, PROBE_B)) as Float32Array[];

@@ -25,6 +25,8 @@ export interface EngineOptions {
   /** one backend, or `auto`: all of them, each request sent where the cost model says */
   backend: BackendChoice;
   kernelCacheSize: number;
+  /** webasm's worker threads (default: one per CPU) */
+  webasmThreads?: number;
   /** with `auto`: the most work (batch × Σ in×out) sent to cpu, the least sent to a GPU */
   thresholds?: Partial<Thresholds>;
 }
@@ -72,7 +74,7 @@ export class Engine {
     const backends = new Map<BackendName, Backend>();
     try {
       for (const name of names) {
-        const backend = createBackend(name);
+        const backend = createBackend(name, options.webasmThreads);
         backends.set(name, backend);
         await backend.probe();
       }

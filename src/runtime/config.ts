@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { DEFAULT_CPU_MAX_WORK, DEFAULT_GPU_MIN_WORK, type Thresholds } from '../engine/dispatch.js';
 import { ACTIVATIONS, type Activation, BACKEND_CHOICES } from '../engine/types.js';
@@ -44,6 +45,7 @@ const EnvSchema = z.object({
     .positive()
     .default(64 * 1024 * 1024),
   GRADSERVE_KERNEL_CACHE_SIZE: z.coerce.number().int().positive().default(64),
+  GRADSERVE_WEBASM_THREADS: z.coerce.number().int().positive().max(256).default(availableParallelism()),
   GRADSERVE_SHUTDOWN_GRACE_MS: z.coerce.number().int().positive().default(10_000),
   GRADSERVE_MAX_TRAIN_STEPS: z.coerce.number().int().positive().default(100_000),
   GRADSERVE_MAX_TRAIN_WORK: z.coerce.number().int().positive().default(1e9),
@@ -110,6 +112,8 @@ export interface Config {
   /** with backend auto: the most work (batch × Σ in×out) sent to cpu, the least sent to a GPU */
   thresholds: Thresholds;
   kernelCacheSize: number;
+  /** webasm's worker threads */
+  webasmThreads: number;
   /** compiled before the server listens */
   warmup: WarmupShape[];
   shutdownGraceMs: number;
@@ -132,6 +136,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     backend: e.GRADSERVE_BACKEND,
     thresholds: { cpuMaxWork: e.GRADSERVE_CPU_MAX_WORK, gpuMinWork: e.GRADSERVE_GPU_MIN_WORK },
     kernelCacheSize: e.GRADSERVE_KERNEL_CACHE_SIZE,
+    webasmThreads: e.GRADSERVE_WEBASM_THREADS,
     warmup: e.GRADSERVE_WARMUP,
     shutdownGraceMs: e.GRADSERVE_SHUTDOWN_GRACE_MS,
     limits: {
