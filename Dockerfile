@@ -17,8 +17,9 @@ COPY package.json package-lock.json ./
 COPY patches/ patches/
 # --ignore-scripts: nothing here needs an install script but gradserve's own postinstall
 # (patch-package, run explicitly below for both trees), and npm versions that do not know
-# package.json's allowScripts would try to compile gl, gpu.js's optional headless-GL binding,
-# which gradserve never loads: it is deleted (its build helpers stay, 12 MB). webgpu packages
+# package.json's allowScripts would try to compile gl, gpu.js's optional headless-GL binding:
+# the image does not offer the headlessgl backend (it needs an X server; forcing it here fails
+# at start-up with a message saying so), so gl is deleted (its build helpers stay, 12 MB). webgpu packages
 # (gpu.js's, and gradserve's own where present) carry Dawn for every platform (70-85 MB each):
 # only this platform's build is kept. gpu.js is patched (patches/, bench/RESULTS.md issue 3) in
 # /prod too, with the dev tree's patch-package, and checked.
