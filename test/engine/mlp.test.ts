@@ -2,8 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Engine } from '../../src/engine/engine.js';
 import { ACTIVATIONS, BACKENDS, LOSSES, REDUCTIONS } from '../../src/engine/types.js';
-import { findAdapter } from '../../src/engine/webgpu.js';
-import { headlessGlSkip } from '../gl-display.js';
+import { backendSkips } from '../backend-skips.js';
 import { randomCase, rng, toEngineProblem, xorCase } from '../helpers.js';
 import { type Case64, predict64, relError, valueAndGrad64 } from '../reference/mlp64.js';
 
@@ -27,17 +26,10 @@ async function assertMatchesReference(engine: Engine, c: Case64, label: string):
   assert.equal(loss.loss, got.loss, `${label}: /loss and /value-and-grad agree`);
 }
 
-// WebGPU needs an adapter: Mesa's llvmpipe here (CI installs it and sets GRADSERVE_REQUIRE_WEBGPU=1,
-// so there a missing adapter fails instead of skipping), a GPU elsewhere.
-const adapter = await findAdapter();
-const webgpuSkip =
-  adapter || process.env.GRADSERVE_REQUIRE_WEBGPU === '1' ? false : 'no WebGPU adapter here (install mesa-vulkan-drivers for llvmpipe)';
-// headless-gl needs the native package gl and an X display (a private Xvfb is started when
-// DISPLAY is unset); CI builds gl and sets GRADSERVE_REQUIRE_HEADLESSGL=1, so there it never skips
-const skips: Partial<Record<(typeof BACKENDS)[number], string | false>> = { webgpu: webgpuSkip, headlessgl: await headlessGlSkip() };
+const skips = await backendSkips();
 
 for (const backend of BACKENDS) {
-  describe(`engine on ${backend}`, { skip: skips[backend] ?? false }, () => {
+  describe(`engine on ${backend}`, { skip: skips[backend] }, () => {
     let engine: Engine;
     before(async () => {
       engine = await Engine.create({ backend, kernelCacheSize: 256 });

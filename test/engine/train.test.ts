@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { Engine } from '../../src/engine/engine.js';
 import type { OptimizerOptions } from '../../src/engine/optim.js';
 import { BACKENDS } from '../../src/engine/types.js';
-import { headlessGlSkip } from '../gl-display.js';
+import { backendSkips } from '../backend-skips.js';
 import { randomCase, rng, toEngineProblem, xorCase } from '../helpers.js';
 import { relError } from '../reference/mlp64.js';
 import { train64 } from '../reference/train64.js';
@@ -17,11 +17,10 @@ const adam = optimizers[2]!;
 /** a float32 trajectory drifts from the float64 one as steps compound their rounding (adam most: its step is ~lr·sign(g)) */
 const TRAJECTORY_TOLERANCE = 5e-5;
 
-// headless-gl: skipped (with the reason) without gl or a display, unless GRADSERVE_REQUIRE_HEADLESSGL=1
-const glSkip = await headlessGlSkip();
+const skips = await backendSkips();
 
 for (const backend of BACKENDS) {
-  describe(`training on ${backend}`, { skip: backend === 'headlessgl' ? glSkip : false }, () => {
+  describe(`training on ${backend}`, { skip: skips[backend] }, () => {
     let engine: Engine;
     before(async () => {
       engine = await Engine.create({ backend, kernelCacheSize: 64 });
