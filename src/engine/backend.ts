@@ -85,7 +85,8 @@ export function createBackend(name: BackendName, threads = availableParallelism(
   };
   // compiled once and kept: /readyz runs the probe on every call
   let probeKernel: CompiledKernel | undefined;
-  const PROBE_Y = 64 * threads;
+  // webasm: 4096 cells per worker thread (see probe); the others: a couple of rows
+  const PROBE_Y = asyncMode ? 64 * threads : 2;
   const PROBE_A = Array.from({ length: PROBE_Y }, (_, y) => new Float32Array([y]));
   const PROBE_B = [Float32Array.from({ length: PROBE_X }, (_, x) => x)];
   return {
