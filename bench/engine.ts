@@ -6,14 +6,12 @@
  * headlessgl is timed too where it can run (gl built, an X display): under `xvfb-run -a`.
  *   npm run build && npx tsx bench/engine.ts [S,M,L]
  */
-import * as tf from '@tensorflow/tfjs';
-import '@tensorflow/tfjs-backend-wasm';
 import { Engine } from '../src/engine/engine.js';
 import { headlessGlProblem } from '../src/engine/headlessgl.js';
 import type { BackendName } from '../src/engine/types.js';
 import { randomCase, rng, toEngineProblem } from '../test/helpers.js';
-import type { Case64 } from '../test/reference/mlp64.js';
 import { machine } from './lib.js';
+import { tf, tfModel, useTfWasm } from './tfjs.js';
 
 interface Size {
   name: string;
@@ -44,39 +42,17 @@ async function timeCalls(calls: number, once: () => Promise<unknown>): Promise<n
   return ms[Math.floor(ms.length / 2)]!;
 }
 
-/** The same loss_fn in TF.js: tanh hidden, sigmoid output, JAX's clipped bce, mean. */
-function tfValueAndGrad(c: Case64): () => Promise<unknown> {
-  const params = c.params.flatMap((p) => [tf.tensor2d(p.W), tf.tensor1d(p.b)]);
-  const x = tf.tensor2d(c.x);
-  const y = tf.tensor2d(c.y);
-  const lossFn = (...ps: tf.Tensor[]) => {
-    let a: tf.Tensor = x;
-    for (let l = 0; l < ps.length / 2; l++) {
-      const z = tf.add(tf.matMul(a as tf.Tensor2D, ps[2 * l] as tf.Tensor2D), ps[2 * l + 1]!);
-      a = l === ps.length / 2 - 1 ? tf.sigmoid(z) : tf.tanh(z);
-    }
-    const p = tf.clipByValue(a, 1e-8, 1 - 1e-8);
-    return tf.neg(tf.mean(tf.add(tf.mul(y, tf.log(p)), tf.mul(tf.sub(1, y), tf.log(tf.sub(1, p)))))) as tf.Scalar;
-  };
-  const vg = tf.valueAndGrads(lossFn);
-  return async () => {
-    const { value, grads } = vg(params);
-    await Promise.all([value.data(), ...grads.map((g) => g.data())]); // results back on the host, as the service needs them
-    value.dispose();
-    for (const g of grads) g.dispose();
-  };
-}
-
 const only = process.argv[2]?.split(',');
 const glProblem = headlessGlProblem();
 if (glProblem) console.error(`not timing headlessgl: ${glProblem}`);
 const backends: BackendName[] = glProblem ? ['cpu', 'webasm'] : ['cpu', 'webasm', 'headlessgl'];
 const rows: string[] = [];
-await tf.setBackend('wasm');
-await tf.ready();
+await useTfWasm();
 for (const size of SIZES.filter((s) => !only || only.includes(s.name))) {
   const c = randomCase(rng(1), { widths: size.widths, batch: size.batch, activation: 'tanh' });
-  const baseline = await timeCalls(size.calls, tfValueAndGrad(c));
+  const model = tfModel(c);
+  const baseline = await timeCalls(size.calls, model.run);
+  model.dispose();
   const gflops = (ms: number) => (flops(size) / ms / 1e6).toFixed(2);
   rows.push(`| ${size.name} | TF.js wasm (baseline) | ${baseline.toFixed(3)} | ${gflops(baseline)} | 1.00 |`);
   for (const backend of backends) {

@@ -1,6 +1,7 @@
 /**
- * HTTP: autocannon against the running service, and in the same run against a bare
- * Fastify route that parses the same body and answers a body of the same size (the
+ * HTTP: autocannon against the running service, and in the same run against the
+ * alternative a JavaScript user would build (TF.js on Fastify, bench/tfjs-server.ts) and a
+ * bare Fastify route that parses the same body and answers a body of the same size (the
  * ceiling any JSON service on Fastify can reach). Prints req/s, p50/p99 latency and the
  * ratio to the ceiling.
  *   npm run build && npx tsx bench/http.ts [seconds=10]
@@ -30,9 +31,12 @@ for (const c of CASES) {
   const bare: Server = await startServer({ ANSWER_FILE: answerFile }, ['--import', 'tsx', 'bench/bare-server.ts']);
   const ceiling = await loadTest(bare.url, c.payload, c.connections, seconds);
   await bare.stop();
-  const row = (who: string, r: typeof ours, ratio: string) =>
-    `| ${c.name} | ${who} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.failed} | ${ratio} |`;
-  rows.push(row('gradserve', ours, (ours.rps / ceiling.rps).toFixed(2)), row('bare Fastify (ceiling)', ceiling, '1.00'));
+  const tfjs: Server = await startServer({}, ['--import', 'tsx', 'bench/tfjs-server.ts']);
+  const alternative = await loadTest(tfjs.url, c.payload, c.connections, seconds);
+  await tfjs.stop();
+  const row = (who: string, r: typeof ours) =>
+    `| ${c.name} | ${who} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.failed} | ${(r.rps / ceiling.rps).toFixed(2)} |`;
+  rows.push(row('gradserve', ours), row('TF.js wasm on Fastify (the alternative)', alternative), row('bare Fastify (ceiling)', ceiling));
 }
 console.log(`HTTP, autocannon ${seconds} s per run, on ${machine()}`);
 console.log(
