@@ -6,7 +6,7 @@
  *   npm run build && npx tsx bench/compile.ts
  */
 import { xorRequest } from '../src/http/examples.js';
-import { body, machine, startServer } from './lib.js';
+import { body, machine, serverTiming, startServer } from './lib.js';
 
 const t0 = performance.now();
 const server = await startServer();
@@ -28,11 +28,9 @@ for (const [name, payload] of REQUESTS) {
   });
   await res.arrayBuffer();
   const ms = performance.now() - t;
-  const timing = res.headers.get('server-timing') ?? '';
-  const compile = /compile;dur=([\d.]+);desc="(\d+) kernels"/.exec(timing);
-  const compute = /compute;dur=([\d.]+);desc="(\w+)"/.exec(timing);
+  const timing = serverTiming(res);
   rows.push(
-    `| ${name} | ${res.status} | ${ms.toFixed(0)} | ${compile?.[2]} | ${Number(compile?.[1]).toFixed(0)} | ${Number(compute?.[1]).toFixed(1)} (${compute?.[2]}) |`,
+    `| ${name} | ${res.status} | ${ms.toFixed(0)} | ${timing.kernels} | ${timing.compileMs.toFixed(0)} | ${timing.computeMs.toFixed(1)} (${timing.backend}) |`,
   );
 }
 await server.stop();

@@ -13,7 +13,7 @@ import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { binaryBody, machine, percentile, startServer } from './lib.js';
+import { binaryBody, machine, percentile, serverTiming, startServer } from './lib.js';
 
 const requests = Number(process.argv[2] ?? 3);
 const payload = binaryBody([784, 512, 512, 1], 4096);
@@ -26,9 +26,8 @@ async function post(url: string) {
   const answer = await res.text();
   const ms = performance.now() - t0;
   if (res.status !== 200) throw new Error(`${res.status}: ${answer.slice(0, 200)}`);
-  const timing = res.headers.get('server-timing') ?? '';
-  const dur = (name: string) => Number(new RegExp(`(?:^|, )${name};dur=([\\d.]+)`).exec(timing)?.[1] ?? 0);
-  return { ms, engineMs: dur('compute') + dur('compile'), answer };
+  const { computeMs, compileMs } = serverTiming(res);
+  return { ms, engineMs: computeMs + compileMs, answer };
 }
 
 /** The server's event-loop delay since the last scrape (each scrape resets its histogram), in s. */

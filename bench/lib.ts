@@ -103,3 +103,16 @@ export async function loadTest(url: string, payload: string, connections: number
   });
   return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, failed: r.non2xx + r.errors + r.timeouts };
 }
+
+/** What gradserve's Server-Timing header says: compile total and kernel count, compute and its backend. */
+export function serverTiming(res: Response): { compileMs: number; kernels: number; computeMs: number; backend: string } {
+  const timing = res.headers.get('server-timing') ?? '';
+  const compile = /(?:^|, )compile;dur=([\d.]+);desc="(\d+) kernels"/.exec(timing);
+  const compute = /(?:^|, )compute;dur=([\d.]+);desc="(\w+)"/.exec(timing);
+  return {
+    compileMs: Number(compile?.[1] ?? 0),
+    kernels: Number(compile?.[2] ?? 0),
+    computeMs: Number(compute?.[1] ?? 0),
+    backend: compute?.[2] ?? '',
+  };
+}

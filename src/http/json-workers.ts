@@ -53,8 +53,8 @@ export class JsonWorkers {
   }
 
   /** jobs finished (answered or refused) per kind, since start */
-  stats(): { threads: number; parse: number; write: number } {
-    return { threads: this.threads.length, ...this.done };
+  stats(): { parse: number; write: number } {
+    return { ...this.done };
   }
 
   /** Start the threads now rather than on the first large body (server start-up). */
