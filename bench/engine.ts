@@ -4,11 +4,15 @@
  * run, as the baseline. Prints ms per call (median of the timed calls, after a warm-up
  * call that compiles), GFLOP/s (6 × batch × Σ in×out per call) and the ratio to TF.js.
  * headlessgl is timed too where it can run (gl built, an X display): under `xvfb-run -a`.
- *   npm run build && npx tsx bench/engine.ts [S,M,L]
+ * A second argument names the backends to time instead, e.g. `webgpu,webasm` on a GPU host
+ * (webgpu is not timed by default: on the software Vulkan of machines without a GPU it only
+ * measures llvmpipe).
+ *   npm run build && npx tsx bench/engine.ts [S,M,L] [backend,...]
  */
 import { Engine } from '../src/engine/engine.js';
 import { headlessGlProblem } from '../src/engine/headlessgl.js';
 import type { BackendName } from '../src/engine/types.js';
+import { findAdapter } from '../src/engine/webgpu.js';
 import { randomCase, rng, toEngineProblem } from '../test/helpers.js';
 import { machine } from './lib.js';
 import { tf, tfModel, useTfWasm } from './tfjs.js';
@@ -43,9 +47,10 @@ async function timeCalls(calls: number, once: () => Promise<unknown>): Promise<n
 }
 
 const only = process.argv[2]?.split(',');
-const glProblem = headlessGlProblem();
+const asked = process.argv[3]?.split(',') as BackendName[] | undefined;
+const glProblem = asked ? undefined : headlessGlProblem();
 if (glProblem) console.error(`not timing headlessgl: ${glProblem}`);
-const backends: BackendName[] = glProblem ? ['cpu', 'webasm'] : ['cpu', 'webasm', 'headlessgl'];
+const backends: BackendName[] = asked ?? (glProblem ? ['cpu', 'webasm'] : ['cpu', 'webasm', 'headlessgl']);
 const rows: string[] = [];
 await useTfWasm();
 for (const size of SIZES.filter((s) => !only || only.includes(s.name))) {
@@ -64,7 +69,8 @@ for (const size of SIZES.filter((s) => !only || only.includes(s.name))) {
     rows.push(`| ${size.name} | gradserve ${backend} | ${ms.toFixed(3)} | ${gflops(ms)} | ${(baseline / ms).toFixed(2)} |`);
   }
 }
-console.log(`engine, value-and-grad in process, on ${machine()}, TF.js ${tf.version.tfjs} wasm (${tf.getBackend()})`);
+const adapter = backends.includes('webgpu') ? `, WebGPU adapter: ${(await findAdapter())?.description ?? 'none'}` : '';
+console.log(`engine, value-and-grad in process, on ${machine()}${adapter}, TF.js ${tf.version.tfjs} wasm (${tf.getBackend()})`);
 console.log('| size | implementation | ms (median) | GFLOP/s | speed-up vs TF.js |\n| --- | --- | --- | --- | --- |');
 console.log(rows.join('\n'));
 process.exit(0); // gpu.js worker pools of the last engine are closed; TF.js keeps none, but exit explicitly

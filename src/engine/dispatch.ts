@@ -19,9 +19,11 @@ export function workOf({ widths, batch }: WorkShape): number {
 export const DEFAULT_CPU_MAX_WORK = 6144;
 /**
  * Below this much work a GPU loses to webasm on the cost of moving data and launching
- * shaders. An estimate, not a measurement: no GPU was available to measure on.
+ * shaders (webgpu's floor is about 1.5 ms a call). Measured on an H200 host with 4 and 16
+ * webasm threads (`bench/dispatch.ts gpu`, bench/RESULTS.md): a tie near 400k units, the
+ * GPU 1.5–2× faster from 1.6M and 4× from 6M.
  */
-export const DEFAULT_GPU_MIN_WORK = 1 << 22;
+export const DEFAULT_GPU_MIN_WORK = 1 << 20;
 
 export interface Thresholds {
   cpuMaxWork: number;
