@@ -57,6 +57,14 @@ for (const backend of BACKENDS) {
       });
     }
 
+    it('widths that are multiples of 4 (the blocked kernels on webasm): every activation matches the reference', async () => {
+      const rand = rng(404);
+      for (const activation of ACTIVATIONS) {
+        const c = randomCase(rand, { widths: [8, 12, 8, 1], batch: 9, activation });
+        await assertMatchesReference(engine, c, `${activation} [8,12,8,1]`);
+      }
+    });
+
     it('forward returns the predictions of the float64 reference, batch × out', async () => {
       const c = randomCase(rng(11), { widths: [4, 6, 3], batch: 7, activation: 'gelu', outputActivation: 'softplus' });
       const { predictions } = await engine.forward(toEngineProblem(c));

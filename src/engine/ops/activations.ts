@@ -16,11 +16,15 @@ export interface ActivationOp {
   kernelForward: (z: string) => string;
   /**
    * kernelForward without calls out of WebAssembly, for the webasm backend, where gpu.js
-   * calls Math.tanh/exp/... as a JavaScript import once per SIMD lane (absent: kernelForward)
+   * calls Math.tanh/exp/... as a JavaScript import once per SIMD lane (absent: kernelForward).
+   * tanh and gelu have one (tanh as a rational function); sigmoid, silu, softplus and elu
+   * still call Math.exp, Math.log1p or Math.expm1 per lane.
    */
   kernelForwardWasm?: (z: string) => string;
   /** kernel statements that end in `return <cotangent of z>;`, from `g` upstream and `v` (a or z, per derivativeOf) */
   kernelBackward: (g: string, v: string) => string;
+  /** kernelBackward without calls out of WebAssembly, for webasm (absent: kernelBackward) */
+  kernelBackwardWasm?: (g: string, v: string) => string;
   hostForward: (z: number) => number;
   hostBackward: (g: number, v: number) => number;
 }
@@ -48,13 +52,20 @@ const TANH_P = [
 const TANH_Q = [4.89352518554385e-3, 2.268434632439e-3, 1.18534705686654e-4, 1.19825839466702e-6];
 const horner = (x: string, c: number[]): string =>
   c.reduceRight((acc, coef) => `(${coef} + ${x} * ${acc})`, '0').replace(` + ${x} * 0)`, ')');
-const kernelTanhRational = (z: string) =>
+/** kernel statements that declare `out` = tanh(z), rational */
+const tanhRational = (z: string, out: string) =>
   `let actZ = ${z};
       let actC = Math.min(Math.max(actZ, -7.90531110763549805), 7.90531110763549805);
       let actC2 = actC * actC;
       let actP = actC * ${horner('actC2', TANH_P)};
       let actQ = ${horner('actC2', TANH_Q)};
-      return Math.abs(actZ) < 0.0004 ? actZ : actP / actQ;`;
+      let ${out} = Math.abs(actZ) < 0.0004 ? actZ : actP / actQ;`;
+const kernelTanhRational = (z: string) => `${tanhRational(z, 'actT')}
+      return actT;`;
+
+/** gelu's derivative from its tanh `actT`: d = cdf + x · 0.5(1 - tanh²u) · c(1 + 3k x²) */
+const geluBackward = (g: string, z: string) =>
+  `return ${g} * (0.5 * (1 + actT)) + ${g} * ${z} * 0.5 * (1 - actT * actT) * 0.7978845608028654 * (1 + 0.134145 * ${z} * ${z});`;
 
 const hostSigmoid = (z: number) => f32Div(1, f32Add(1, f32Exp(-z)));
 const hostSoftplus = (z: number) => f32Add(Math.max(z, 0), f32Log1p(f32Exp(-Math.abs(z))));
@@ -103,9 +114,12 @@ export const activationOps: Record<Activation, ActivationOp> = {
     // x · 0.5(1 + tanh(u)), u = c(x + k x³): d = cdf + x · 0.5(1 - tanh²u) · c(1 + 3k x²)
     derivativeOf: 'z',
     kernelForward: (z) => `let actU = ${K_GELU_U(z)}; return ${z} * (0.5 * (1 + Math.tanh(actU)));`,
-    kernelBackward: (g, z) =>
-      `let actT = Math.tanh(${K_GELU_U(z)});
-      return ${g} * (0.5 * (1 + actT)) + ${g} * ${z} * 0.5 * (1 - actT * actT) * 0.7978845608028654 * (1 + 0.134145 * ${z} * ${z});`,
+    kernelForwardWasm: (z) => `${tanhRational(K_GELU_U(z), 'actT')}
+      return ${z} * (0.5 * (1 + actT));`,
+    kernelBackward: (g, z) => `let actT = Math.tanh(${K_GELU_U(z)});
+      ${geluBackward(g, z)}`,
+    kernelBackwardWasm: (g, z) => `${tanhRational(K_GELU_U(z), 'actT')}
+      ${geluBackward(g, z)}`,
     hostForward: (z) => f32Mul(z, geluCdf(z).cdf),
     hostBackward: (g, z) => {
       const { t, cdf } = geluCdf(z);

@@ -218,6 +218,8 @@ export function biasGradSpec(outDim: number, batch: number): KernelSpec {
  * through `inputGradWeights`.
  */
 export function inputGradSpec(prevAct: Activation, inDim: number, outDim: number, batch: number, backend?: BackendName): KernelSpec {
+  const op = activationOps[prevAct];
+  const kernelBackward = (backend === 'webasm' && op.kernelBackwardWasm) || op.kernelBackward;
   if (blocked(backend, inDim)) {
     // thread (x, y, z) computes dZ_prev[y][(z × width + x) × 4 + c]; w is Wᵀ dealt and tiled
     const quads = inDim / BLOCK;
@@ -232,7 +234,7 @@ export function inputGradSpec(prevAct: Activation, inDim: number, outDim: number
           let dj = dz[this.thread.y][j];
           ${lanes.map((c) => `s${c} += dj * w[this.thread.z][j * ${BLOCK} + ${c}][this.thread.x];`).join('\n          ')}
         }
-        ${lanes.map((c) => assignFrom(activationOps[prevAct].kernelBackward(`s${c}`, `v${c}`), `g${c}`, `${c}`)).join('\n        ')}
+        ${lanes.map((c) => assignFrom(kernelBackward(`s${c}`, `v${c}`), `g${c}`, `${c}`)).join('\n        ')}
         return [${lanes.map((c) => `g${c}`).join(', ')}];
       }`,
       output: [width, batch, quads / width],
@@ -247,7 +249,7 @@ export function inputGradSpec(prevAct: Activation, inDim: number, outDim: number
       let v = saved[this.thread.y][this.thread.x];
       let s = 0;
       for (let j = 0; j < ${outDim}; j++) { s += dz[this.thread.y][j] * w[this.thread.x][j]; }
-      ${activationOps[prevAct].kernelBackward('s', 'v')}
+      ${kernelBackward('s', 'v')}
     }`,
     output: [inDim, batch],
   };
