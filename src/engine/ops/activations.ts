@@ -17,8 +17,8 @@ export interface ActivationOp {
   /**
    * kernelForward without calls out of WebAssembly, for the webasm backend, where gpu.js
    * calls Math.tanh/exp/... as a JavaScript import once per SIMD lane (absent: kernelForward).
-   * tanh and gelu have one (tanh as a rational function); sigmoid, silu, softplus and elu
-   * still call Math.exp, Math.log1p or Math.expm1 per lane.
+   * All but softplus have one (tanh as a rational function, exp and expm1 from float32
+   * arithmetic); softplus still calls Math.log1p and Math.exp per lane.
    */
   kernelForwardWasm?: (z: string) => string;
   /** kernel statements that end in `return <cotangent of z>;`, from `g` upstream and `v` (a or z, per derivativeOf) */
@@ -63,6 +63,31 @@ const tanhRational = (z: string, out: string) =>
 const kernelTanhRational = (z: string) => `${tanhRational(z, 'actT')}
       return actT;`;
 
+/**
+ * exp in float32 arithmetic only, as Cephes' expf: n = round(x / ln 2), r = x − n·ln 2 in
+ * two parts (Cody–Waite), e^r − 1 = q by a degree-6 polynomial, then 2ⁿ built from n's
+ * bits by multiplying powers of two (the kernel language has no bit casts). Declares
+ * `actQ` (e^r − 1), `actN` and `actP2` (2^min(n, 127)). Against float64 Math.exp: at most
+ * 1.3 ulp on [−87.3, 88.7] (measured on 65,536 points); expm1 from the same parts at most
+ * 1.2 ulp for x ≤ 0, tiny x included.
+ */
+const POWERS_OF_TWO = [2, 2 ** 2, 2 ** 4, 2 ** 8, 2 ** 16, 2 ** 32, 2 ** 64];
+const expParts = (x: string) =>
+  `let actX = Math.min(Math.max(${x}, -87.33654), 88.72283);
+      let actN = Math.floor(actX * 1.44269504088896341 + 0.5);
+      let actR = actX - actN * 0.693359375 + actN * 2.12194440e-4;
+      let actQ = ((((((1.987569150e-4 * actR + 1.3981999507e-3) * actR + 8.3334519073e-3) * actR + 4.1665795894e-2) * actR + 1.6666665459e-1) * actR + 5.0000001201e-1) * actR) * actR + actR;
+      let actM = Math.min(Math.abs(actN), 127);
+      let actP = 1;
+      ${POWERS_OF_TWO.map((p, i) => `let actH${i} = Math.floor(actM * 0.5); actP = actP * (actM - 2 * actH${i} > 0.5 ? ${p} : 1); actM = actH${i};`).join('\n      ')}
+      let actP2 = actN < 0 ? 1 / actP : actP;`;
+/** kernel statements that declare `out` = exp(x); n = 128 (x near 88.7) doubles the mantissa side, 2¹²⁸ itself overflows */
+const kernelExp = (x: string, out: string) => `${expParts(x)}
+      let ${out} = (actQ + 1) * (actN > 127 ? 2 : 1) * actP2;`;
+/** kernel statements that declare `out` = expm1(x) for x ≤ 0: 2ⁿ·q + (2ⁿ − 1), exact in its last term */
+const kernelExpm1 = (x: string, out: string) => `${expParts(x)}
+      let ${out} = actP2 * actQ + (actP2 - 1);`;
+
 /** gelu's derivative from its tanh `actT`: d = cdf + x · 0.5(1 - tanh²u) · c(1 + 3k x²) */
 const geluBackward = (g: string, z: string) =>
   `return ${g} * (0.5 * (1 + actT)) + ${g} * ${z} * 0.5 * (1 - actT * actT) * 0.7978845608028654 * (1 + 0.134145 * ${z} * ${z});`;
@@ -91,6 +116,8 @@ export const activationOps: Record<Activation, ActivationOp> = {
     // which is where JAX's bce turns into log(0).
     derivativeOf: 'a',
     kernelForward: (z) => `return 1 / (1 + Math.exp(-${z}));`,
+    kernelForwardWasm: (z) => `${kernelExp(`-(${z})`, 'actE')}
+      return 1 / (1 + actE);`,
     kernelBackward: (g, a) => `return ${g} * (${a} * (1 - ${a}));`,
     hostForward: hostSigmoid,
     hostBackward: (g, a) => f32Mul(g, f32Mul(a, f32Sub(1, a))),
@@ -132,7 +159,12 @@ export const activationOps: Record<Activation, ActivationOp> = {
     // x · sigmoid(x): d = s + x · s(1 - s)
     derivativeOf: 'z',
     kernelForward: (z) => `let actS = 1 / (1 + Math.exp(-${z})); return ${z} * actS;`,
+    kernelForwardWasm: (z) => `${kernelExp(`-(${z})`, 'actE')}
+      let actS = 1 / (1 + actE); return ${z} * actS;`,
     kernelBackward: (g, z) => `let actS = 1 / (1 + Math.exp(-${z})); return ${g} * (actS + ${z} * actS * (1 - actS));`,
+    kernelBackwardWasm: (g, z) =>
+      `${kernelExp(`-(${z})`, 'actE')}
+      let actS = 1 / (1 + actE); return ${g} * (actS + ${z} * actS * (1 - actS));`,
     hostForward: (z) => f32Mul(z, hostSigmoid(z)),
     hostBackward: (g, z) => {
       const s = hostSigmoid(z);
@@ -152,6 +184,8 @@ export const activationOps: Record<Activation, ActivationOp> = {
     // where(x > 0, x, expm1(x)), alpha 1; JAX differentiates expm1 as its output + 1
     derivativeOf: 'a',
     kernelForward: (z) => `return ${z} > 0 ? ${z} : Math.expm1(${z});`,
+    kernelForwardWasm: (z) => `${kernelExpm1(z, 'actEm1')}
+      return ${z} > 0 ? ${z} : actEm1;`,
     kernelBackward: (g, a) => `return ${a} > 0 ? ${g} : ${g} * (${a} + 1);`,
     hostForward: (z) => (z > 0 ? z : f32Expm1(z)),
     hostBackward: (g, a) => (a > 0 ? g : f32Mul(g, f32Add(a, 1))),
