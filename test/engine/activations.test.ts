@@ -12,8 +12,8 @@ const { GPU } = require('gpu.js') as typeof import('gpu.js');
  * WebAssembly) against float64 Math, element by element: the network tests compare whole
  * gradients at 1e-5, which a slightly wrong polynomial can pass. The error is taken
  * relative to the size of the terms each formula adds, `scale`: where float32 cancels
- * (gelu's 1 + tanh(u) for z ≪ 0, silu's 1 − s for z ≫ 0) JAX's float32 result has only
- * absolute accuracy too.
+ * (gelu's 1 + tanh(u) for z ≪ 0, silu's 1 − s for z ≫ 0, softplus's z − out) JAX's
+ * float32 result has only that accuracy too.
  */
 const C = Math.sqrt(2 / Math.PI);
 const K = 0.044715;
@@ -30,6 +30,9 @@ const CHECKS: Check[] = [
   { act: 'sigmoid', ref: sigmoid, scale: () => 0 },
   { act: 'silu', ref: (z) => z * sigmoid(z), scale: () => 0 },
   { act: 'elu', ref: (z) => (z > 0 ? z : Math.expm1(z)), scale: () => 0 },
+  { act: 'softplus', ref: (z) => Math.max(z, 0) + Math.log1p(Math.exp(-Math.abs(z))), scale: () => 0 },
+  // JAX's rule exp(z − out): float32's z − out is off by up to half an ulp of z
+  { act: 'softplus', derivative: true, ref: sigmoid, scale: (z) => Math.abs(z) * sigmoid(z) },
   { act: 'gelu', ref: (z) => z * 0.5 * (1 + geluT(z)), scale: Math.abs },
   {
     act: 'gelu',

@@ -17,8 +17,8 @@ export interface ActivationOp {
   /**
    * kernelForward without calls out of WebAssembly, for the webasm backend, where gpu.js
    * calls Math.tanh/exp/... as a JavaScript import once per SIMD lane (absent: kernelForward).
-   * All but softplus have one (tanh as a rational function, exp and expm1 from float32
-   * arithmetic); softplus still calls Math.log1p and Math.exp per lane.
+   * Every activation that calls Math has one (tanh as a rational function; exp, expm1 and
+   * log1p from float32 arithmetic).
    */
   kernelForwardWasm?: (z: string) => string;
   /** kernel statements that end in `return <cotangent of z>;`, from `g` upstream and `v` (a or z, per derivativeOf) */
@@ -69,28 +69,47 @@ const kernelTanhRational = (z: string) => `${tanhRational(z, 'actT')}
  * bits by multiplying powers of two (the kernel language has no bit casts). Declares
  * `actQ` (e^r − 1), `actN` and `actP2` (2^min(n, 127)). Against float64 Math.exp: at most
  * 1.3 ulp on [−87.3, 88.7] (measured on 65,536 points); expm1 from the same parts at most
- * 1.2 ulp for x ≤ 0, tiny x included.
+ * 1.2 ulp for x ≤ 0, tiny x included (test/engine/activations.test.ts).
  */
 const POWERS_OF_TWO = [2, 2 ** 2, 2 ** 4, 2 ** 8, 2 ** 16, 2 ** 32, 2 ** 64];
-const expParts = (x: string) =>
-  `let actX = Math.min(Math.max(${x}, -87.33654), 88.72283);
-      let actN = Math.floor(actX * 1.44269504088896341 + 0.5);
-      let actR = actX - actN * 0.693359375 + actN * 2.12194440e-4;
-      let actQ = ((((((1.987569150e-4 * actR + 1.3981999507e-3) * actR + 8.3334519073e-3) * actR + 4.1665795894e-2) * actR + 1.6666665459e-1) * actR + 5.0000001201e-1) * actR) * actR + actR;
-      let actM = Math.min(Math.abs(actN), 127);
-      let actP = 1;
-      ${POWERS_OF_TWO.map((p, i) => `let actH${i} = Math.floor(actM * 0.5); actP = actP * (actM - 2 * actH${i} > 0.5 ? ${p} : 1); actM = actH${i};`).join('\n      ')}
-      let actP2 = actN < 0 ? 1 / actP : actP;`;
-/** kernel statements that declare `out` = exp(x); n = 128 (x near 88.7) doubles the mantissa side, 2¹²⁸ itself overflows */
-const kernelExp = (x: string, out: string) => `${expParts(x)}
-      let ${out} = (actQ + 1) * (actN > 127 ? 2 : 1) * actP2;`;
+const expParts = (x: string, t: string) =>
+  `let actX${t} = Math.min(Math.max(${x}, -87.33654), 88.72283);
+      let actN${t} = Math.floor(actX${t} * 1.44269504088896341 + 0.5);
+      let actR${t} = actX${t} - actN${t} * 0.693359375 + actN${t} * 2.12194440e-4;
+      let actQ${t} = ((((((1.987569150e-4 * actR${t} + 1.3981999507e-3) * actR${t} + 8.3334519073e-3) * actR${t} + 4.1665795894e-2) * actR${t} + 1.6666665459e-1) * actR${t} + 5.0000001201e-1) * actR${t}) * actR${t} + actR${t};
+      let actM${t} = Math.min(Math.abs(actN${t}), 127);
+      let actP${t} = 1;
+      ${POWERS_OF_TWO.map((p, i) => `let actH${i}${t} = Math.floor(actM${t} * 0.5); actP${t} = actP${t} * (actM${t} - 2 * actH${i}${t} > 0.5 ? ${p} : 1); actM${t} = actH${i}${t};`).join('\n      ')}
+      let actP2${t} = actN${t} < 0 ? 1 / actP${t} : actP${t};`;
+/**
+ * kernel statements that declare `out` = exp(x): 0 below −87.34 (where float32 exp turns
+ * subnormal and XLA flushes it to zero); n = 128 (x near 88.7) doubles the mantissa side, as
+ * 2¹²⁸ itself overflows. `t` tags the locals, for two exps in one kernel.
+ */
+const kernelExp = (x: string, out: string, t = '') =>
+  `${expParts(x, t)}\n      let ${out} = actX${t} <= -87.33654 ? 0 : (actQ${t} + 1) * (actN${t} > 127 ? 2 : 1) * actP2${t};`;
 /** kernel statements that declare `out` = expm1(x) for x ≤ 0: 2ⁿ·q + (2ⁿ − 1), exact in its last term */
-const kernelExpm1 = (x: string, out: string) => `${expParts(x)}
-      let ${out} = actP2 * actQ + (actP2 - 1);`;
+const kernelExpm1 = (x: string, out: string) => `${expParts(x, '')}\n      let ${out} = actP2 * actQ + (actP2 - 1);`;
+/**
+ * kernel statements that declare `out` = log1p(y) for y in [0, 1] (softplus's exp(−|z|)):
+ * 1 + y in (1, 2], halved above √2, so f = (1 + y)/2^k − 1 lies in (−0.293, 0.414], where
+ * log(1 + f) = 2 atanh(s), s = f / (2 + f), |s| ≤ 0.172: five terms of its series.
+ */
+const kernelLog1pUnit = (y: string, out: string) =>
+  `let actY = ${y};
+      let actF = actY > 0.41421356 ? (actY - 1) * 0.5 : actY;
+      let actS = actF / (2 + actF);
+      let actS2 = actS * actS;
+      let actL = 2 * actS * (1 + actS2 * (0.33333333 + actS2 * (0.2 + actS2 * (0.14285714 + actS2 * 0.11111111))));
+      let ${out} = actL + (actY > 0.41421356 ? 0.6931471805599453 : 0);`;
 
 /** gelu's derivative from its tanh `actT`: d = cdf + x · 0.5(1 - tanh²u) · c(1 + 3k x²) */
 const geluBackward = (g: string, z: string) =>
   `return ${g} * (0.5 * (1 + actT)) + ${g} * ${z} * 0.5 * (1 - actT * actT) * 0.7978845608028654 * (1 + 0.134145 * ${z} * ${z});`;
+
+/** kernel statements that declare `actSp` = softplus(z) = max(z, 0) + log1p(exp(−|z|)) */
+const softplusWasm = (z: string) =>
+  `${kernelExp(`-Math.abs(${z})`, 'actE')}\n      ${kernelLog1pUnit('actE', 'actL1p')}\n      let actSp = Math.max(${z}, 0) + actL1p;`;
 
 const hostSigmoid = (z: number) => f32Div(1, f32Add(1, f32Exp(-z)));
 const hostSoftplus = (z: number) => f32Add(Math.max(z, 0), f32Log1p(f32Exp(-Math.abs(z))));
@@ -175,8 +194,10 @@ export const activationOps: Record<Activation, ActivationOp> = {
     // logaddexp(x, 0) = max(x, 0) + log1p(exp(-|x|)); JAX's logaddexp rule: d = exp(x - out)
     derivativeOf: 'z',
     kernelForward: (z) => `return Math.max(${z}, 0) + Math.log1p(Math.exp(-Math.abs(${z})));`,
+    kernelForwardWasm: (z) => `${softplusWasm(z)}\n      return actSp;`,
     kernelBackward: (g, z) =>
       `let actSp = Math.max(${z}, 0) + Math.log1p(Math.exp(-Math.abs(${z}))); return ${g} * Math.exp(${z} - actSp);`,
+    kernelBackwardWasm: (g, z) => `${softplusWasm(z)}\n      ${kernelExp(`${z} - actSp`, 'actD', 'd')}\n      return ${g} * actD;`,
     hostForward: hostSoftplus,
     hostBackward: (g, z) => f32Mul(g, f32Exp(f32Sub(z, hostSoftplus(z)))),
   },
