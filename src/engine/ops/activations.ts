@@ -82,9 +82,9 @@ const expParts = (x: string, t: string) =>
       ${POWERS_OF_TWO.map((p, i) => `let actH${i}${t} = Math.floor(actM${t} * 0.5); actP${t} = actP${t} * (actM${t} - 2 * actH${i}${t} > 0.5 ? ${p} : 1); actM${t} = actH${i}${t};`).join('\n      ')}
       let actP2${t} = actN${t} < 0 ? 1 / actP${t} : actP${t};`;
 /**
- * kernel statements that declare `out` = exp(x): 0 below −87.34 (where float32 exp turns
- * subnormal and XLA flushes it to zero); n = 128 (x near 88.7) doubles the mantissa side, as
- * 2¹²⁸ itself overflows. `t` tags the locals, for two exps in one kernel.
+ * kernel statements that declare `out` = exp(x): 0 below −87.34, where float32's exp would
+ * be subnormal (below 1.2e-38); n = 128 (x near 88.7) doubles the mantissa side, as 2¹²⁸
+ * itself overflows. `t` tags the locals, for two exps in one kernel.
  */
 const kernelExp = (x: string, out: string, t = '') =>
   `${expParts(x, t)}\n      let ${out} = actX${t} <= -87.33654 ? 0 : (actQ${t} + 1) * (actN${t} > 127 ? 2 : 1) * actP2${t};`;
