@@ -14,6 +14,7 @@ async function main(): Promise<void> {
     kernelCacheSize: config.kernelCacheSize,
     webasmThreads: config.webasmThreads,
     thresholds: config.thresholds,
+    requireGpu: config.requireGpu,
   });
   const app = await buildApp({ config, engine });
   if (config.warmup.length > 0) {

@@ -29,6 +29,8 @@ export interface EngineOptions {
   webasmThreads?: number;
   /** with `auto`: the most work (batch × Σ in×out) sent to cpu, the least sent to a GPU */
   thresholds?: Partial<Thresholds>;
+  /** fail unless webgpu starts on a hardware adapter (a GPU host must not serve from its CPU unnoticed) */
+  requireGpu?: boolean;
 }
 
 export interface TrainResult extends TrainLoop, LossResult {}
@@ -71,6 +73,15 @@ export class Engine {
     const gpuAdapter = (auto && hasGpuDevice()) || options.backend === 'webgpu' ? await findAdapter() : undefined;
     const names: BackendName[] = auto ? ['cpu', 'webasm'] : [options.backend as BackendName];
     if (auto && gpuAdapter && !gpuAdapter.software) names.push('webgpu');
+    if (options.requireGpu && !(names.includes('webgpu') && gpuAdapter && !gpuAdapter.software)) {
+      const found =
+        options.backend !== 'auto' && options.backend !== 'webgpu'
+          ? `the backend is ${options.backend}, not auto or webgpu`
+          : gpuAdapter
+            ? `the WebGPU adapter is a software one (${gpuAdapter.description})`
+            : 'no WebGPU adapter was found (no GPU device node, no Vulkan driver, or no Dawn)';
+      throw new Error(`a GPU is required (GRADSERVE_REQUIRE_GPU=1), but ${found}`);
+    }
     const backends = new Map<BackendName, Backend>();
     try {
       for (const name of names) {

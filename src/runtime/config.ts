@@ -39,6 +39,10 @@ const EnvSchema = z.object({
   GRADSERVE_BACKEND: z.enum(BACKEND_CHOICES).default('auto'),
   GRADSERVE_CPU_MAX_WORK: z.coerce.number().int().min(0).default(DEFAULT_CPU_MAX_WORK),
   GRADSERVE_GPU_MIN_WORK: z.coerce.number().int().min(0).default(DEFAULT_GPU_MIN_WORK),
+  GRADSERVE_REQUIRE_GPU: z
+    .enum(['0', '1'])
+    .default('0')
+    .transform((v) => v === '1'),
   GRADSERVE_BODY_LIMIT: z.coerce
     .number()
     .int()
@@ -111,6 +115,8 @@ export interface Config {
   backend: z.infer<typeof EnvSchema>['GRADSERVE_BACKEND'];
   /** with backend auto: the most work (batch × Σ in×out) sent to cpu, the least sent to a GPU */
   thresholds: Thresholds;
+  /** start only with webgpu on a hardware adapter */
+  requireGpu: boolean;
   kernelCacheSize: number;
   /** webasm's worker threads */
   webasmThreads: number;
@@ -135,6 +141,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.LOG_LEVEL,
     backend: e.GRADSERVE_BACKEND,
     thresholds: { cpuMaxWork: e.GRADSERVE_CPU_MAX_WORK, gpuMinWork: e.GRADSERVE_GPU_MIN_WORK },
+    requireGpu: e.GRADSERVE_REQUIRE_GPU,
     kernelCacheSize: e.GRADSERVE_KERNEL_CACHE_SIZE,
     webasmThreads: e.GRADSERVE_WEBASM_THREADS,
     warmup: e.GRADSERVE_WARMUP,

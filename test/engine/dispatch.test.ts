@@ -3,7 +3,8 @@ import { describe, it } from 'node:test';
 import { buildApp } from '../../src/app.js';
 import { pickBackend, workOf } from '../../src/engine/dispatch.js';
 import { Engine } from '../../src/engine/engine.js';
-import { defaultConfig } from '../../src/runtime/config.js';
+import { findAdapter } from '../../src/engine/webgpu.js';
+import { defaultConfig, loadConfig } from '../../src/runtime/config.js';
 import { randomCase, rng, toEngineProblem, xorCase } from '../helpers.js';
 import { relError, valueAndGrad64 } from '../reference/mlp64.js';
 
@@ -46,5 +47,20 @@ describe('the dispatcher (backend auto)', () => {
       await app.close();
       await engine.close();
     }
+  });
+
+  it('with GRADSERVE_REQUIRE_GPU=1 refuses to start without webgpu on a hardware adapter, and says why', async () => {
+    assert.equal(defaultConfig().requireGpu, false);
+    assert.equal(loadConfig({ GRADSERVE_REQUIRE_GPU: '1' }).requireGpu, true);
+    assert.throws(() => loadConfig({ GRADSERVE_REQUIRE_GPU: 'yes' }), /GRADSERVE_REQUIRE_GPU/);
+    const options = { kernelCacheSize: 8, requireGpu: true };
+    // this machine has no GPU device node (as the test above assumes): auto finds no adapter
+    await assert.rejects(Engine.create({ backend: 'auto', ...options }), /GPU is required.*no WebGPU adapter was found/);
+    await assert.rejects(Engine.create({ backend: 'webasm', ...options }), /GPU is required.*the backend is webasm/);
+    const adapter = await findAdapter(); // llvmpipe where Mesa's Vulkan is installed (CI)
+    await assert.rejects(
+      Engine.create({ backend: 'webgpu', ...options }),
+      adapter ? /GPU is required.*software one \(.*llvmpipe/ : /GPU is required.*no WebGPU adapter/,
+    );
   });
 });

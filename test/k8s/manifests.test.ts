@@ -231,10 +231,11 @@ describe('docker/k8s: Kubernetes manifests (offline)', () => {
     assert.equal(c.resources.limits['nvidia.com/gpu'], 1);
     assert.equal(c.image, 'gradserve:gpu');
     assert.equal(envOf(c).NVIDIA_DRIVER_CAPABILITIES, 'compute,utility,graphics');
-    assert.equal(envOf(c).GRADSERVE_BACKEND, 'webgpu', 'the GPU forced on');
+    assert.equal(envOf(c).GRADSERVE_REQUIRE_GPU, '1', 'no start without the GPU');
+    assert.equal(loadConfig(envOf(c)).backend, 'auto', 'each request where the cost model says');
     const base = gradserve(variants.base);
     assert.deepEqual(c.securityContext, base.securityContext);
-    const rest = (env: Record<string, string>) => ({ ...env, NVIDIA_DRIVER_CAPABILITIES: undefined, GRADSERVE_BACKEND: undefined });
+    const rest = (env: Record<string, string>) => ({ ...env, NVIDIA_DRIVER_CAPABILITIES: undefined, GRADSERVE_REQUIRE_GPU: undefined });
     assert.deepEqual(rest(envOf(c)), rest(envOf(base)));
   });
 
