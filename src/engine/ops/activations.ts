@@ -1,5 +1,5 @@
 import { f32, f32Add, f32Div, f32Exp, f32Expm1, f32Log1p, f32Mul, f32Sub, f32Tanh } from '../float32.js';
-import type { Activation } from '../types.js';
+import type { Activation, BackendName } from '../types.js';
 
 /**
  * Each activation owns its forward and its derivative, twice: as gpu.js kernel source
@@ -212,3 +212,10 @@ export const activationOps: Record<Activation, ActivationOp> = {
     hostBackward: (g, a) => (a > 0 ? g : f32Mul(g, f32Add(a, 1))),
   },
 };
+
+/** An activation's kernel code for `backend`: webasm takes the variants that make no calls out of WebAssembly. */
+export function kernelCode(act: Activation, backend?: BackendName): Pick<ActivationOp, 'kernelForward' | 'kernelBackward'> {
+  const op = activationOps[act];
+  if (backend !== 'webasm') return op;
+  return { kernelForward: op.kernelForwardWasm ?? op.kernelForward, kernelBackward: op.kernelBackwardWasm ?? op.kernelBackward };
+}

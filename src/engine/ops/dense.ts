@@ -1,6 +1,6 @@
 import { toRows } from '../matrix.js';
 import type { Activation, BackendName, Matrix } from '../types.js';
-import { activationOps } from './activations.js';
+import { kernelCode } from './activations.js';
 
 /**
  * The dense layer, forward and backward side by side, as gpu.js kernel sources. Sizes are
@@ -103,8 +103,7 @@ function transpose(m: Matrix): Matrix {
 }
 
 export function forwardSpec(act: Activation, inDim: number, outDim: number, batch: number, backend?: BackendName): KernelSpec {
-  const op = activationOps[act];
-  const kernelForward = (backend === 'webasm' && op.kernelForwardWasm) || op.kernelForward;
+  const { kernelForward } = kernelCode(act, backend);
   if (blocked(backend, outDim)) {
     // thread (x, y, z) computes A[y][(z × width + x) × 4 + c]; w and b come dealt and tiled
     const quads = outDim / BLOCK;
@@ -147,8 +146,7 @@ export function forwardWeights(spec: KernelSpec, W: Matrix, b: Float32Array): un
 
 /** A = act(Z), elementwise: for the layers that keep Z because their derivative reads it. */
 export function activationSpec(act: Activation, outDim: number, batch: number, backend?: BackendName): KernelSpec {
-  const op = activationOps[act];
-  const kernelForward = (backend === 'webasm' && op.kernelForwardWasm) || op.kernelForward;
+  const { kernelForward } = kernelCode(act, backend);
   return {
     op: 'activation',
     params: { act, out: outDim, batch },
@@ -218,8 +216,7 @@ export function biasGradSpec(outDim: number, batch: number): KernelSpec {
  * through `inputGradWeights`.
  */
 export function inputGradSpec(prevAct: Activation, inDim: number, outDim: number, batch: number, backend?: BackendName): KernelSpec {
-  const op = activationOps[prevAct];
-  const kernelBackward = (backend === 'webasm' && op.kernelBackwardWasm) || op.kernelBackward;
+  const { kernelBackward } = kernelCode(prevAct, backend);
   if (blocked(backend, inDim)) {
     // thread (x, y, z) computes dZ_prev[y][(z × width + x) × 4 + c]; w is Wᵀ dealt and tiled
     const quads = inDim / BLOCK;
