@@ -30,6 +30,9 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** what the engine did for this request, for the log line */
     runStats: RunStats | null;
+    /** when the whole body had arrived (performance.now()), and how long parsing and validating it took (json-body.ts) */
+    bodyReceivedAt: number;
+    bodyParseMs: number;
   }
 }
 
@@ -39,10 +42,12 @@ export const VERSION = pkg.version;
 export interface AppDeps {
   config: Pick<Config, 'logLevel' | 'limits' | 'admission' | 'jsonOffload'>;
   engine: Engine;
+  /** started early by server.ts, so that they boot while the engine probes its backends; made here otherwise */
+  jsonWorkers?: JsonWorkers;
 }
 
 /** Build the app without listening: server.ts listens, tests use inject or listen on port 0. */
-export async function buildApp({ config, engine }: AppDeps): Promise<FastifyInstance> {
+export async function buildApp({ config, engine, jsonWorkers = new JsonWorkers(config.jsonOffload) }: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     logger: loggerOptions(config),
     bodyLimit: config.limits.bodyBytes,
@@ -57,10 +62,11 @@ export async function buildApp({ config, engine }: AppDeps): Promise<FastifyInst
 
   const gate = new ComputeGate(config.admission);
   app.decorate('computeGate', gate);
-  const jsonWorkers = new JsonWorkers(config.jsonOffload);
   app.decorate('jsonWorkers', jsonWorkers);
   app.addHook('onClose', () => jsonWorkers.close());
   app.decorateRequest('runStats', null);
+  app.decorateRequest('bodyReceivedAt', 0);
+  app.decorateRequest('bodyParseMs', 0);
   app.decorate('connections', drainOnClose(app));
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);

@@ -1,6 +1,7 @@
 import { buildApp } from './app.js';
 import { Engine } from './engine/engine.js';
 import { Errors } from './http/errors.js';
+import { JsonWorkers } from './http/json-workers.js';
 import { loadConfig } from './runtime/config.js';
 
 /** After the grace period and the abort, how long requests get to answer before a hard exit. */
@@ -9,6 +10,10 @@ const FORCE_EXIT_AFTER_MS = 3000;
 /** Start the service: config from the environment, engine, app, listen; close gracefully on SIGTERM/SIGINT. */
 async function main(): Promise<void> {
   const config = loadConfig();
+  // the JSON threads load and warm up on another core while the engine probes its backends,
+  // so the first large body does not wait for them
+  const jsonWorkers = new JsonWorkers(config.jsonOffload);
+  jsonWorkers.start();
   const engine = await Engine.create({
     backend: config.backend,
     kernelCacheSize: config.kernelCacheSize,
@@ -16,7 +21,7 @@ async function main(): Promise<void> {
     thresholds: config.thresholds,
     requireGpu: config.requireGpu,
   });
-  const app = await buildApp({ config, engine });
+  const app = await buildApp({ config, engine, jsonWorkers });
   if (config.warmup.length > 0) {
     const warm = await engine.warmUp(config.warmup);
     app.log.info({ shapes: config.warmup.length, kernels: warm.kernels, compileMs: Math.round(warm.ms) }, 'warmed up');
@@ -50,7 +55,6 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void shutdown('SIGINT'));
 
   await app.listen({ port: config.port, host: config.host });
-  app.jsonWorkers.start(); // after listen: ready does not wait for them, the first large body does not either
   app.log.info({ backend: engine.backendName, docs: '/docs' }, 'gradserve ready');
 }
 

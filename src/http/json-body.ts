@@ -19,6 +19,7 @@ export function useJsonBodies(api: FastifyInstance, workers: JsonWorkers): void 
   api.setSerializerCompiler(serializerCompiler);
   api.removeAllContentTypeParsers(); // JSON only: any other content type gets a 415
   api.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    request.bodyReceivedAt = performance.now();
     const bytes = body as Buffer;
     const url = request.routeOptions.url;
     if (workers.offloads(bytes.length) && isPostRoute(url)) {
@@ -34,12 +35,23 @@ export function useJsonBodies(api: FastifyInstance, workers: JsonWorkers): void 
       done(err as Error, undefined);
     }
   });
+  // validation has run by now: the parse figure in Server-Timing (compute.ts) covers both
+  api.addHook('preHandler', (request, _reply, done) => {
+    if (request.bodyReceivedAt > 0) request.bodyParseMs = performance.now() - request.bodyReceivedAt;
+    done();
+  });
 }
 
 /** Parse a request body's text, or throw InvalidJson saying why. */
 export function parseJson(text: string): unknown {
   if (text.length === 0) throw new Errors.InvalidJson('the body is empty; send a JSON object');
   try {
+    // secure-json-parse scans the whole text with two regular expressions for the keys it
+    // refuses (1.6 ms of a 1.8 MB body); a text without "__proto__", "constructor" or any
+    // \u escape cannot match them, so it gets the same result from JSON.parse directly
+    if (text.charCodeAt(0) !== 0xfeff && !text.includes('\\u') && !text.includes('__proto__') && !text.includes('constructor')) {
+      return JSON.parse(text);
+    }
     return sjson.parse(text, { protoAction: 'error', constructorAction: 'error' });
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
@@ -84,7 +96,11 @@ export async function sendAnswer<T>(reply: FastifyReply, answer: T, enc: ResultE
   const workers = reply.server.jsonWorkers;
   const url = reply.request.routeOptions.url;
   if (!workers.offloads(enc.values * JSON_BYTES_PER_VALUE) || !isPostRoute(url)) return answer;
+  const t0 = performance.now();
   const json = await workers.write(url, answer);
+  const timing = reply.getHeader('server-timing');
+  const write = `write;dur=${(performance.now() - t0).toFixed(2)};desc="answer validated and written as JSON"`;
+  reply.header('server-timing', timing ? `${timing}, ${write}` : write);
   // sent as it is: fastify's serializer runs only on objects
   reply.type('application/json; charset=utf-8').send(json);
   return reply as T;

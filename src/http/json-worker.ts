@@ -51,6 +51,27 @@ function ownBuffers(value: unknown, found: ArrayBuffer[] = []): ArrayBuffer[] {
   return found;
 }
 
+/**
+ * Run a small request and answer through /value-and-grad's parse and write before the first job:
+ * V8 compiles this thread's validation code while the service starts, instead of during the
+ * first large request, which then took 50-100 ms longer (bench/RESULTS.md, issue 3).
+ */
+function warmUp(): void {
+  const rows = (n: number, m: number) =>
+    Array.from({ length: n }, (_, i) => Array.from({ length: m }, (_, j) => ((i * m + j) % 7) / 7 - 0.5));
+  const params = [
+    { W: rows(16, 32), b: rows(1, 32)[0]! },
+    { W: rows(32, 1), b: [0] },
+  ];
+  const request = { params, x: rows(128, 16), y: rows(128, 1).map((r) => (r[0]! > 0 ? 1 : 0)) };
+  const bytes = new TextEncoder().encode(JSON.stringify(request));
+  for (let i = 0; i < 5; i++) {
+    handle({ id: -1, kind: 'parse', url: '/value-and-grad', bytes });
+    handle({ id: -1, kind: 'write', url: '/value-and-grad', answer: { loss: 0.5, grads: params } });
+  }
+}
+warmUp();
+
 parentPort!.on('message', (job: JsonJob) => {
   let answer: { result: JsonJobResult; transfer: ArrayBuffer[] };
   try {

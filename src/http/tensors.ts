@@ -83,12 +83,15 @@ function fromRows(rows: number[][], ctx: Ctx): Tensor | undefined {
       problem(ctx, [r], `has ${row.length} entries; row 0 has ${cols}`);
       return undefined;
     }
-    const bad = outOfRange(row);
-    if (bad >= 0) {
-      problem(ctx, [r, bad], FLOAT32_RANGE);
-      return undefined;
+    // one pass that checks and copies: Float32Array.set from a JS array took 3 ms of an M body
+    for (let c = 0, i = r * cols; c < cols; c++, i++) {
+      const v = row[c]!;
+      if (Math.abs(v) > FLOAT32_MAX) {
+        problem(ctx, [r, c], FLOAT32_RANGE);
+        return undefined;
+      }
+      data[i] = v;
     }
-    data.set(row, r * cols);
   }
   return { shape: [rows.length, cols], data };
 }

@@ -204,6 +204,17 @@ describe('HTTP API (inject)', () => {
     const proto = await raw(`{"__proto__": {"polluted": 1}, ${JSON.stringify(xorBody).slice(1)}`, 'application/json');
     assert.equal(proto.statusCode, 400);
     assert.equal(({} as Record<string, unknown>).polluted, undefined);
+    // the same keys written with \u escapes, and constructor.prototype, are refused the same way
+    for (const key of ['\\u005f_proto__', '__pro\\u0074o__', 'constructor']) {
+      const value = key === 'constructor' ? '{"prototype": {"polluted": 1}}' : '{"polluted": 1}';
+      const res = await raw(`{"${key}": ${value}, ${JSON.stringify(xorBody).slice(1)}`, 'application/json');
+      assert.equal(res.statusCode, 400, key);
+      assert.match(res.json().message, /prototype pollution/, key);
+    }
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
+    // a UTF-8 byte order mark before the JSON is accepted, as fastify's own parser does
+    const bom = await raw(`\ufeff${JSON.stringify(xorBody)}`, 'application/json');
+    assert.equal(bom.statusCode, 200, bom.body);
     const ok = await app.inject({ method: 'POST', url: '/value-and-grad', payload: xorBody });
     assert.equal(ok.statusCode, 200);
     assertXorAnswer(ok.json());

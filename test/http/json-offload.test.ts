@@ -38,6 +38,11 @@ describe('JSON worker threads', () => {
     const res = await post(offloaded, '/value-and-grad', JSON.stringify(c));
     assert.equal(res.statusCode, 200, res.body);
     assert.match(String(res.headers['content-type']), /^application\/json/);
+    // Server-Timing names the parse (in the worker) and the write (in the worker) too
+    assert.match(
+      String(res.headers['server-timing']),
+      /^parse;dur=[\d.]+;.*compute;dur=[\d.]+;.*, write;dur=[\d.]+;desc="answer validated and written as JSON"$/,
+    );
     const got = res.json();
     const want = valueAndGrad64(c);
     assert.ok(relError([got.loss], [want.loss]) <= 1e-5);

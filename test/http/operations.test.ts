@@ -48,8 +48,10 @@ describe('operations: /info and /metrics', () => {
     const vg = 'method="POST",route="/value-and-grad",status="200"';
     const first = await app.inject({ method: 'POST', url: '/value-and-grad', payload: xorRequest });
     assert.equal(first.statusCode, 200);
-    // Server-Timing: the compile total, then each of the 7 kernels by op, then the compute
+    // Server-Timing: parsing, the compile total, then each of the 7 kernels by op, then the compute
     const timing = String(first.headers['server-timing']);
+    assert.match(timing, /^parse;dur=\d+\.\d\d;desc="body parsed and validated", compile;/);
+    assert.ok(Number(/^parse;dur=([\d.]+)/.exec(timing)?.[1]) > 0, timing);
     const perKernel = [...timing.matchAll(/compile-kernel;dur=([\d.]+);desc="([\w.]+)"/g)];
     assert.deepEqual(perKernel.map((m) => m[2]).sort(), [
       'dense.dW',

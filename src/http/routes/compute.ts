@@ -28,11 +28,13 @@ export function within<P extends ForwardProblem>(problem: P, limits: Limits): P 
 /** Record what the engine did: in Server-Timing for the client, on the request for the log line. */
 export function reportStats(request: FastifyRequest, reply: FastifyReply, stats: RunStats): void {
   request.runStats = stats;
-  // the total, then each kernel compiled (named by its op), then the compute itself
+  // parsing and validating the body, the compile total, each kernel compiled (named by its
+  // op), then the compute itself
+  const parse = `parse;dur=${request.bodyParseMs.toFixed(2)};desc="body parsed and validated"`;
   const kernels = stats.compiled.map((k) => `compile-kernel;dur=${k.ms.toFixed(2)};desc="${k.op}"`);
   const total = `compile;dur=${stats.compileMs.toFixed(2)};desc="${stats.compiled.length} kernels"`;
   const compute = `compute;dur=${stats.computeMs.toFixed(2)};desc="${stats.backend}"`;
-  reply.header('server-timing', [total, ...kernels, compute].join(', '));
+  reply.header('server-timing', [parse, total, ...kernels, compute].join(', '));
 }
 
 export const computeRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app, { engine, gate, limits, admission }) => {
