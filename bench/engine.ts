@@ -4,17 +4,21 @@
  * run, as the baseline. Prints ms per call (median of the timed calls, after a warm-up
  * call that compiles), GFLOP/s (6 × batch × Σ in×out per call) and the ratio to TF.js.
  * headlessgl is timed too where it can run (gl built, an X display): under `xvfb-run -a`.
+ * PyTorch on the CPU (bench/torch_reference.py, in its own process) is timed too where a
+ * python3 can import torch: the alternative a Python user would compute with.
  * A second argument names the backends to time instead, e.g. `webgpu,webasm` on a GPU host
  * (webgpu is not timed by default: on the software Vulkan of machines without a GPU it only
  * measures llvmpipe).
  *   npm run build && npx tsx bench/engine.ts [S,M,L] [backend,...]
  */
+
+import { execFileSync } from 'node:child_process';
 import { Engine } from '../src/engine/engine.js';
 import { headlessGlProblem } from '../src/engine/headlessgl.js';
 import type { BackendName } from '../src/engine/types.js';
 import { findAdapter } from '../src/engine/webgpu.js';
 import { randomCase, rng, toEngineProblem } from '../test/helpers.js';
-import { machine } from './lib.js';
+import { machine, torchPython } from './lib.js';
 import { tf, tfModel, useTfWasm } from './tfjs.js';
 
 interface Size {
@@ -51,6 +55,27 @@ const asked = process.argv[3]?.split(',') as BackendName[] | undefined;
 const glProblem = asked ? undefined : headlessGlProblem();
 if (glProblem) console.error(`not timing headlessgl: ${glProblem}`);
 const backends: BackendName[] = asked ?? (glProblem ? ['cpu', 'webasm'] : ['cpu', 'webasm', 'headlessgl']);
+const python = asked ? undefined : torchPython();
+if (!asked && !python) console.error('not timing PyTorch: no python3 here can import torch (apt-get install python3-torch)');
+const torch = python
+  ? (JSON.parse(
+      execFileSync(
+        python,
+        [
+          'bench/torch_reference.py',
+          SIZES.filter((s) => !only || only.includes(s.name))
+            .map((s) => s.name)
+            .join(','),
+        ],
+        { encoding: 'utf8' },
+      ),
+    ) as {
+      torch: string;
+      threads: number;
+      blas: string;
+      ms: Record<string, number>;
+    })
+  : undefined;
 const rows: string[] = [];
 await useTfWasm();
 for (const size of SIZES.filter((s) => !only || only.includes(s.name))) {
@@ -60,6 +85,9 @@ for (const size of SIZES.filter((s) => !only || only.includes(s.name))) {
   model.dispose();
   const gflops = (ms: number) => (flops(size) / ms / 1e6).toFixed(2);
   rows.push(`| ${size.name} | TF.js wasm (baseline) | ${baseline.toFixed(3)} | ${gflops(baseline)} | 1.00 |`);
+  const torchMs = torch?.ms[size.name];
+  if (torchMs)
+    rows.push(`| ${size.name} | PyTorch CPU | ${torchMs.toFixed(3)} | ${gflops(torchMs)} | ${(baseline / torchMs).toFixed(2)} |`);
   for (const backend of backends) {
     if (size.skip?.includes(backend)) continue;
     const engine = await Engine.create({ backend, kernelCacheSize: 64 });
@@ -70,7 +98,8 @@ for (const size of SIZES.filter((s) => !only || only.includes(s.name))) {
   }
 }
 const adapter = backends.includes('webgpu') ? `, WebGPU adapter: ${(await findAdapter())?.description ?? 'none'}` : '';
-console.log(`engine, value-and-grad in process, on ${machine()}${adapter}, TF.js ${tf.version.tfjs} wasm (${tf.getBackend()})`);
+const torchInfo = torch ? `, PyTorch ${torch.torch} (${torch.threads} threads, BLAS ${torch.blas})` : '';
+console.log(`engine, value-and-grad in process, on ${machine()}${adapter}, TF.js ${tf.version.tfjs} wasm (${tf.getBackend()})${torchInfo}`);
 console.log('| size | implementation | ms (median) | GFLOP/s | speed-up vs TF.js |\n| --- | --- | --- | --- | --- |');
 console.log(rows.join('\n'));
 process.exit(0); // gpu.js worker pools of the last engine are closed; TF.js keeps none, but exit explicitly

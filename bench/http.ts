@@ -1,7 +1,8 @@
 /**
  * HTTP: autocannon against the running service, and in the same run against the
- * alternative a JavaScript user would build (TF.js on Fastify, bench/tfjs-server.ts) and a
- * bare Fastify route that parses the same body and answers a body of the same size (the
+ * alternatives a user would build instead (TF.js on Fastify, bench/tfjs-server.ts; PyTorch
+ * behind Python's HTTP server, bench/torch_server.py, where python3-torch is installed) and
+ * a bare Fastify route that parses the same body and answers a body of the same size (the
  * ceiling any JSON service on Fastify can reach). Prints req/s, p50/p99 latency and the
  * ratio to the ceiling.
  *   npm run build && npx tsx bench/http.ts [seconds=10]
@@ -10,7 +11,7 @@ import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { xorRequest } from '../src/http/examples.js';
-import { body, loadTest, machine, type Server, startServer } from './lib.js';
+import { body, loadTest, machine, type Server, startServer, torchPython } from './lib.js';
 
 const seconds = Number(process.argv[2] ?? 10);
 const CASES = [
@@ -18,6 +19,8 @@ const CASES = [
   { name: 'M [64,128,128,1]×1024, JSON', payload: body([64, 128, 128, 1], 1024), connections: 4 },
 ];
 
+const python = torchPython();
+if (!python) console.error('not timing PyTorch: no python3 here can import torch (apt-get install python3-torch)');
 const rows: string[] = [];
 for (const c of CASES) {
   const service = await startServer({ GRADSERVE_MAX_QUEUE: '64' });
@@ -36,7 +39,13 @@ for (const c of CASES) {
   await tfjs.stop();
   const row = (who: string, r: typeof ours) =>
     `| ${c.name} | ${who} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.failed} | ${(r.rps / ceiling.rps).toFixed(2)} |`;
-  rows.push(row('gradserve', ours), row('TF.js wasm on Fastify (the alternative)', alternative), row('bare Fastify (ceiling)', ceiling));
+  rows.push(row('gradserve', ours), row('TF.js wasm on Fastify (the alternative)', alternative));
+  if (python) {
+    const torch: Server = await startServer({}, ['bench/torch_server.py'], python);
+    rows.push(row('PyTorch on Python http.server (the alternative)', await loadTest(torch.url, c.payload, c.connections, seconds)));
+    await torch.stop();
+  }
+  rows.push(row('bare Fastify (ceiling)', ceiling));
 }
 console.log(`HTTP, autocannon ${seconds} s per run, on ${machine()}`);
 console.log(

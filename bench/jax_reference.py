@@ -18,7 +18,7 @@ def loss_fn(params, x, y):
     for layer in params[:-1]:
         h = jnp.tanh(h @ layer["W"] + layer["b"])
     p = jax.nn.sigmoid(h @ params[-1]["W"] + params[-1]["b"])
-    p = jnp.clip(p, 1e-7, 1 - 1e-7)
+    p = jnp.clip(p, 1e-8, 1 - 1e-8)
     return -jnp.mean(y * jnp.log(p) + (1 - y) * jnp.log(1 - p))
 
 

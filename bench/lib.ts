@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
 import { cpus } from 'node:os';
@@ -14,9 +14,13 @@ export interface Server {
   stop: () => Promise<number | null>;
 }
 
-export async function startServer(env: Record<string, string> = {}, args = ['dist/server.js']): Promise<Server> {
+export async function startServer(
+  env: Record<string, string> = {},
+  args = ['dist/server.js'],
+  command = process.execPath,
+): Promise<Server> {
   const port = await freePort();
-  const child = spawn(process.execPath, args, {
+  const child = spawn(command, args, {
     env: { ...process.env, PORT: String(port), LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
@@ -104,15 +108,28 @@ export async function loadTest(url: string, payload: string, connections: number
   return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, failed: r.non2xx + r.errors + r.timeouts };
 }
 
-/** What gradserve's Server-Timing header says: compile total and kernel count, compute and its backend. */
-export function serverTiming(res: Response): { compileMs: number; kernels: number; computeMs: number; backend: string } {
+/** What gradserve's Server-Timing header says: parse, compile total and kernel count, compute and its backend, write. */
+export function serverTiming(res: Response) {
   const timing = res.headers.get('server-timing') ?? '';
-  const compile = /(?:^|, )compile;dur=([\d.]+);desc="(\d+) kernels"/.exec(timing);
-  const compute = /(?:^|, )compute;dur=([\d.]+);desc="(\w+)"/.exec(timing);
+  const dur = (name: string) => Number(new RegExp(`(?:^|, )${name};dur=([\\d.]+)`).exec(timing)?.[1] ?? 0);
   return {
-    compileMs: Number(compile?.[1] ?? 0),
-    kernels: Number(compile?.[2] ?? 0),
-    computeMs: Number(compute?.[1] ?? 0),
-    backend: compute?.[2] ?? '',
+    parseMs: dur('parse'),
+    compileMs: dur('compile'),
+    kernels: Number(/(?:^|, )compile;dur=[\d.]+;desc="(\d+) kernels"/.exec(timing)?.[1] ?? 0),
+    computeMs: dur('compute'),
+    backend: /(?:^|, )compute;dur=[\d.]+;desc="(\w+)"/.exec(timing)?.[1] ?? '',
+    /** large JSON answers only */
+    writeMs: dur('write'),
   };
+}
+
+/**
+ * A Python that can import torch (Debian's python3-torch lives in /usr/bin's python, which a
+ * pyenv or venv python3 on PATH does not see), or undefined: the PyTorch rows are then left out.
+ */
+export function torchPython(): string | undefined {
+  for (const python of ['python3', '/usr/bin/python3']) {
+    if (spawnSync(python, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0) return python;
+  }
+  return undefined;
 }
