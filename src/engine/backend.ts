@@ -25,11 +25,12 @@ let liveWebgpuBackends = 0;
 export interface Backend {
   readonly name: BackendName;
   /**
-   * `packed`: the kernel returns Array(n) per thread and its result is wanted as one packed
-   * Float32Array ([y][x][component]), not rows of per-cell views (webasm only: gpu.js as
-   * patched for gradserve, patches/; building a view per cell costs more than the kernel)
+   * `readPacked`: the kernel returns Array(n) per thread, and its result is readPacked(the
+   * packed values, [z][y][x][component]), called on a view of the kernel's memory before the
+   * call returns (webasm only: gpu.js as patched for gradserve, patches/; building a view per
+   * cell costs more than the kernel, and reading in place saves copying the result twice)
    */
-  createKernel(source: string, output: number[], packed?: boolean): CompiledKernel;
+  createKernel(source: string, output: number[], readPacked?: (packed: Float32Array) => unknown): CompiledKernel;
   /** run a tiny kernel and check its answer; throws if the backend cannot be trusted */
   probe(): Promise<void>;
   destroy(): Promise<void>;
@@ -51,15 +52,15 @@ export function createBackend(name: BackendName, threads = availableParallelism(
   if (name === 'headlessgl') assertHeadlessGl();
   const gpu = new GPU({ mode: name });
   const asyncMode = name === 'webasm';
-  const createKernel = (source: string, output: number[], packed = false): CompiledKernel => {
-    if (packed && name !== 'webasm') throw new Error(`packed kernel results are a webasm feature, not ${name}'s`);
+  const createKernel = (source: string, output: number[], readPacked?: (packed: Float32Array) => unknown): CompiledKernel => {
+    if (readPacked && name !== 'webasm') throw new Error(`packed kernel results are a webasm feature, not ${name}'s`);
     const settings = {
       output,
       asyncMode,
       tactic: 'precision',
       precision: 'single',
       ...(asyncMode ? { poolSize: threads } : {}),
-      ...(packed ? { packedOutput: true } : {}),
+      ...(readPacked ? { packedOutput: readPacked } : {}),
     } as const;
     const kernel = gpu.createKernel(source, settings);
     const run = (...args: unknown[]) => kernel(...(args as Parameters<typeof kernel>));

@@ -2,7 +2,7 @@ import { type Backend, createBackend } from './backend.js';
 import { DEFAULT_CPU_MAX_WORK, DEFAULT_GPU_MIN_WORK, pickBackend, shapeOf, type Thresholds, workOf } from './dispatch.js';
 import { KernelCache, type KernelCacheStats, kernelKey, type Lease } from './kernel-cache.js';
 import { backward, forward, predictions, type RunKernel } from './mlp.js';
-import type { KernelSpec } from './ops/dense.js';
+import { type KernelSpec, unpackRows } from './ops/dense.js';
 import { type TrainLoop, type TrainOptions, trainLoop } from './train.js';
 import type {
   Activation,
@@ -218,7 +218,11 @@ export class Engine {
       const key = kernelKey({ backend: backend.name, op: spec.op, ...spec.params });
       let lease = leases.get(key);
       if (!lease) {
-        lease = this.cache.lease(key, () => backend.createKernel(spec.source, spec.output, spec.block !== undefined), compiled(spec.op));
+        lease = this.cache.lease(
+          key,
+          () => backend.createKernel(spec.source, spec.output, spec.blocked ? (packed) => unpackRows(spec, packed) : undefined),
+          compiled(spec.op),
+        );
         leases.set(key, lease);
       }
       return lease.call(...args);

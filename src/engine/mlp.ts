@@ -5,10 +5,9 @@ import {
   biasGradSpec,
   forwardSpec,
   forwardWeights,
+  inputGradArgs,
   inputGradSpec,
-  inputGradWeights,
   type KernelSpec,
-  rowsOf,
   weightGradArgs,
   weightGradSpec,
 } from './ops/dense.js';
@@ -21,9 +20,9 @@ export interface RunKernel {
   readonly backend: BackendName;
 }
 
-/** Run a 2-D kernel and take its result as rows (a blocked kernel's result unblocked). */
+/** Run a 2-D kernel and take its result as rows (a blocked kernel's are unpacked as it returns, see unpackRows). */
 async function runRows(run: RunKernel, spec: KernelSpec, ...args: unknown[]): Promise<Float32Array[]> {
-  return rowsOf(spec, await run(spec, ...args));
+  return (await run(spec, ...args)) as Float32Array[];
 }
 
 interface LayersPass {
@@ -104,7 +103,7 @@ export async function backward(problem: Problem, pass: ForwardPass, run: RunKern
     grads[l] = { W: fromRows(dW, W.rows, W.cols), b: Float32Array.from(db) };
     if (l > 0) {
       const spec = inputGradSpec(problem.activation, W.rows, W.cols, bucket, backend);
-      dz = await runRows(run, spec, dz, inputGradWeights(spec, W), saved[l - 1]);
+      dz = await runRows(run, spec, ...inputGradArgs(spec, dz, W, saved[l - 1]!));
     }
   }
   return grads;

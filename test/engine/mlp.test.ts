@@ -57,12 +57,19 @@ for (const backend of BACKENDS) {
       });
     }
 
-    it('widths that are multiples of 4 (the blocked kernels on webasm): every activation matches the reference', async () => {
+    it('widths that are multiples of 4 (whole SIMD quads in the blocked kernels on webasm): every activation matches the reference', async () => {
       const rand = rng(404);
       for (const activation of ACTIVATIONS) {
         const c = randomCase(rand, { widths: [8, 12, 8, 1], batch: 9, activation });
         await assertMatchesReference(engine, c, `${activation} [8,12,8,1]`);
       }
+    });
+
+    it('wide layers (split into column tiles on webasm: forward, dZ_prev and dW) match the reference', async () => {
+      // 512×160 weights are over the 256 KB that a webasm kernel streams untiled, and so is
+      // dZ (420 × 160) for dW: forward runs in 5 tiles, dZ_prev in 8, dW in 5
+      const c = randomCase(rng(808), { widths: [8, 512, 160, 1], batch: 420, activation: 'silu' });
+      await assertMatchesReference(engine, c, 'silu [8,512,160,1]×420');
     });
 
     it('forward returns the predictions of the float64 reference, batch × out', async () => {

@@ -15,16 +15,14 @@ import { kernelCode } from './activations.js';
  * Matrices are arrays of rows: m[row][col], output [cols, rows] in gpu.js's [x, y] order.
  *
  * On `webasm` the kernels are blocked for the SIMD code gpu.js generates, where the four
- * lanes are four neighbouring thread.x (bench/RESULTS.md, issue 3):
- * - each thread computes BLOCK = 4 outputs (an Array(4) result, returned packed: one
- *   Float32Array, see backend.ts), so one load feeds four accumulators;
- * - every read that varies along thread.x is `m[..][this.thread.x]`, which the patched
- *   code generation turns into one v128 load. Forward and dZ_prev block along their
- *   columns, so the packed result is already the row-major matrix, and take W with its
- *   columns (forward) or rows (dZ_prev) dealt into BLOCK row groups (`weights`); dW
- *   blocks along its rows (the result is de-interleaved: it is only in × out).
- * Blocking applies where the blocked dimension is a multiple of 4; the other backends keep
- * the plain kernels (unrolling cost webgpu 1.2–1.4×, DESIGN.md §6).
+ * lanes are four neighbouring thread.x (bench/RESULTS.md, issue 3): each thread computes
+ * BLOCK = 4 rows of one column (an Array(4) result, returned packed: one Float32Array, see
+ * backend.ts), so one vector load of W (or dZ, for dW) feeds four accumulators, and every
+ * read that varies along thread.x is `m[..][this.thread.x]`, which the patched code
+ * generation turns into one v128 load. Forward and dZ_prev block along the batch, dW along
+ * its input rows; wide outputs are split into column tiles (`tileWidth`). Blocking applies
+ * where the blocked dimension is a multiple of 4; the other backends keep the plain kernels
+ * (unrolling cost webgpu 1.2–1.4×, DESIGN.md §6).
  */
 export interface KernelSpec {
   op: string;
@@ -33,13 +31,11 @@ export interface KernelSpec {
   source: string;
   output: number[];
   /**
-   * A blocked kernel: it returns Array(BLOCK) per thread, packed. 'cols': output is
-   * [tile width, rows, tiles] and the packed result [tile][row][x][component] holds
-   * column (tile × width + x) × BLOCK + component; 'rows': output is [tile width, row
-   * blocks, tiles], the result [tile][y][x][component] holds row y × BLOCK + component,
-   * column tile × width + x. `rowsOf` reads either.
+   * A blocked kernel: it returns Array(BLOCK) per thread, packed. The output is [tile
+   * width, row blocks, tiles] and the packed result [tile][y][x][component] holds row
+   * y × BLOCK + component, column tile × width + x; `unpackRows` reads it.
    */
-  block?: 'cols' | 'rows';
+  blocked?: true;
 }
 
 export const BLOCK = 4;
@@ -59,37 +55,20 @@ function assignFrom(statements: string, target: string, suffix: string): string 
 }
 
 /**
- * Columns dealt into BLOCK row groups: out[r × BLOCK + c][j] = m[r][j × BLOCK + c], so that
- * `out[r * BLOCK + c][this.thread.x]` is column thread.x × BLOCK + c of row r.
+ * Columns per tile of a blocked kernel whose threads stream `depth` rows of a matrix with
+ * `cols` columns (W, or dZ for dW). gpu.js runs cells x first: with the whole width as x,
+ * every row block streams all of that matrix through the cache (1.6 MB for L's first layer,
+ * more than L2); tiles of 64 columns keep a strip cached across the row blocks of a tile.
  */
-export function dealColumns(m: Matrix): Float32Array[] {
-  const groups = m.cols / BLOCK;
-  const out: Float32Array[] = [];
-  for (let r = 0; r < m.rows; r++) {
-    for (let c = 0; c < BLOCK; c++) {
-      const row = new Float32Array(groups);
-      for (let j = 0, i = r * m.cols + c; j < groups; j++, i += BLOCK) row[j] = m.data[i]!;
-      out.push(row);
-    }
-  }
-  return out;
+function tileWidth(cols: number, depth: number): number {
+  if (cols % BLOCK !== 0 || cols * depth * 4 <= TILE_BYTES) return cols; // fits: one tile
+  for (const t of [16, 8, 4]) if ((cols / BLOCK) % t === 0) return t * BLOCK;
+  return cols;
 }
-
-/**
- * Column quads per tile of a 'cols' kernel. gpu.js runs cells x first: with the whole
- * width as x, every output row streams all of W through the cache (1.6 MB for L's first
- * layer, more than L2); tiles of 16 quads (64 columns) keep a W strip cached across the
- * rows of a tile.
- */
-function tileWidth(quads: number, depth: number): number {
-  if (quads * BLOCK * depth * 4 <= TILE_BYTES) return quads; // W fits: one tile
-  for (const t of [16, 8, 4]) if (quads % t === 0) return t;
-  return quads;
-}
-/** the most bytes of W that a kernel reads untiled (L2 is 1 MiB per core on the bench machine) */
+/** the most bytes that a kernel streams untiled (L2 is 1 MiB per core on the bench machine) */
 const TILE_BYTES = 256 * 1024;
 
-/** dealt rows split into tiles of `width` columns: views, out[t][r] = rows[r][t·width …] */
+/** rows split into tiles of `width` columns: views, out[t][r] = rows[r][t·width …] */
 function tiled(rows: Float32Array[], width: number): Float32Array[][] {
   const tiles = rows[0]!.length / width;
   return Array.from({ length: tiles }, (_, t) => rows.map((r) => r.subarray(t * width, (t + 1) * width)));
@@ -104,24 +83,24 @@ function transpose(m: Matrix): Matrix {
 
 export function forwardSpec(act: Activation, inDim: number, outDim: number, batch: number, backend?: BackendName): KernelSpec {
   const { kernelForward } = kernelCode(act, backend);
-  if (blocked(backend, outDim)) {
-    // thread (x, y, z) computes A[y][(z × width + x) × 4 + c]; w and b come dealt and tiled
-    const quads = outDim / BLOCK;
-    const width = tileWidth(quads, inDim);
+  if (blocked(backend, batch)) {
+    // thread (x, y, z) computes A[y × 4 + c][z × width + x]; w and b come tiled
+    const width = tileWidth(outDim, inDim);
     return {
       op: 'dense.forward',
       params: { act, in: inDim, out: outDim, batch, block: BLOCK },
       source: `function(a, w, b) {
         ${lanes.map((c) => `let s${c} = 0;`).join(' ')}
         for (let k = 0; k < ${inDim}; k++) {
-          let ak = a[this.thread.y][k];
-          ${lanes.map((c) => `s${c} += ak * w[this.thread.z][k * ${BLOCK} + ${c}][this.thread.x];`).join('\n          ')}
+          let wk = w[this.thread.z][k][this.thread.x];
+          ${lanes.map((c) => `s${c} += a[this.thread.y * ${BLOCK} + ${c}][k] * wk;`).join('\n          ')}
         }
-        ${lanes.map((c) => assignFrom(kernelForward(`(s${c} + b[this.thread.z][${c}][this.thread.x])`), `r${c}`, `${c}`)).join('\n        ')}
+        let bx = b[this.thread.z][0][this.thread.x];
+        ${lanes.map((c) => assignFrom(kernelForward(`(s${c} + bx)`), `r${c}`, `${c}`)).join('\n        ')}
         return [${lanes.map((c) => `r${c}`).join(', ')}];
       }`,
-      output: [width, batch, quads / width],
-      block: 'cols',
+      output: [width, batch / BLOCK, outDim / width],
+      blocked: true,
     };
   }
   return {
@@ -139,8 +118,7 @@ export function forwardSpec(act: Activation, inDim: number, outDim: number, batc
 
 /** forwardSpec's W and b arguments, as its kernel reads them */
 export function forwardWeights(spec: KernelSpec, W: Matrix, b: Float32Array): unknown[] {
-  const width = spec.output[0]!;
-  if (spec.block) return [tiled(dealColumns(W), width), tiled(dealColumns({ rows: 1, cols: b.length, data: b }), width)];
+  if (spec.blocked) return [tiled(toRows(W), spec.output[0]!), tiled([b], spec.output[0]!)];
   return [toRows(W), b];
 }
 
@@ -161,7 +139,7 @@ export function activationSpec(act: Activation, outDim: number, batch: number, b
 export function weightGradSpec(inDim: number, outDim: number, batch: number, backend?: BackendName): KernelSpec {
   if (blocked(backend, inDim)) {
     // thread (x, y, z) computes dW[y × 4 + c][z × width + x]; dz comes tiled (weightGradArgs)
-    const width = outDim % BLOCK === 0 ? tileWidth(outDim / BLOCK, batch) * BLOCK : outDim;
+    const width = tileWidth(outDim, batch);
     return {
       op: 'dense.dW',
       params: { in: inDim, out: outDim, batch, block: BLOCK },
@@ -174,7 +152,7 @@ export function weightGradSpec(inDim: number, outDim: number, batch: number, bac
         return [${lanes.map((c) => `s${c}`).join(', ')}];
       }`,
       output: [width, inDim / BLOCK, outDim / width],
-      block: 'rows',
+      blocked: true,
     };
   }
   return {
@@ -217,25 +195,24 @@ export function biasGradSpec(outDim: number, batch: number): KernelSpec {
  */
 export function inputGradSpec(prevAct: Activation, inDim: number, outDim: number, batch: number, backend?: BackendName): KernelSpec {
   const { kernelBackward } = kernelCode(prevAct, backend);
-  if (blocked(backend, inDim)) {
-    // thread (x, y, z) computes dZ_prev[y][(z × width + x) × 4 + c]; w is Wᵀ dealt and tiled
-    const quads = inDim / BLOCK;
-    const width = tileWidth(quads, outDim);
+  if (blocked(backend, batch)) {
+    // thread (x, y, z) computes dZ_prev[y × 4 + c][z × width + x]; wt (Wᵀ) and saved come tiled
+    const width = tileWidth(inDim, outDim);
     return {
       op: 'dense.dZprev',
       params: { act: prevAct, in: inDim, out: outDim, batch, block: BLOCK },
-      source: `function(dz, w, saved) {
-        ${lanes.map((c) => `let v${c} = saved[this.thread.y][(this.thread.z * ${width} + this.thread.x) * ${BLOCK} + ${c}];`).join(' ')}
+      source: `function(dz, wt, saved) {
+        ${lanes.map((c) => `let v${c} = saved[this.thread.z][this.thread.y * ${BLOCK} + ${c}][this.thread.x];`).join(' ')}
         ${lanes.map((c) => `let s${c} = 0;`).join(' ')}
         for (let j = 0; j < ${outDim}; j++) {
-          let dj = dz[this.thread.y][j];
-          ${lanes.map((c) => `s${c} += dj * w[this.thread.z][j * ${BLOCK} + ${c}][this.thread.x];`).join('\n          ')}
+          let wj = wt[this.thread.z][j][this.thread.x];
+          ${lanes.map((c) => `s${c} += dz[this.thread.y * ${BLOCK} + ${c}][j] * wj;`).join('\n          ')}
         }
         ${lanes.map((c) => assignFrom(kernelBackward(`s${c}`, `v${c}`), `g${c}`, `${c}`)).join('\n        ')}
         return [${lanes.map((c) => `g${c}`).join(', ')}];
       }`,
-      output: [width, batch, quads / width],
-      block: 'cols',
+      output: [width, batch / BLOCK, inDim / width],
+      blocked: true,
     };
   }
   return {
@@ -254,45 +231,34 @@ export function inputGradSpec(prevAct: Activation, inDim: number, outDim: number
 
 /** weightGradSpec's arguments, as its kernel reads them */
 export function weightGradArgs(spec: KernelSpec, a: Float32Array[], dz: Float32Array[]): unknown[] {
-  return spec.block ? [a, tiled(dz, spec.output[0]!)] : [a, dz];
+  return spec.blocked ? [a, tiled(dz, spec.output[0]!)] : [a, dz];
 }
 
-/** inputGradSpec's W argument, as its kernel reads it */
-export function inputGradWeights(spec: KernelSpec, W: Matrix): unknown {
-  return spec.block ? tiled(dealColumns(transpose(W)), spec.output[0]!) : toRows(W);
+/** inputGradSpec's arguments, as its kernel reads them */
+export function inputGradArgs(spec: KernelSpec, dz: Float32Array[], W: Matrix, saved: Float32Array[]): unknown[] {
+  if (!spec.blocked) return [dz, toRows(W), saved];
+  const width = spec.output[0]!;
+  return [dz, tiled(toRows(transpose(W)), width), tiled(saved, width)];
 }
 
 /**
- * A 2-D kernel result as rows. A blocked kernel's result is one packed Float32Array:
- * 'cols', already the row-major matrix (output[1] rows of output[0] × BLOCK); 'rows',
- * [y][x][component] with row y × BLOCK + component, de-interleaved here.
+ * A blocked kernel's packed result, [tile][y][x][component] with row y × BLOCK + component
+ * (see KernelSpec), as rows of one row-major matrix. The kernel calls this on its own memory
+ * (backend.ts), so the result is copied once.
  */
-export function rowsOf(spec: KernelSpec, result: unknown): Float32Array[] {
-  if (!spec.block) return result as Float32Array[];
-  const flat = result as Float32Array;
-  const [cols, ys, tiles = 1] = spec.output as [number, number, number?];
-  const rows: Float32Array[] = [];
-  if (spec.block === 'cols') {
-    const width = cols * BLOCK;
-    if (tiles === 1) {
-      for (let y = 0; y < ys; y++) rows.push(flat.subarray(y * width, (y + 1) * width));
-      return rows;
-    }
+export function unpackRows(spec: KernelSpec, packed: Float32Array): Float32Array[] {
+  const [width, ys, tiles = 1] = spec.output as [number, number, number?];
+  const cols = width * tiles;
+  const out = new Float32Array(ys * BLOCK * cols);
+  for (let t = 0, i = 0; t < tiles; t++) {
     for (let y = 0; y < ys; y++) {
-      const row = new Float32Array(width * tiles);
-      for (let t = 0; t < tiles; t++) row.set(flat.subarray((t * ys + y) * width, (t * ys + y + 1) * width), t * width);
-      rows.push(row);
-    }
-    return rows;
-  }
-  for (let y = 0; y < ys; y++) {
-    for (let c = 0; c < BLOCK; c++) {
-      const row = new Float32Array(cols * tiles);
-      for (let t = 0, j = 0; t < tiles; t++) {
-        for (let x = 0, i = (t * ys + y) * cols * BLOCK + c; x < cols; x++, i += BLOCK) row[j++] = flat[i]!;
+      const base = y * BLOCK * cols + t * width;
+      for (let x = 0; x < width; x++, i += BLOCK) {
+        for (let c = 0; c < BLOCK; c++) out[base + c * cols + x] = packed[i + c]!;
       }
-      rows.push(row);
     }
   }
+  const rows: Float32Array[] = new Array(ys * BLOCK);
+  for (let r = 0; r < rows.length; r++) rows[r] = out.subarray(r * cols, (r + 1) * cols);
   return rows;
 }
