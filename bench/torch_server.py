@@ -12,6 +12,7 @@ import socket
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import torch
+from torch_reference import loss_and_grads
 
 
 def value_and_grad(body):
@@ -21,13 +22,7 @@ def value_and_grad(body):
     ]
     x = torch.tensor(body["x"], dtype=torch.float32)
     y = torch.tensor(body["y"], dtype=torch.float32).reshape(x.shape[0], -1)
-    h = x
-    for W, b in params[:-1]:
-        h = torch.tanh(h @ W + b)
-    W, b = params[-1]
-    p = torch.sigmoid(h @ W + b).clamp(1e-8, 1 - 1e-8)
-    loss = -(y * torch.log(p) + (1 - y) * torch.log(1 - p)).mean()
-    grads = torch.autograd.grad(loss, [t for pair in params for t in pair])
+    loss, grads = loss_and_grads(params, x, y)
     return {
         "loss": loss.item(),
         "grads": [{"W": grads[2 * i].tolist(), "b": grads[2 * i + 1].tolist()} for i in range(len(params))],
