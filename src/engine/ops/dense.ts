@@ -32,8 +32,9 @@ export interface KernelSpec {
   output: number[];
   /**
    * A blocked kernel: it returns Array(BLOCK) per thread, packed. The output is [tile
-   * width, row blocks, tiles] and the packed result [tile][y][x][component] holds row
-   * y × BLOCK + component, column tile × width + x; `unpackRows` reads it.
+   * width, row blocks, tiles]; component c of thread (x, y, z) is row y × BLOCK + c, column
+   * z × width + x, and gpu.js packs the result planar, [z][y][c][x]: each tile is a
+   * row-major matrix of all the rows (`unpackRows`).
    */
   blocked?: true;
 }
@@ -242,23 +243,27 @@ export function inputGradArgs(spec: KernelSpec, dz: Float32Array[], W: Matrix, s
 }
 
 /**
- * A blocked kernel's packed result, [tile][y][x][component] with row y × BLOCK + component
- * (see KernelSpec), as rows of one row-major matrix. The kernel calls this on its own memory
- * (backend.ts), so the result is copied once.
+ * A blocked kernel's packed result (see KernelSpec) as rows of one row-major matrix: a copy
+ * when there is one tile, the tiles' rows side by side otherwise. The kernel calls this on
+ * its own memory (backend.ts), so the result is copied once.
  */
 export function unpackRows(spec: KernelSpec, packed: Float32Array): Float32Array[] {
   const [width, ys, tiles = 1] = spec.output as [number, number, number?];
+  const rowCount = ys * BLOCK;
   const cols = width * tiles;
-  const out = new Float32Array(ys * BLOCK * cols);
-  for (let t = 0, i = 0; t < tiles; t++) {
-    for (let y = 0; y < ys; y++) {
-      const base = y * BLOCK * cols + t * width;
-      for (let x = 0; x < width; x++, i += BLOCK) {
-        for (let c = 0; c < BLOCK; c++) out[base + c * cols + x] = packed[i + c]!;
+  let out: Float32Array;
+  if (tiles === 1) {
+    out = packed.slice();
+  } else {
+    out = new Float32Array(rowCount * cols);
+    for (let t = 0; t < tiles; t++) {
+      for (let r = 0; r < rowCount; r++) {
+        const from = (t * rowCount + r) * width;
+        out.set(packed.subarray(from, from + width), r * cols + t * width);
       }
     }
   }
-  const rows: Float32Array[] = new Array(ys * BLOCK);
-  for (let r = 0; r < rows.length; r++) rows[r] = out.subarray(r * cols, (r + 1) * cols);
+  const rows: Float32Array[] = new Array(rowCount);
+  for (let r = 0; r < rowCount; r++) rows[r] = out.subarray(r * cols, (r + 1) * cols);
   return rows;
 }
