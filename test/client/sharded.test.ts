@@ -195,7 +195,13 @@ describe('client: valueAndGradSharded', () => {
         if (res.status === 503) overloaded++;
         return res;
       };
-      const got = await valueAndGradSharded(busy.url, request, { shards: 4, retries: 20, maxRetryDelayMs: 50, fetch: counting });
+      // another client holds the one slot with a large request (its kernels compile, then
+      // it computes for a while): the shards' first attempts are refused, whatever the timing
+      const big = randomCase(rng(11), { widths: [64, 256, 256, 1], batch: 4096, activation: 'tanh' });
+      const occupier = single(busy.url, { ...big, x: toBase64(big.x) } as ValueAndGradRequest);
+      while (busy.app.computeGate.stats().running === 0) await new Promise((r) => setTimeout(r, 1));
+      const got = await valueAndGradSharded(busy.url, request, { shards: 4, retries: 100, maxRetryDelayMs: 50, fetch: counting });
+      await occupier;
       assert.ok(overloaded > 0, 'some shards were refused at first');
       assertSameAnswer(got, await single(busy.url, request), c);
     } finally {
