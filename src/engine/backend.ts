@@ -22,15 +22,22 @@ let liveWebgpuBackends = 0;
  * `gl`, on the X display's GL (Mesa's llvmpipe under Xvfb here). GL kernels run synchronously
  * (WebGL 1 has no non-blocking readback), like cpu's: the engine yields between them.
  */
+/** Settings of gpu.js's webasm backend as patched for gradserve (patches/, bench/RESULTS.md). */
+export interface WebasmKernelOptions {
+  /**
+   * The kernel returns Array(n) per thread, and its result is readPacked(the packed values,
+   * planar: [z][y][component][x]), called on a view of the kernel's memory before the call
+   * returns: building a view per cell costs more than the kernel, and reading in place
+   * saves copying the result twice.
+   */
+  readPacked?: (packed: Float32Array) => unknown;
+  /** the fewest cells worth splitting over the worker threads (gpu.js: 4096) */
+  minThreadedCells?: number;
+}
+
 export interface Backend {
   readonly name: BackendName;
-  /**
-   * `readPacked`: the kernel returns Array(n) per thread, and its result is readPacked(the
-   * packed values, [z][y][x][component]), called on a view of the kernel's memory before the
-   * call returns (webasm only: gpu.js as patched for gradserve, patches/; building a view per
-   * cell costs more than the kernel, and reading in place saves copying the result twice)
-   */
-  createKernel(source: string, output: number[], readPacked?: (packed: Float32Array) => unknown): CompiledKernel;
+  createKernel(source: string, output: number[], webasm?: WebasmKernelOptions): CompiledKernel;
   /** run a tiny kernel and check its answer; throws if the backend cannot be trusted */
   probe(): Promise<void>;
   destroy(): Promise<void>;
@@ -52,15 +59,16 @@ export function createBackend(name: BackendName, threads = availableParallelism(
   if (name === 'headlessgl') assertHeadlessGl();
   const gpu = new GPU({ mode: name });
   const asyncMode = name === 'webasm';
-  const createKernel = (source: string, output: number[], readPacked?: (packed: Float32Array) => unknown): CompiledKernel => {
-    if (readPacked && name !== 'webasm') throw new Error(`packed kernel results are a webasm feature, not ${name}'s`);
+  const createKernel = (source: string, output: number[], webasm?: WebasmKernelOptions): CompiledKernel => {
+    if (webasm && name !== 'webasm') throw new Error(`webasm kernel options given to the ${name} backend`);
     const settings = {
       output,
       asyncMode,
       tactic: 'precision',
       precision: 'single',
       ...(asyncMode ? { poolSize: threads } : {}),
-      ...(readPacked ? { packedOutput: readPacked } : {}),
+      ...(webasm?.readPacked ? { packedOutput: webasm.readPacked } : {}),
+      ...(webasm?.minThreadedCells ? { minThreadedCells: webasm.minThreadedCells } : {}),
     } as const;
     const kernel = gpu.createKernel(source, settings);
     const run = (...args: unknown[]) => kernel(...(args as Parameters<typeof kernel>));

@@ -220,7 +220,12 @@ export class Engine {
       if (!lease) {
         lease = this.cache.lease(
           key,
-          () => backend.createKernel(spec.source, spec.output, spec.blocked ? (packed) => unpackRows(spec, packed) : undefined),
+          () =>
+            backend.createKernel(
+              spec.source,
+              spec.output,
+              spec.blocked ? { readPacked: (packed) => unpackRows(spec, packed), minThreadedCells: spec.minThreadedCells } : undefined,
+            ),
           compiled(spec.op),
         );
         leases.set(key, lease);

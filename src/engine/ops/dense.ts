@@ -37,9 +37,19 @@ export interface KernelSpec {
    * row-major matrix of all the rows (`unpackRows`).
    */
   blocked?: true;
+  /**
+   * webasm: the fewest cells worth splitting over the worker threads. gpu.js assumes 4096;
+   * a blocked kernel's cells each do hundreds to thousands of multiply-adds, so far fewer
+   * pay for the round trip (M's first dW, 2048 cells, ran on the event loop for 1.3 ms).
+   */
+  minThreadedCells?: number;
 }
 
 export const BLOCK = 4;
+/** multiply-adds that outweigh a worker round trip (about 0.1 ms at a few GMAC/s per thread) */
+const THREAD_MIN_MACS = 1 << 19;
+/** minThreadedCells for cells of `macs` multiply-adds each */
+const threadedFrom = (macs: number) => Math.max(64, Math.ceil(THREAD_MIN_MACS / macs));
 const blocked = (backend: BackendName | undefined, n: number) => backend === 'webasm' && n % BLOCK === 0;
 const lanes = Array.from({ length: BLOCK }, (_, i) => i);
 
@@ -102,6 +112,7 @@ export function forwardSpec(act: Activation, inDim: number, outDim: number, batc
       }`,
       output: [width, batch / BLOCK, outDim / width],
       blocked: true,
+      minThreadedCells: threadedFrom(inDim * BLOCK),
     };
   }
   return {
@@ -154,6 +165,7 @@ export function weightGradSpec(inDim: number, outDim: number, batch: number, bac
       }`,
       output: [width, inDim / BLOCK, outDim / width],
       blocked: true,
+      minThreadedCells: threadedFrom(batch * BLOCK),
     };
   }
   return {
@@ -214,6 +226,7 @@ export function inputGradSpec(prevAct: Activation, inDim: number, outDim: number
       }`,
       output: [width, batch / BLOCK, inDim / width],
       blocked: true,
+      minThreadedCells: threadedFrom(outDim * BLOCK),
     };
   }
   return {
