@@ -155,8 +155,8 @@ ok "the service runs as uid $uid"
 
 # ---- SIGTERM with a request in flight ----
 # a request of 1-2.5 s: long enough to be caught in flight, short enough to finish within the
-# grace on a loaded machine (the batch is halved while it is slower than that)
-batch=8192
+# grace on a loaded machine (the batch is halved while it is slower than that, from 8192)
+batch=16384
 long_ms=99999
 while ((long_ms > 2500 && batch > 256)); do
   batch=$((batch / 2))
