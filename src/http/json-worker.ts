@@ -4,9 +4,10 @@
  * messages as the event loop's path (json-body.ts, errors.ts).
  */
 import { parentPort } from 'node:worker_threads';
+import { gzipSync } from 'node:zlib';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { validationMessage } from './errors.js';
-import { parseJson } from './json-body.js';
+import { JSON_GZIP_LEVEL, parseJson } from './json-body.js';
 import type { JsonJob, JsonJobResult } from './json-workers.js';
 import { POST_ROUTES, type PostRoute } from './schemas.js';
 
@@ -23,8 +24,9 @@ const serializers = Object.fromEntries(
 function handle(job: JsonJob): { result: JsonJobResult; transfer: ArrayBuffer[] } {
   const { id } = job;
   if (job.kind === 'write') {
-    const bytes = new TextEncoder().encode(serializers[job.url](job.answer));
-    return { result: { id, ok: true, value: bytes }, transfer: [bytes.buffer] };
+    const json = new TextEncoder().encode(serializers[job.url](job.answer));
+    const bytes = job.gzip ? new Uint8Array(gzipSync(json, { level: JSON_GZIP_LEVEL })) : json; // a copy that owns its buffer
+    return { result: { id, ok: true, value: bytes }, transfer: [bytes.buffer as ArrayBuffer] };
   }
   let body: unknown;
   try {
@@ -67,7 +69,7 @@ function warmUp(): void {
   const bytes = new TextEncoder().encode(JSON.stringify(request));
   for (let i = 0; i < 5; i++) {
     handle({ id: -1, kind: 'parse', url: '/value-and-grad', bytes });
-    handle({ id: -1, kind: 'write', url: '/value-and-grad', answer: { loss: 0.5, grads: params } });
+    handle({ id: -1, kind: 'write', url: '/value-and-grad', answer: { loss: 0.5, grads: params }, gzip: i % 2 === 0 });
   }
 }
 warmUp();

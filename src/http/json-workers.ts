@@ -8,7 +8,7 @@ import type { PostRoute } from './schemas.js';
 /** A job for a JSON worker thread (json-worker.ts) and its answer. */
 export type JsonJob =
   | { id: number; kind: 'parse'; url: PostRoute; bytes: Uint8Array }
-  | { id: number; kind: 'write'; url: PostRoute; answer: unknown };
+  | { id: number; kind: 'write'; url: PostRoute; answer: unknown; gzip: boolean };
 export type JsonJobResult =
   | { id: number; ok: true; value: unknown }
   | { id: number; ok: false; error: 'invalid-json' | 'invalid-request' | 'internal'; message: string };
@@ -70,9 +70,9 @@ export class JsonWorkers {
     return this.run({ id: this.nextId++, kind: 'parse', url, bytes: view }, own ? [bytes.buffer as ArrayBuffer] : []);
   }
 
-  /** The answer validated against the route's 200 schema and written as UTF-8 JSON. */
-  async write(url: PostRoute, answer: unknown): Promise<Buffer> {
-    const bytes = (await this.run({ id: this.nextId++, kind: 'write', url, answer }, [])) as Uint8Array;
+  /** The answer validated against the route's 200 schema and written as UTF-8 JSON, gzipped if asked. */
+  async write(url: PostRoute, answer: unknown, gzip: boolean): Promise<Buffer> {
+    const bytes = (await this.run({ id: this.nextId++, kind: 'write', url, answer, gzip }, [])) as Uint8Array;
     return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 

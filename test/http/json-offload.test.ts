@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { gunzipSync, inflateSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
 import { Engine } from '../../src/engine/engine.js';
+import { acceptsGzip } from '../../src/http/json-body.js';
 import { defaultConfig, type JsonOffload } from '../../src/runtime/config.js';
 import { randomCase, rng } from '../helpers.js';
 import { predict64, relError, valueAndGrad64 } from '../reference/mlp64.js';
@@ -95,6 +97,51 @@ describe('JSON worker threads', () => {
       assert.deepEqual(a.json(), b.json(), what);
     }
     assert.equal(({} as Record<string, unknown>).polluted, undefined);
+  });
+
+  it('gzips a large JSON answer in the worker for clients that take gzip; leaves deflate to @fastify/compress', async () => {
+    const payload = JSON.stringify(c);
+    const send = (acceptEncoding: string) =>
+      offloaded.inject({
+        method: 'POST',
+        url: '/value-and-grad',
+        payload,
+        headers: { 'content-type': 'application/json', 'accept-encoding': acceptEncoding },
+      });
+    const plain = (await post(inline, '/value-and-grad', payload)).body;
+    for (const accept of ['gzip', 'br, gzip;q=0.5', '*']) {
+      const res = await send(accept);
+      assert.equal(res.statusCode, 200, accept);
+      assert.equal(res.headers['content-encoding'], 'gzip', accept);
+      assert.match(String(res.headers.vary), /accept-encoding/i, accept);
+      assert.match(String(res.headers['server-timing']), /write;dur=[\d.]+;desc="answer validated and written as JSON, gzipped"/, accept);
+      assert.equal(gunzipSync(res.rawPayload).toString(), plain, `${accept}: the same answer, gzipped`);
+    }
+    const deflated = await send('gzip;q=0, deflate');
+    assert.equal(deflated.headers['content-encoding'], 'deflate', 'gzip refused: @fastify/compress deflates');
+    assert.equal(inflateSync(deflated.rawPayload).toString(), plain);
+    const identity = await send('identity');
+    assert.equal(identity.headers['content-encoding'], undefined);
+    assert.equal(identity.body, plain);
+  });
+
+  it('reads Accept-Encoding as RFC 9110 does for gzip', () => {
+    const cases: [string | undefined, boolean][] = [
+      [undefined, false],
+      ['', false],
+      ['gzip', true],
+      ['GZip', true],
+      ['x-gzip', true],
+      ['deflate, gzip;q=0.1', true],
+      ['gzip;q=0', false],
+      ['gzip; q=0.000', false],
+      ['*', true],
+      ['*;q=0', false],
+      ['gzip;q=0, *', false],
+      ['deflate, br', false],
+      ['identity', false],
+    ];
+    for (const [header, want] of cases) assert.equal(acceptsGzip(header), want, String(header));
   });
 
   it('fails only the requests of a worker that dies, and starts a new one for the next', async () => {
