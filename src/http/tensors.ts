@@ -39,10 +39,8 @@ function fromBase64(t: Base64TensorIn, ranks: number[], ctx: Ctx): Tensor | unde
     problem(ctx, ['shape'], `has ${t.shape.length} dimensions; this field takes ${wanted}`);
     return undefined;
   }
-  // Node's decoder skips characters outside the alphabet; the data is base64 exactly when
-  // re-encoding gives it back (4× faster than a regular expression over megabytes)
   const bytes = Buffer.from(t.data, 'base64');
-  if (t.data.length % 4 !== 0 || bytes.toString('base64') !== t.data) {
+  if (!isPaddedBase64(t.data, bytes)) {
     problem(ctx, ['data'], 'is not padded base64 (RFC 4648: A–Z, a–z, 0–9, +, /, = at the end)');
     return undefined;
   }
@@ -64,6 +62,20 @@ function fromBase64(t: Base64TensorIn, ranks: number[], ctx: Ctx): Tensor | unde
     }
   }
   return { shape: t.shape, data };
+}
+
+/**
+ * Whether `text`, which Node decoded to `bytes`, is padded RFC 4648 base64. Node's decoder
+ * skips characters outside its alphabets, stops at '=' and also takes the URL-safe '-' and
+ * '_': a text used in full decodes to exactly 3 bytes per 4 characters less its padding, and
+ * then only '-' and '_' are left to refuse. (Three scans: a third of the time of re-encoding
+ * megabytes and comparing.) Non-zero bits before the padding are accepted, as RFC 4648 §3.5
+ * allows; they carry no value.
+ */
+function isPaddedBase64(text: string, bytes: Buffer): boolean {
+  if (text.length % 4 !== 0) return false;
+  const pad = text.endsWith('==') ? 2 : text.endsWith('=') ? 1 : 0;
+  return bytes.length === (text.length / 4) * 3 - pad && !text.includes('-') && !text.includes('_');
 }
 
 function fromRows(rows: number[][], ctx: Ctx): Tensor | undefined {

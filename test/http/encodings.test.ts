@@ -97,6 +97,17 @@ describe('binary tensors and compression', () => {
     ['a string inside a matrix', { ...xorRequest, x: [[0, 'a']] }, /^x\[0\]\[1\]: expected number, received string$/],
     ['a ragged matrix', { ...xorRequest, x: [[0, 0], [1]] }, /^x\[1\] has 1 entries; row 0 has 2$/],
     ['not base64', { ...xorRequest, x: { dtype: 'float32', shape: [4, 2], data: '@@@@' } }, /^x\.data is not padded base64/],
+    ...(
+      [
+        ['URL-safe base64', (d: string) => d.replace(/A/, '-').replace(/A/, '_')],
+        ['a space inside the base64', (d: string) => `${d.slice(0, 8)} ${d.slice(9)}`],
+        ["'=' inside the base64", (d: string) => `${d.slice(0, 8)}=${d.slice(9)}`],
+        ['unpadded base64', (d: string) => d.replace(/=+$/, '')],
+      ] as const
+    ).map(([name, spoil]): [string, object, RegExp] => {
+      const x = binary([4, 2], [0, 0, 0, 1, 1, 0, 1, 1]);
+      return [name, { ...xorRequest, x: { ...x, data: spoil(x.data) } }, /^x\.data is not padded base64/];
+    }),
     ['too few bytes', { ...xorRequest, x: binary([4, 2], [0, 0, 0, 1]) }, /^x\.data holds 16 bytes; shape \[4,2\] needs 32/],
     [
       'a vector where a matrix goes',
