@@ -55,8 +55,9 @@ function ownBuffers(value: unknown, found: ArrayBuffer[] = []): ArrayBuffer[] {
 
 /**
  * Run a small request and answer through /value-and-grad's parse and write before the first job:
- * V8 compiles this thread's validation code while the service starts, instead of during the
- * first large request, which then took 50-100 ms longer (bench/RESULTS.md, issue 3).
+ * V8 compiles this thread's validation code while the service starts, not during the first
+ * large request (whose parse, with the thread started only after listen, took 91–154 ms
+ * against 25 once warm; bench/RESULTS.md, "Compile cost").
  */
 function warmUp(): void {
   const rows = (n: number, m: number) =>
