@@ -1,8 +1,8 @@
-import { z } from 'zod';
 import { BIAS_SCHEMES, INIT_SCHEMES } from '../engine/init.js';
 import { ACTIVATIONS, LOSSES, REDUCTIONS } from '../engine/types.js';
 import { initIssues, optionIssues, type ShapeIssue, shapeIssues, trainIssues } from './shape-checks.js';
 import { Base64Tensor, MatrixIn, OUTPUT_ENCODINGS, TargetsIn, VectorIn } from './tensors.js';
+import { z } from './zod.js';
 
 const UInt32 = z
   .number()

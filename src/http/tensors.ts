@@ -1,6 +1,6 @@
-import { z } from 'zod';
 import { FLOAT32_MAX } from '../engine/float32.js';
 import type { Matrix } from '../engine/types.js';
+import { z } from './zod.js';
 
 /**
  * Tensors in requests and responses. Wherever the API takes a matrix or a vector it also
