@@ -24,7 +24,7 @@ async function post(path: string, body: string): Promise<{ status: number; json:
 }
 
 /**
- * A request whose time is compute, [32, 256, 256, 1] at a large batch (4096: about 1 s on
+ * A request whose time is compute, [32, 256, 256, 1] at a large batch (8192: about 0.5 s on
  * webasm on two idle cores): small parameters keep the parse and the answer short, so a
  * signal sent a third of the way through lands while the engine computes.
  */
