@@ -5,6 +5,17 @@ import { type OutputEncoding, toBase64Tensor } from './tensors.js';
 export type JsonNumber = number | 'NaN' | 'Infinity' | '-Infinity';
 type Base64Tensor = ReturnType<typeof toBase64Tensor>;
 
+/** A finite value as it is, a non-finite one as its JSON string. */
+const jsonNumber = (v: number): JsonNumber => (Number.isFinite(v) ? v : Number.isNaN(v) ? 'NaN' : v > 0 ? 'Infinity' : '-Infinity');
+
+/** A JSON-encoded tensor as its float32 values (ResultEncoder.pack), to be written out in a JSON thread. */
+interface PackedTensor {
+  packedFloat32: Float32Array;
+  /** [rows, cols] for a matrix, absent for a vector */
+  shape?: [number, number];
+}
+const isPacked = (v: object): v is PackedTensor => (v as PackedTensor).packedFloat32 instanceof Float32Array;
+
 /**
  * Writes a result's numbers and tensors in the encoding the client asked for, counting
  * the values that are not finite so that warnings() can say what happened.
@@ -16,24 +27,46 @@ export class ResultEncoder {
 
   constructor(readonly encoding: OutputEncoding = 'json') {}
 
+  /** the float32 values behind each JSON tensor written, for pack() */
+  private readonly sources = new WeakMap<object, PackedTensor>();
+
   number(v: number): JsonNumber {
     this.values++;
-    if (Number.isFinite(v)) return v;
-    this.nonFinite++;
-    if (Number.isNaN(v)) return 'NaN';
-    return v > 0 ? 'Infinity' : '-Infinity';
+    if (!Number.isFinite(v)) this.nonFinite++;
+    return jsonNumber(v);
   }
 
   vector(v: Float32Array): JsonNumber[] | Base64Tensor {
     if (this.encoding === 'base64') return this.binary([v.length], v);
-    return this.numbers(v);
+    const out = this.numbers(v);
+    this.sources.set(out, { packedFloat32: v });
+    return out;
   }
 
   matrix(m: Matrix): JsonNumber[][] | Base64Tensor {
     if (this.encoding === 'base64') return this.binary([m.rows, m.cols], m.data);
     const out: JsonNumber[][] = new Array(m.rows);
     for (let r = 0; r < m.rows; r++) out[r] = this.numbers(m.data.subarray(r * m.cols, (r + 1) * m.cols));
+    this.sources.set(out, { packedFloat32: m.data, shape: [m.rows, m.cols] });
     return out;
+  }
+
+  /**
+   * The answer with each JSON tensor this encoder wrote replaced by its float32 values, for a
+   * JSON thread to write out (unpackTensors): a thread receives a Float32Array as one copy of
+   * its bytes, where arrays of numbers are cloned value by value (3–5 ms per M answer, on
+   * the event loop; bench/RESULTS.md).
+   */
+  pack(value: unknown): unknown {
+    if (value === null || typeof value !== 'object') return value;
+    const source = this.sources.get(value);
+    if (source) {
+      const data = source.packedFloat32;
+      // a view is cloned with its whole buffer: send only its own values
+      return { ...source, packedFloat32: data.byteLength === data.buffer.byteLength ? data : data.slice() };
+    }
+    if (Array.isArray(value)) return value.map((v) => this.pack(v));
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, this.pack(v)]));
   }
 
   /** A parameter or gradient tree: [{W, b}, ...]. */
@@ -42,16 +75,19 @@ export class ResultEncoder {
   }
 
   private numbers(v: Float32Array): JsonNumber[] {
-    const out: JsonNumber[] = new Array(v.length);
-    for (let i = 0; i < v.length; i++) out[i] = this.number(v[i]!);
-    return out;
+    this.count(v);
+    return jsonNumbers(v);
   }
 
   /** Binary tensors carry NaN and ±Infinity as float32 bits; they are still counted for the warnings. */
   private binary(shape: number[], data: Float32Array): Base64Tensor {
-    this.values += data.length;
-    for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i]!)) this.nonFinite++;
+    this.count(data);
     return toBase64Tensor(shape, data);
+  }
+
+  private count(v: Float32Array): void {
+    this.values += v.length;
+    for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i]!)) this.nonFinite++;
   }
 
   /** What to tell the client when something came out non-finite; undefined when all is finite. */
@@ -73,4 +109,25 @@ export class ResultEncoder {
     );
     return warnings;
   }
+}
+
+function jsonNumbers(v: Float32Array): JsonNumber[] {
+  const out: JsonNumber[] = new Array(v.length);
+  for (let i = 0; i < v.length; i++) out[i] = jsonNumber(v[i]!);
+  return out;
+}
+
+/** An answer from ResultEncoder.pack with its tensors written out again as JSON numbers. */
+export function unpackTensors(value: unknown): unknown {
+  if (value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map(unpackTensors);
+  if (isPacked(value)) {
+    const { packedFloat32: data, shape } = value;
+    if (!shape) return jsonNumbers(data);
+    const [rows, cols] = shape;
+    const out: JsonNumber[][] = new Array(rows);
+    for (let r = 0; r < rows; r++) out[r] = jsonNumbers(data.subarray(r * cols, (r + 1) * cols));
+    return out;
+  }
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, unpackTensors(v)]));
 }

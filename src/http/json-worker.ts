@@ -5,9 +5,10 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { gzipSync } from 'node:zlib';
-import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { validatorCompiler } from 'fastify-type-provider-zod';
+import { ResultEncoder, unpackTensors } from './encode.js';
 import { validationMessage } from './errors.js';
-import { JSON_GZIP_LEVEL, parseJson } from './json-body.js';
+import { answerSerializerCompiler, JSON_GZIP_LEVEL, parseJson } from './json-body.js';
 import type { JsonJob, JsonJobResult } from './json-workers.js';
 import { POST_ROUTES, type PostRoute } from './schemas.js';
 
@@ -18,13 +19,13 @@ const validators = Object.fromEntries(
   routes.map(([url, s]) => [url, validatorCompiler({ schema: s.body, method: 'POST', url, httpPart: 'body' } as CompilerInput)]),
 ) as Compiled<(data: unknown) => { value?: unknown; error?: unknown }>;
 const serializers = Object.fromEntries(
-  routes.map(([url, s]) => [url, serializerCompiler({ schema: s.ok, method: 'POST', url, httpStatus: '200' })]),
+  routes.map(([url, s]) => [url, answerSerializerCompiler({ schema: s.ok, method: 'POST', url, httpStatus: '200' })]),
 ) as Compiled<(data: unknown) => string>;
 
 function handle(job: JsonJob): { result: JsonJobResult; transfer: ArrayBuffer[] } {
   const { id } = job;
   if (job.kind === 'write') {
-    const json = new TextEncoder().encode(serializers[job.url](job.answer));
+    const json = new TextEncoder().encode(serializers[job.url](unpackTensors(job.answer)));
     const bytes = job.gzip ? new Uint8Array(gzipSync(json, { level: JSON_GZIP_LEVEL })) : json; // a copy that owns its buffer
     return { result: { id, ok: true, value: bytes }, transfer: [bytes.buffer as ArrayBuffer] };
   }
@@ -68,9 +69,13 @@ function warmUp(): void {
   ];
   const request = { params, x: rows(128, 16), y: rows(128, 1).map((r) => (r[0]! > 0 ? 1 : 0)) };
   const bytes = new TextEncoder().encode(JSON.stringify(request));
+  const matrix = (m: number[][]) => ({ rows: m.length, cols: m[0]!.length, data: Float32Array.from(m.flat()) });
+  const grads = params.map((p) => ({ W: matrix(p.W), b: Float32Array.from(p.b) }));
   for (let i = 0; i < 5; i++) {
     handle({ id: -1, kind: 'parse', url: '/value-and-grad', bytes });
-    handle({ id: -1, kind: 'write', url: '/value-and-grad', answer: { loss: 0.5, grads: params }, gzip: i % 2 === 0 });
+    const enc = new ResultEncoder('json');
+    const answer = enc.pack({ loss: enc.number(0.5), grads: enc.layers(grads) });
+    handle({ id: -1, kind: 'write', url: '/value-and-grad', answer, gzip: i % 2 === 0 });
   }
 }
 warmUp();

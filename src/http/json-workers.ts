@@ -70,7 +70,10 @@ export class JsonWorkers {
     return this.run({ id: this.nextId++, kind: 'parse', url, bytes: view }, own ? [bytes.buffer as ArrayBuffer] : []);
   }
 
-  /** The answer validated against the route's 200 schema and written as UTF-8 JSON, gzipped if asked. */
+  /**
+   * The answer (as ResultEncoder.pack gives it) validated against the route's 200 schema and
+   * written as UTF-8 JSON, gzipped if asked.
+   */
   async write(url: PostRoute, answer: unknown, gzip: boolean): Promise<Buffer> {
     const bytes = (await this.run({ id: this.nextId++, kind: 'write', url, answer, gzip }, [])) as Uint8Array;
     return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);

@@ -2,9 +2,12 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { gunzipSync, inflateSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
+import { isResponseSerializationError } from 'fastify-type-provider-zod';
 import { buildApp } from '../../src/app.js';
 import { Engine } from '../../src/engine/engine.js';
-import { acceptsGzip } from '../../src/http/json-body.js';
+import { ResultEncoder, unpackTensors } from '../../src/http/encode.js';
+import { acceptsGzip, answerSerializerCompiler } from '../../src/http/json-body.js';
+import { POST_ROUTES } from '../../src/http/schemas.js';
 import { defaultConfig, type JsonOffload } from '../../src/runtime/config.js';
 import { randomCase, rng } from '../helpers.js';
 import { predict64, relError, valueAndGrad64 } from '../reference/mlp64.js';
@@ -142,6 +145,37 @@ describe('JSON worker threads', () => {
       ['identity', false],
     ];
     for (const [header, want] of cases) assert.equal(acceptsGzip(header), want, String(header));
+  });
+
+  it('sends a JSON answer to a thread as float32 values and writes the same numbers there', () => {
+    const enc = new ResultEncoder('json');
+    const big = Float32Array.from([9, 9, 0.1, Number.NaN, Number.POSITIVE_INFINITY, -0, Number.NEGATIVE_INFINITY, 3e-39, 9]);
+    const W = { rows: 3, cols: 2, data: big.subarray(2, 8) }; // a view: only its own values travel
+    const answer = { loss: enc.number(Number.NaN), grads: enc.layers([{ W, b: Float32Array.of(1.5, -2) }]), warnings: ['w'] };
+    const packed = structuredClone(enc.pack(answer)) as { grads: { W: { packedFloat32: Float32Array } }[] };
+    assert.equal(packed.grads[0]!.W.packedFloat32.buffer.byteLength, 6 * 4);
+    assert.deepEqual(unpackTensors(packed), answer);
+    assert.deepEqual(answer.grads[0]!.W, [
+      [Math.fround(0.1), 'NaN'],
+      ['Infinity', -0],
+      ['-Infinity', Math.fround(3e-39)],
+    ]);
+    assert.equal(enc.nonFinite, 4);
+  });
+
+  it("checks answers against the route's schema: keys it does not name are dropped, and a wrong answer throws", () => {
+    const serialize = answerSerializerCompiler({
+      schema: POST_ROUTES['/value-and-grad'].ok,
+      method: 'POST',
+      url: '/value-and-grad',
+      httpStatus: '200',
+    });
+    const grads = [{ W: [[0.5, -1]], b: [0.25, 'NaN'] }];
+    assert.deepEqual(JSON.parse(serialize({ loss: 0.5, grads, internal: 'x' })), { loss: 0.5, grads });
+    assert.throws(
+      () => serialize({ loss: 'half', grads }),
+      (err: Error) => isResponseSerializationError(err as never) && /loss/.test(JSON.stringify((err as Error & { cause: unknown }).cause)),
+    );
   });
 
   it('fails only the requests of a worker that dies, and starts a new one for the next', async () => {
