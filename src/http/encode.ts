@@ -27,8 +27,8 @@ export class ResultEncoder {
 
   constructor(readonly encoding: OutputEncoding = 'json') {}
 
-  /** the float32 values behind each JSON tensor written, for pack() */
-  private readonly sources = new WeakMap<object, PackedTensor>();
+  /** each JSON tensor written with its float32 values, for pack() (a list: most answers are never packed) */
+  private readonly written: [object, PackedTensor][] = [];
 
   number(v: number): JsonNumber {
     this.values++;
@@ -39,7 +39,7 @@ export class ResultEncoder {
   vector(v: Float32Array): JsonNumber[] | Base64Tensor {
     if (this.encoding === 'base64') return this.binary([v.length], v);
     const out = this.numbers(v);
-    this.sources.set(out, { packedFloat32: v });
+    this.written.push([out, { packedFloat32: v }]);
     return out;
   }
 
@@ -47,7 +47,7 @@ export class ResultEncoder {
     if (this.encoding === 'base64') return this.binary([m.rows, m.cols], m.data);
     const out: JsonNumber[][] = new Array(m.rows);
     for (let r = 0; r < m.rows; r++) out[r] = this.numbers(m.data.subarray(r * m.cols, (r + 1) * m.cols));
-    this.sources.set(out, { packedFloat32: m.data, shape: [m.rows, m.cols] });
+    this.written.push([out, { packedFloat32: m.data, shape: [m.rows, m.cols] }]);
     return out;
   }
 
@@ -58,15 +58,19 @@ export class ResultEncoder {
    * the event loop; bench/RESULTS.md).
    */
   pack(value: unknown): unknown {
-    if (value === null || typeof value !== 'object') return value;
-    const source = this.sources.get(value);
-    if (source) {
-      const data = source.packedFloat32;
-      // a view is cloned with its whole buffer: send only its own values
-      return { ...source, packedFloat32: data.byteLength === data.buffer.byteLength ? data : data.slice() };
-    }
-    if (Array.isArray(value)) return value.map((v) => this.pack(v));
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, this.pack(v)]));
+    const sources = new Map(this.written);
+    const packed = (v: unknown): unknown => {
+      if (v === null || typeof v !== 'object') return v;
+      const source = sources.get(v);
+      if (source) {
+        const data = source.packedFloat32;
+        // a view is cloned with its whole buffer: send only its own values
+        return { ...source, packedFloat32: data.byteLength === data.buffer.byteLength ? data : data.slice() };
+      }
+      if (Array.isArray(v)) return v.map(packed);
+      return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, packed(x)]));
+    };
+    return packed(value);
   }
 
   /** A parameter or gradient tree: [{W, b}, ...]. */
