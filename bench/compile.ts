@@ -1,11 +1,13 @@
 /**
  * Compile cost: the built service's time from spawn to ready (/readyz answering), then the
  * first request of the S and M shapes (which compile their kernels), the same again (which
- * must compile nothing), and M at another batch size in the same bucket (nothing either).
- * A second server gets M as its very first request, sent the moment it is ready. Prints
- * the client's time and Server-Timing's figures for each: parsing and validating the body,
- * compiling, computing, and writing the answer.
- *   npm run build && npx tsx bench/compile.ts
+ * must compile nothing), M at another batch size in the same bucket (nothing either), and
+ * a new M shape (wider hidden layers: its kernels compile, with gpu.js's code generation
+ * already warm). A second server gets M as its very first request, sent the moment it is
+ * ready. Prints the client's time and Server-Timing's figures for each: parsing and
+ * validating the body, compiling, computing, and writing the answer; then, as the machine's
+ * timing varies from run to run, the median and range of each over `runs` fresh runs.
+ *   npm run build && npx tsx bench/compile.ts [runs, default 3]
  */
 import { xorRequest } from '../src/http/examples.js';
 import { body, machine, type Server, serverTiming, startServer } from './lib.js';
@@ -18,7 +20,13 @@ async function ready(): Promise<{ server: Server; readyMs: number }> {
   return { server, readyMs: performance.now() - t0 };
 }
 
-async function send(server: Server, name: string, payload: string): Promise<string> {
+interface Row {
+  name: string;
+  clientMs: number;
+  line: string;
+}
+
+async function send(server: Server, name: string, payload: string): Promise<Row> {
   const t = performance.now();
   const res = await fetch(`${server.url}/value-and-grad`, {
     method: 'POST',
@@ -29,25 +37,47 @@ async function send(server: Server, name: string, payload: string): Promise<stri
   const ms = performance.now() - t;
   const st = serverTiming(res);
   const f = (v: number) => v.toFixed(0);
-  return `| ${name} | ${res.status} | ${f(ms)} | ${f(st.parseMs)} | ${st.kernels} | ${f(st.compileMs)} | ${st.computeMs.toFixed(1)} (${st.backend}) | ${f(st.writeMs)} |`;
+  const line = `| ${name} | ${res.status} | ${f(ms)} | ${f(st.parseMs)} | ${st.kernels} | ${f(st.compileMs)} | ${st.computeMs.toFixed(1)} (${st.backend}) | ${f(st.writeMs)} |`;
+  return { name, clientMs: ms, line };
 }
 
-const first = await ready();
-const rows = [
-  await send(first.server, 'S [2,4,1]×4, first', JSON.stringify(xorRequest)),
-  await send(first.server, 'S again', JSON.stringify(xorRequest)),
-  await send(first.server, 'M [64,128,128,1]×1024, first', M),
-  await send(first.server, 'M again', body([64, 128, 128, 1], 1024, 2)),
-  await send(first.server, 'M at batch 1000 (same bucket)', body([64, 128, 128, 1], 1000, 3)),
-];
-await first.server.stop();
-const second = await ready();
-rows.push(await send(second.server, 'M as the first request, sent when ready', M));
-await second.server.stop();
-console.log(
-  `compile cost on ${machine()}; start-up to ready: ${first.readyMs.toFixed(0)} and ${second.readyMs.toFixed(0)} ms (spawn to /readyz answering)`,
-);
-console.log(
-  '| request | status | client ms | parse ms | kernels compiled | compile ms | compute ms (backend) | write ms |\n| --- | --- | --- | --- | --- | --- | --- | --- |',
-);
-console.log(rows.join('\n'));
+async function run(): Promise<{ rows: Row[]; readyMs: number[] }> {
+  const first = await ready();
+  const rows = [
+    await send(first.server, 'S [2,4,1]×4, first', JSON.stringify(xorRequest)),
+    await send(first.server, 'S again', JSON.stringify(xorRequest)),
+    await send(first.server, 'M [64,128,128,1]×1024, first', M),
+    await send(first.server, 'M again', body([64, 128, 128, 1], 1024, 2)),
+    await send(first.server, 'M at batch 1000 (same bucket)', body([64, 128, 128, 1], 1000, 3)),
+    await send(first.server, 'a new M shape, [64,132,132,1]×1024', body([64, 132, 132, 1], 1024, 4)),
+  ];
+  await first.server.stop();
+  const second = await ready();
+  rows.push(await send(second.server, 'M as the first request, sent when ready', M));
+  await second.server.stop();
+  return { rows, readyMs: [first.readyMs, second.readyMs] };
+}
+
+const runs = Number(process.argv[2] ?? 3);
+const results: { rows: Row[]; readyMs: number[] }[] = [];
+for (let i = 0; i < runs; i++) {
+  const result = await run();
+  results.push(result);
+  console.log(
+    `run ${i + 1} of ${runs}; start-up to ready: ${result.readyMs.map((ms) => ms.toFixed(0)).join(' and ')} ms (spawn to /readyz answering)`,
+  );
+  console.log(
+    '| request | status | client ms | parse ms | kernels compiled | compile ms | compute ms (backend) | write ms |\n| --- | --- | --- | --- | --- | --- | --- | --- |',
+  );
+  console.log(result.rows.map((r) => r.line).join('\n'));
+}
+
+const median = (v: number[]) => {
+  const s = v.toSorted((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+const summary = (v: number[]) => `${median(v).toFixed(0)} (${Math.min(...v).toFixed(0)}–${Math.max(...v).toFixed(0)})`;
+console.log(`\ncompile cost on ${machine()}, ${runs} runs: median (range) of the client's ms`);
+console.log('| request | client ms |\n| --- | --- |');
+console.log(`| start-up to ready | ${summary(results.flatMap((r) => r.readyMs))} |`);
+for (const [i, { name }] of results[0]!.rows.entries()) console.log(`| ${name} | ${summary(results.map((r) => r.rows[i]!.clientMs))} |`);
