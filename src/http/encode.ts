@@ -8,7 +8,7 @@ type Base64Tensor = ReturnType<typeof toBase64Tensor>;
 /** A finite value as it is, a non-finite one as its JSON string. */
 const jsonNumber = (v: number): JsonNumber => (Number.isFinite(v) ? v : Number.isNaN(v) ? 'NaN' : v > 0 ? 'Infinity' : '-Infinity');
 
-/** A JSON-encoded tensor as its float32 values (ResultEncoder.pack), to be written out in a JSON thread. */
+/** A JSON tensor as its float32 values until sendAnswer writes it out (unpackTensors). */
 interface PackedTensor {
   packedFloat32: Float32Array;
   /** [rows, cols] for a matrix, absent for a vector */
@@ -18,7 +18,12 @@ const isPacked = (v: object): v is PackedTensor => (v as PackedTensor).packedFlo
 
 /**
  * Writes a result's numbers and tensors in the encoding the client asked for, counting
- * the values that are not finite so that warnings() can say what happened.
+ * the values that are not finite so that warnings() can say what happened. A JSON tensor
+ * stays its float32 values (typed as the arrays of numbers it becomes) until sendAnswer
+ * writes it out with unpackTensors, once: on the event loop for a small answer, in a JSON
+ * thread for a large one, which receives a Float32Array as one copy of its bytes where
+ * arrays of numbers are cloned value by value (3–5 ms per M answer; building the arrays of
+ * an L answer on the event loop alone took 3–18 ms; bench/RESULTS.md).
  */
 export class ResultEncoder {
   nonFinite = 0;
@@ -26,9 +31,6 @@ export class ResultEncoder {
   values = 0;
 
   constructor(readonly encoding: OutputEncoding = 'json') {}
-
-  /** each JSON tensor written with its float32 values, for pack() (a list: most answers are never packed) */
-  private readonly written: [object, PackedTensor][] = [];
 
   number(v: number): JsonNumber {
     this.values++;
@@ -38,39 +40,12 @@ export class ResultEncoder {
 
   vector(v: Float32Array): JsonNumber[] | Base64Tensor {
     if (this.encoding === 'base64') return this.binary([v.length], v);
-    const out = this.numbers(v);
-    this.written.push([out, { packedFloat32: v }]);
-    return out;
+    return this.packed(v) as unknown as JsonNumber[];
   }
 
   matrix(m: Matrix): JsonNumber[][] | Base64Tensor {
     if (this.encoding === 'base64') return this.binary([m.rows, m.cols], m.data);
-    const out: JsonNumber[][] = new Array(m.rows);
-    for (let r = 0; r < m.rows; r++) out[r] = this.numbers(m.data.subarray(r * m.cols, (r + 1) * m.cols));
-    this.written.push([out, { packedFloat32: m.data, shape: [m.rows, m.cols] }]);
-    return out;
-  }
-
-  /**
-   * The answer with each JSON tensor this encoder wrote replaced by its float32 values, for a
-   * JSON thread to write out (unpackTensors): a thread receives a Float32Array as one copy of
-   * its bytes, where arrays of numbers are cloned value by value (3–5 ms per M answer, on
-   * the event loop; bench/RESULTS.md).
-   */
-  pack(value: unknown): unknown {
-    const sources = new Map(this.written);
-    const packed = (v: unknown): unknown => {
-      if (v === null || typeof v !== 'object') return v;
-      const source = sources.get(v);
-      if (source) {
-        const data = source.packedFloat32;
-        // a view is cloned with its whole buffer: send only its own values
-        return { ...source, packedFloat32: data.byteLength === data.buffer.byteLength ? data : data.slice() };
-      }
-      if (Array.isArray(v)) return v.map(packed);
-      return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, packed(x)]));
-    };
-    return packed(value);
+    return this.packed(m.data, [m.rows, m.cols]) as unknown as JsonNumber[][];
   }
 
   /** A parameter or gradient tree: [{W, b}, ...]. */
@@ -78,9 +53,11 @@ export class ResultEncoder {
     return layers.map((g) => ({ W: this.matrix(g.W), b: this.vector(g.b) }));
   }
 
-  private numbers(v: Float32Array): JsonNumber[] {
-    this.count(v);
-    return jsonNumbers(v);
+  private packed(data: Float32Array, shape?: [number, number]): PackedTensor {
+    this.count(data);
+    // a view is cloned with its whole buffer on the way to a thread: keep only its own values
+    const own = data.byteLength === data.buffer.byteLength ? data : data.slice();
+    return shape ? { packedFloat32: own, shape } : { packedFloat32: own };
   }
 
   /** Binary tensors carry NaN and ±Infinity as float32 bits; they are still counted for the warnings. */
@@ -121,7 +98,7 @@ function jsonNumbers(v: Float32Array): JsonNumber[] {
   return out;
 }
 
-/** An answer from ResultEncoder.pack with its tensors written out again as JSON numbers. */
+/** An answer built by a ResultEncoder, its JSON tensors written out as arrays of JSON numbers. */
 export function unpackTensors(value: unknown): unknown {
   if (value === null || typeof value !== 'object') return value;
   if (Array.isArray(value)) return value.map(unpackTensors);

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifySchemaCompiler, FastifySerializerCompiler } from 'fastify';
 import { ResponseSerializationError, validatorCompiler } from 'fastify-type-provider-zod';
 import sjson from 'secure-json-parse';
-import type { ResultEncoder } from './encode.js';
+import { type ResultEncoder, unpackTensors } from './encode.js';
 import { Errors } from './errors.js';
 import type { JsonWorkers } from './json-workers.js';
 import { isPostRoute } from './schemas.js';
@@ -123,9 +123,10 @@ export function acceptsGzip(header: string | undefined): boolean {
 const JSON_BYTES_PER_VALUE = 12;
 
 /**
- * Send a POST route's 200 answer, written by `enc`. One that carries many tensor values is
- * validated against the route's schema and written in a JSON worker; small ones take
- * fastify's usual path (the same schema, on the event loop). Answers in binary tensors are
+ * Send a POST route's 200 answer, built by `enc` (its JSON tensors still float32, see
+ * ResultEncoder). One that carries many tensor values is validated against the route's
+ * schema and written in a JSON worker; small ones are written out here and take fastify's
+ * usual path (the same schema, on the event loop). Answers in binary tensors are
  * not compressed: float32 bytes barely compress (gzip saves about a quarter of their base64,
  * at some 50 MB/s of CPU), while JSON numbers shrink by more than half.
  */
@@ -133,11 +134,11 @@ export async function sendAnswer<T>(reply: FastifyReply, answer: T, enc: ResultE
   if (enc.encoding === 'base64') reply.request.headers['x-no-compression'] = 'binary tensors'; // read by @fastify/compress
   const workers = reply.server.jsonWorkers;
   const url = reply.request.routeOptions.url;
-  if (!workers.offloads(enc.values * JSON_BYTES_PER_VALUE) || !isPostRoute(url)) return answer;
+  if (!workers.offloads(enc.values * JSON_BYTES_PER_VALUE) || !isPostRoute(url)) return unpackTensors(answer) as T;
   const t0 = performance.now();
   const { headers } = reply.request;
   const gzip = headers['x-no-compression'] === undefined && acceptsGzip(headers['accept-encoding']);
-  const json = await workers.write(url, enc.pack(answer), gzip);
+  const json = await workers.write(url, answer, gzip);
   const timing = reply.getHeader('server-timing');
   const write = `write;dur=${(performance.now() - t0).toFixed(2)};desc="answer validated and written as JSON${gzip ? ', gzipped' : ''}"`;
   reply.header('server-timing', timing ? `${timing}, ${write}` : write);

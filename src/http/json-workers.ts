@@ -71,7 +71,7 @@ export class JsonWorkers {
   }
 
   /**
-   * The answer (as ResultEncoder.pack gives it) validated against the route's 200 schema and
+   * The answer (as a ResultEncoder built it, tensors still float32) validated against the route's 200 schema and
    * written as UTF-8 JSON, gzipped if asked.
    */
   async write(url: PostRoute, answer: unknown, gzip: boolean): Promise<Buffer> {

@@ -147,19 +147,22 @@ describe('JSON worker threads', () => {
     for (const [header, want] of cases) assert.equal(acceptsGzip(header), want, String(header));
   });
 
-  it('sends a JSON answer to a thread as float32 values and writes the same numbers there', () => {
+  it('keeps JSON tensors as float32 values until written, on the event loop or in a thread, as the same numbers', () => {
     const enc = new ResultEncoder('json');
     const big = Float32Array.from([9, 9, 0.1, Number.NaN, Number.POSITIVE_INFINITY, -0, Number.NEGATIVE_INFINITY, 3e-39, 9]);
     const W = { rows: 3, cols: 2, data: big.subarray(2, 8) }; // a view: only its own values travel
     const answer = { loss: enc.number(Number.NaN), grads: enc.layers([{ W, b: Float32Array.of(1.5, -2) }]), warnings: ['w'] };
-    const packed = structuredClone(enc.pack(answer)) as { grads: { W: { packedFloat32: Float32Array } }[] };
-    assert.equal(packed.grads[0]!.W.packedFloat32.buffer.byteLength, 6 * 4);
-    assert.deepEqual(unpackTensors(packed), answer);
-    assert.deepEqual(answer.grads[0]!.W, [
+    const sent = structuredClone(answer) as unknown as { grads: { W: { packedFloat32: Float32Array } }[] };
+    assert.equal(sent.grads[0]!.W.packedFloat32.buffer.byteLength, 6 * 4);
+    const written = unpackTensors(answer) as typeof answer;
+    assert.deepEqual(unpackTensors(sent), written);
+    assert.deepEqual(written.grads[0]!.W, [
       [Math.fround(0.1), 'NaN'],
       ['Infinity', -0],
       ['-Infinity', Math.fround(3e-39)],
     ]);
+    assert.deepEqual(written.grads[0]!.b, [1.5, -2]);
+    assert.equal(written.loss, 'NaN');
     assert.equal(enc.nonFinite, 4);
   });
 
