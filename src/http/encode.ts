@@ -110,5 +110,7 @@ export function unpackTensors(value: unknown): unknown {
     for (let r = 0; r < rows; r++) out[r] = jsonNumbers(data.subarray(r * cols, (r + 1) * cols));
     return out;
   }
-  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, unpackTensors(v)]));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k] = unpackTensors(v);
+  return out;
 }
