@@ -34,3 +34,33 @@ describe('webasm worker threads (GRADSERVE_WEBASM_THREADS)', () => {
     }
   });
 });
+
+describe('webasm SIMD coverage (the gpu.js patch)', () => {
+  it('computes every cell of rows whose width is a multiple of 4 in run_simd alone, on the event loop and across threads', async () => {
+    // rows 4k cells wide compile no scalar kernel (its `run` traps), so a cell that reached it
+    // would throw; other widths mix run_simd with a scalar tail. Threaded sizes split unevenly.
+    const backend = createBackend('webasm', 3);
+    await backend.probe();
+    try {
+      for (const [width, height] of [
+        [4, 1],
+        [8, 3],
+        [12, 5],
+        [5, 3],
+        [7, 2],
+        [260, 17],
+        [132, 61],
+        [257, 19],
+      ] as const) {
+        const rows = Array.from({ length: height }, (_, y) => Float32Array.from({ length: width }, (_, x) => x - y));
+        const kernel = backend.createKernel('function(a) { return a[this.thread.y][this.thread.x] * 2 + this.thread.y; }', [width, height]);
+        const out = (await kernel.run(rows)) as Float32Array[];
+        for (let y = 0; y < height; y++) {
+          for (let x = 0; x < width; x++) assert.equal(out[y]![x], (x - y) * 2 + y, `${width}×${height} at (${x}, ${y})`);
+        }
+      }
+    } finally {
+      await backend.destroy();
+    }
+  });
+});
