@@ -2,7 +2,7 @@ import { batchBucket, fromRows, toRows } from './matrix.js';
 import { activationOps } from './ops/activations.js';
 import {
   activationSpec,
-  biasGradSpec,
+  biasGrad,
   forwardSpec,
   forwardWeights,
   inputGradArgs,
@@ -99,8 +99,7 @@ export async function backward(problem: Problem, pass: ForwardPass, run: RunKern
     const { W } = layers[l]!;
     const dWSpec = weightGradSpec(W.rows, W.cols, bucket, backend);
     const dW = await runRows(run, dWSpec, ...weightGradArgs(dWSpec, inputs[l]!, dz));
-    const db = (await run(biasGradSpec(W.cols, bucket), dz)) as Float32Array;
-    grads[l] = { W: fromRows(dW, W.rows, W.cols), b: Float32Array.from(db) };
+    grads[l] = { W: fromRows(dW, W.rows, W.cols), b: biasGrad(dz, W.cols) };
     if (l > 0) {
       const spec = inputGradSpec(problem.activation, W.rows, W.cols, bucket, backend);
       dz = await runRows(run, spec, ...inputGradArgs(spec, dz, W, saved[l - 1]!));

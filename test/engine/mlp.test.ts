@@ -142,15 +142,15 @@ for (const backend of BACKENDS) {
       try {
         const c = randomCase(rng(9), { widths: [3, 5, 1], batch: 20, activation: 'tanh' });
         const first = await fresh.valueAndGrad(toEngineProblem(c));
-        assert.equal(first.stats.compiled.length, 7); // 2 forward, 2 dW, 2 db, 1 dZ
+        assert.equal(first.stats.compiled.length, 5); // 2 forward, 2 dW, 1 dZ (db is summed on the host)
         const second = await fresh.valueAndGrad(toEngineProblem(c));
         assert.equal(second.stats.compiled.length, 0);
         const c2 = randomCase(rng(10), { widths: [3, 5, 1], batch: 19, activation: 'tanh' }); // bucket 20 too
         const third = await fresh.valueAndGrad(toEngineProblem(c2));
         assert.equal(third.stats.compiled.length, 0);
         const stats = fresh.info().kernelCache;
-        assert.equal(stats.compiles, 7);
-        assert.equal(stats.hits, 14);
+        assert.equal(stats.compiles, 5);
+        assert.equal(stats.hits, 10);
       } finally {
         await fresh.close();
       }

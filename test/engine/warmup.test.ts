@@ -21,7 +21,7 @@ describe('warm-up of configured shapes (GRADSERVE_WARMUP)', () => {
     const engine = await Engine.create({ backend: 'cpu', kernelCacheSize: 64 });
     try {
       const warm = await engine.warmUp([{ widths: [3, 5, 2], batch: 8, activation: 'relu' }]);
-      assert.equal(warm.kernels, 7);
+      assert.equal(warm.kernels, 5);
       // a batch of 7 falls in the same bucket as 8
       const c = randomCase(rng(3), { widths: [3, 5, 2], batch: 7, activation: 'relu' });
       const { stats, loss, grads } = await engine.valueAndGrad(toEngineProblem(c));

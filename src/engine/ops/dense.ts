@@ -10,7 +10,7 @@ import { kernelCode } from './activations.js';
  * Forward:   A = act(A_prev @ W + b)                       out × batch
  *            (an activation whose derivative reads z: Z = A_prev @ W + b, then A = act(Z))
  * Backward:  dW = A_prevᵀ @ dZ                              out × in
- *            db = Σ_batch dZ                                out
+ *            db = Σ_batch dZ                                out  (on the host, biasGrad)
  *            dZ_prev = (dZ @ Wᵀ) ⊙ act_prev'(A_prev or Z_prev) in × batch  (fused)
  * Matrices are arrays of rows: m[row][col], output [cols, rows] in gpu.js's [x, y] order.
  *
@@ -180,25 +180,16 @@ export function weightGradSpec(inDim: number, outDim: number, batch: number, bac
   };
 }
 
-export function biasGradSpec(outDim: number, batch: number): KernelSpec {
-  return {
-    op: 'dense.db',
-    params: { out: outDim, batch },
-    // Compensated (Kahan) sum: the batch's cotangents often nearly cancel, and a plain
-    // float32 running sum then loses the 1e-5 relative accuracy; this kernel is cheap.
-    source: `function(dz) {
-      let s = 0;
-      let c = 0;
-      for (let n = 0; n < ${batch}; n++) {
-        let v = dz[n][this.thread.x] - c;
-        let t = s + v;
-        c = (t - s) - v;
-        s = t;
-      }
-      return s;
-    }`,
-    output: [outDim],
-  };
+/**
+ * db = Σ_batch dZ, on the host: a column sum reads each value of dZ once, so a kernel for it
+ * cost more than the sum (a compile of 2–5 ms per layer on a new shape, a copy of dZ into
+ * the kernel's memory and a call). Summed in float64 and rounded once, which is at least as
+ * accurate as JAX's float32 reduction (the batch's cotangents often nearly cancel).
+ */
+export function biasGrad(dz: Float32Array[], outDim: number): Float32Array {
+  const sums = new Float64Array(outDim);
+  for (const row of dz) for (let c = 0; c < outDim; c++) sums[c]! += row[c]!;
+  return Float32Array.from(sums);
 }
 
 /**
