@@ -5,7 +5,12 @@
  * a bare Fastify route that parses the same body and answers a body of the same size (the
  * ceiling any JSON service on Fastify can reach). Prints req/s, p50/p99 latency and the
  * ratio to the ceiling.
- *   npm run build && npx tsx bench/http.ts [seconds=10]
+ *
+ * This machine's speed drifts by 20–40% within minutes, so the servers take turns: `rounds`
+ * rounds of `seconds` each, in a rotating order, after a warm-up load. A ratio is the median
+ * of the per-round ratios (each measured minutes apart at most); req/s and latencies are
+ * medians over the rounds, with the range of req/s.
+ *   npm run build && npx tsx bench/http.ts [seconds=5] [rounds=3]
  */
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,7 +18,8 @@ import { join } from 'node:path';
 import { xorRequest } from '../src/http/examples.js';
 import { body, loadTest, machine, type Server, startServer, torchPython } from './lib.js';
 
-const seconds = Number(process.argv[2] ?? 10);
+const seconds = Number(process.argv[2] ?? 5);
+const rounds = Number(process.argv[3] ?? 3);
 const CASES = [
   { name: 'S (XOR, JSON)', payload: JSON.stringify(xorRequest), connections: 8 },
   { name: 'M [64,128,128,1]×1024, JSON', payload: body([64, 128, 128, 1], 1024), connections: 4 },
@@ -21,34 +27,46 @@ const CASES = [
 
 const python = torchPython();
 if (!python) console.error('not timing PyTorch: no python3 here can import torch (apt-get install python3-torch)');
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+
+type Load = Awaited<ReturnType<typeof loadTest>>;
 const rows: string[] = [];
 for (const c of CASES) {
   const service = await startServer({ GRADSERVE_MAX_QUEUE: '64' });
   const answer = await (
     await fetch(`${service.url}/value-and-grad`, { method: 'POST', body: c.payload, headers: { 'content-type': 'application/json' } })
   ).text();
-  const ours = await loadTest(service.url, c.payload, c.connections, seconds);
-  await service.stop();
   const answerFile = join(tmpdir(), `gradserve-bench-answer-${process.pid}.json`);
   writeFileSync(answerFile, answer);
-  const bare: Server = await startServer({ ANSWER_FILE: answerFile }, ['--import', 'tsx', 'bench/bare-server.ts']);
-  const ceiling = await loadTest(bare.url, c.payload, c.connections, seconds);
-  await bare.stop();
-  const tfjs: Server = await startServer({}, ['--import', 'tsx', 'bench/tfjs-server.ts']);
-  const alternative = await loadTest(tfjs.url, c.payload, c.connections, seconds);
-  await tfjs.stop();
-  const row = (who: string, r: typeof ours) =>
-    `| ${c.name} | ${who} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.failed} | ${(r.rps / ceiling.rps).toFixed(2)} |`;
-  rows.push(row('gradserve', ours), row('TF.js wasm on Fastify (the alternative)', alternative));
-  if (python) {
-    const torch: Server = await startServer({}, ['bench/torch_server.py'], python);
-    rows.push(row('PyTorch on Python http.server (the alternative)', await loadTest(torch.url, c.payload, c.connections, seconds)));
-    await torch.stop();
+  const servers: [string, Server][] = [
+    ['gradserve', service],
+    ['bare Fastify (ceiling)', await startServer({ ANSWER_FILE: answerFile }, ['--import', 'tsx', 'bench/bare-server.ts'])],
+    ['TF.js wasm on Fastify (the alternative)', await startServer({}, ['--import', 'tsx', 'bench/tfjs-server.ts'])],
+  ];
+  if (python) servers.push(['PyTorch on Python http.server (the alternative)', await startServer({}, ['bench/torch_server.py'], python)]);
+  const loads = new Map<string, Load[]>(servers.map(([who]) => [who, []]));
+  for (const [, server] of servers) await loadTest(server.url, c.payload, c.connections, 2); // warm-up: JIT, caches
+  for (let round = 0; round < rounds; round++) {
+    for (let i = 0; i < servers.length; i++) {
+      const [who, server] = servers[(i + round) % servers.length]!;
+      loads.get(who)!.push(await loadTest(server.url, c.payload, c.connections, seconds));
+    }
   }
-  rows.push(row('bare Fastify (ceiling)', ceiling));
+  for (const [, server] of servers) await server.stop();
+  const ceiling = loads.get('bare Fastify (ceiling)')!;
+  for (const [who] of servers) {
+    const runs = loads.get(who)!;
+    const rps = runs.map((r) => r.rps);
+    const ratio = median(runs.map((r, i) => r.rps / ceiling[i]!.rps));
+    const failed = runs.reduce((s, r) => s + r.failed, 0);
+    rows.push(
+      `| ${c.name}, ${c.connections} connections | ${who} | ${median(rps).toFixed(0)} (${Math.min(...rps).toFixed(0)}–${Math.max(...rps).toFixed(0)}) | ` +
+        `${median(runs.map((r) => r.p50))} | ${median(runs.map((r) => r.p99))} | ${failed} | ${ratio.toFixed(2)} |`,
+    );
+  }
 }
-console.log(`HTTP, autocannon ${seconds} s per run, on ${machine()}`);
+console.log(`HTTP, autocannon, ${rounds} rounds of ${seconds} s per server, taking turns, on ${machine()}`);
 console.log(
-  '| request | server | req/s | p50 ms | p99 ms | non-2xx + errors | ratio to ceiling |\n| --- | --- | --- | --- | --- | --- | --- |',
+  '| request | server | req/s, median (range) | p50 ms | p99 ms | non-2xx + errors | ratio to ceiling (median of rounds) |\n| --- | --- | --- | --- | --- | --- | --- |',
 );
 console.log(rows.join('\n'));
