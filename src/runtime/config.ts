@@ -12,12 +12,21 @@ export interface WarmupShape {
 
 const WARMUP_SHAPE = /^(\d+(?:,\d+)+)x(\d+)(?::(\w+))?$/;
 
-/** GRADSERVE_WARMUP: shapes separated by spaces or semicolons. */
+/**
+ * GRADSERVE_WARMUP's default: a small network that the dispatcher sends to webasm. Compiling
+ * it before the service is ready has V8 compile gpu.js's code generator, so that the first
+ * request of each new shape compiles faster (M's first request: 25 ms less, for 50 ms more
+ * start-up; bench/RESULTS.md, "Compile cost").
+ */
+export const DEFAULT_WARMUP = '16,32,32,1x1024';
+
+/** GRADSERVE_WARMUP: shapes separated by spaces or semicolons; empty or `none` for none. */
 const Warmup = z
   .string()
-  .default('')
+  .default(DEFAULT_WARMUP)
   .transform((text, ctx): WarmupShape[] => {
     const shapes: WarmupShape[] = [];
+    if (text.trim() === 'none') return shapes;
     for (const item of text.split(/[\s;]+/).filter(Boolean)) {
       const m = WARMUP_SHAPE.exec(item);
       const activation = (m?.[3] ?? 'tanh') as Activation;

@@ -7,7 +7,10 @@ import { relError, valueAndGrad64 } from '../reference/mlp64.js';
 
 describe('warm-up of configured shapes (GRADSERVE_WARMUP)', () => {
   it('reads shapes as widths×batch[:activation] and refuses anything else by name', () => {
-    assert.deepEqual(loadConfig({}).warmup, []);
+    // by default a small webasm-sized network, which primes gpu.js's code generator
+    assert.deepEqual(loadConfig({}).warmup, [{ widths: [16, 32, 32, 1], batch: 1024, activation: 'tanh' }]);
+    assert.deepEqual(loadConfig({ GRADSERVE_WARMUP: '' }).warmup, []);
+    assert.deepEqual(loadConfig({ GRADSERVE_WARMUP: 'none' }).warmup, []);
     assert.deepEqual(loadConfig({ GRADSERVE_WARMUP: '2,4,1x4; 64,128,1x1024:relu' }).warmup, [
       { widths: [2, 4, 1], batch: 4, activation: 'tanh' },
       { widths: [64, 128, 1], batch: 1024, activation: 'relu' },
