@@ -57,7 +57,8 @@ for (const [name, widths, batch, calls] of [
   if (process.argv[3] && !process.argv[3].split(',').includes(name)) continue;
   const p = toEngineProblem(randomCase(rng(1), { widths: [...widths], batch, activation: 'tanh' }));
   const kernels = p.layers.map((l, i) =>
-    gpu.createKernel(forwardSpec(i < p.layers.length - 1 ? 'tanh' : 'linear', l.W.rows, l.W.cols, batch).source, {
+    // the plain kernel, as the engine builds it for cpu (on webasm the engine's are blocked)
+    gpu.createKernel(forwardSpec(i < p.layers.length - 1 ? 'tanh' : 'linear', l.W.rows, l.W.cols, batch, 'cpu').source, {
       output: [l.W.cols, batch],
       tactic: 'precision',
       precision: 'single',

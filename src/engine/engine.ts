@@ -1,6 +1,6 @@
 import { type Backend, createBackend } from './backend.js';
 import { DEFAULT_CPU_MAX_WORK, DEFAULT_GPU_MIN_WORK, pickBackend, shapeOf, type Thresholds, workOf } from './dispatch.js';
-import { KernelCache, type KernelCacheStats, kernelKey, type Lease } from './kernel-cache.js';
+import { KernelCache, type KernelCacheStats, type Lease } from './kernel-cache.js';
 import { backward, forward, predictions, type RunKernel } from './mlp.js';
 import { type KernelSpec, unpackRows } from './ops/dense.js';
 import { type TrainLoop, type TrainOptions, trainLoop } from './train.js';
@@ -215,7 +215,7 @@ export class Engine {
         lastYield = performance.now();
       }
       signal?.throwIfAborted();
-      const key = kernelKey({ backend: backend.name, op: spec.op, ...spec.params });
+      const { key } = spec;
       let lease = leases.get(key);
       if (!lease) {
         lease = this.cache.lease(

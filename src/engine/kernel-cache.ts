@@ -35,7 +35,7 @@ export interface Lease {
 }
 
 export function kernelKey(parts: Record<string, string | number>): string {
-  // built on every kernel call: a plain loop (entries/map/join cost a microsecond each time)
+  // once per spec (dense.ts memoizes them)
   let key = '';
   for (const k in parts) key += `${k}=${parts[k]}|`;
   return key;

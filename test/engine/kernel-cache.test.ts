@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { KernelCache } from '../../src/engine/kernel-cache.js';
+import { KernelCache, kernelKey } from '../../src/engine/kernel-cache.js';
 import { batchBucket } from '../../src/engine/matrix.js';
+import { activationSpec, forwardSpec, inputGradSpec, weightGradSpec } from '../../src/engine/ops/dense.js';
 
 function counted() {
   const destroyed: string[] = [];
@@ -57,5 +58,25 @@ describe('batch buckets', () => {
   });
   it('never pad more than 25% above 16', () => {
     for (let n = 17; n < 5000; n++) assert.ok(batchBucket(n) >= n && batchBucket(n) <= n * 1.25, `${n}`);
+  });
+});
+
+describe('kernel specs', () => {
+  it('are built once per backend and arguments, and keyed by everything that changes the compiled code', () => {
+    const spec = forwardSpec('tanh', 3, 5, 8, 'webasm');
+    assert.equal(forwardSpec('tanh', 3, 5, 8, 'webasm'), spec);
+    assert.equal(spec.key, kernelKey({ backend: 'webasm', op: 'dense.forward', ...spec.params }));
+    const keys = [
+      spec,
+      forwardSpec('tanh', 3, 5, 8, 'cpu'),
+      forwardSpec('relu', 3, 5, 8, 'webasm'),
+      forwardSpec('tanh', 3, 6, 8, 'webasm'),
+      forwardSpec('tanh', 3, 5, 16, 'webasm'),
+      weightGradSpec(3, 5, 8, 'webasm'),
+      inputGradSpec('tanh', 3, 5, 8, 'webasm'),
+      activationSpec('gelu', 5, 8, 'webasm'),
+    ].map((s) => s.key);
+    assert.equal(new Set(keys).size, keys.length);
+    assert.ok(Object.isFrozen(spec), 'shared between requests, so never changed');
   });
 });

@@ -1,3 +1,4 @@
+import { kernelKey } from '../kernel-cache.js';
 import { toRows } from '../matrix.js';
 import type { Activation, BackendName, Matrix } from '../types.js';
 import { kernelCode } from './activations.js';
@@ -25,6 +26,8 @@ import { kernelCode } from './activations.js';
  * (unrolling cost webgpu 1.2–1.4×, DESIGN.md §6).
  */
 export interface KernelSpec {
+  /** the kernel cache's key: the backend, the op and its params */
+  key: string;
   op: string;
   /** every size and option that changes the compiled code */
   params: Record<string, string | number>;
@@ -50,7 +53,7 @@ export const BLOCK = 4;
 const THREAD_MIN_MACS = 1 << 19;
 /** minThreadedCells for cells of `macs` multiply-adds each */
 const threadedFrom = (macs: number) => Math.max(64, Math.ceil(THREAD_MIN_MACS / macs));
-const blocked = (backend: BackendName | undefined, n: number) => backend === 'webasm' && n % BLOCK === 0;
+const blocked = (backend: BackendName, n: number) => backend === 'webasm' && n % BLOCK === 0;
 const lanes = Array.from({ length: BLOCK }, (_, i) => i);
 
 /**
@@ -92,40 +95,65 @@ function transpose(m: Matrix): Matrix {
   return { rows: m.cols, cols: m.rows, data };
 }
 
-export function forwardSpec(act: Activation, inDim: number, outDim: number, batch: number, backend?: BackendName): KernelSpec {
-  const { kernelForward } = kernelCode(act, backend);
-  if (blocked(backend, batch)) {
-    // thread (x, y, z) computes A[y × 4 + c][z × width + x]; w and b come tiled
-    const width = tileWidth(outDim, inDim);
+/** A KernelSpec as the functions below build it, before memoSpec gives it its key. */
+type SpecBody = Omit<KernelSpec, 'key'>;
+
+/**
+ * Specs by backend and arguments, each built once: building a spec's source and key cost
+ * microseconds, on every kernel call (the XOR network makes five per request). Bounded,
+ * since clients choose the shapes; the kernel cache is what keeps compiled kernels.
+ */
+const specs = new Map<string, KernelSpec>();
+const SPECS_KEPT = 1024;
+
+function memoSpec(backend: BackendName, args: string, build: () => SpecBody): KernelSpec {
+  const memoKey = `${backend}|${args}`;
+  let spec = specs.get(memoKey);
+  if (!spec) {
+    const body = build();
+    spec = Object.freeze({ ...body, key: kernelKey({ backend, op: body.op, ...body.params }) });
+    if (specs.size >= SPECS_KEPT) specs.clear();
+    specs.set(memoKey, spec);
+  }
+  return spec;
+}
+
+export function forwardSpec(act: Activation, inDim: number, outDim: number, batch: number, backend: BackendName): KernelSpec {
+  return memoSpec(backend, `forward|${act}|${inDim}|${outDim}|${batch}`, (): SpecBody => {
+    const { kernelForward } = kernelCode(act, backend);
+    if (blocked(backend, batch)) {
+      // thread (x, y, z) computes A[y × 4 + c][z × width + x]; w and b come tiled
+      const width = tileWidth(outDim, inDim);
+      return {
+        op: 'dense.forward',
+        params: { act, in: inDim, out: outDim, batch, block: BLOCK },
+        source: `function(a, w, b) {
+          ${lanes.map((c) => `let s${c} = 0;`).join(' ')}
+          for (let k = 0; k < ${inDim}; k++) {
+            let wk = w[this.thread.z][k][this.thread.x];
+            ${lanes.map((c) => `s${c} += a[this.thread.y * ${BLOCK} + ${c}][k] * wk;`).join('\n          ')}
+          }
+          let bx = b[this.thread.z][0][this.thread.x];
+          ${lanes.map((c) => assignFrom(kernelForward(`(s${c} + bx)`), `r${c}`, `${c}`)).join('\n        ')}
+          return [${lanes.map((c) => `r${c}`).join(', ')}];
+        }`,
+        output: [width, batch / BLOCK, outDim / width],
+        blocked: true,
+        minThreadedCells: threadedFrom(inDim * BLOCK),
+      };
+    }
     return {
       op: 'dense.forward',
-      params: { act, in: inDim, out: outDim, batch, block: BLOCK },
+      params: { act, in: inDim, out: outDim, batch },
       source: `function(a, w, b) {
-        ${lanes.map((c) => `let s${c} = 0;`).join(' ')}
-        for (let k = 0; k < ${inDim}; k++) {
-          let wk = w[this.thread.z][k][this.thread.x];
-          ${lanes.map((c) => `s${c} += a[this.thread.y * ${BLOCK} + ${c}][k] * wk;`).join('\n          ')}
-        }
-        let bx = b[this.thread.z][0][this.thread.x];
-        ${lanes.map((c) => assignFrom(kernelForward(`(s${c} + bx)`), `r${c}`, `${c}`)).join('\n        ')}
-        return [${lanes.map((c) => `r${c}`).join(', ')}];
+        let s = 0;
+        for (let k = 0; k < ${inDim}; k++) { s += a[this.thread.y][k] * w[k][this.thread.x]; }
+        let z = s + b[this.thread.x];
+        ${kernelForward('z')}
       }`,
-      output: [width, batch / BLOCK, outDim / width],
-      blocked: true,
-      minThreadedCells: threadedFrom(inDim * BLOCK),
+      output: [outDim, batch],
     };
-  }
-  return {
-    op: 'dense.forward',
-    params: { act, in: inDim, out: outDim, batch },
-    source: `function(a, w, b) {
-      let s = 0;
-      for (let k = 0; k < ${inDim}; k++) { s += a[this.thread.y][k] * w[k][this.thread.x]; }
-      let z = s + b[this.thread.x];
-      ${kernelForward('z')}
-    }`,
-    output: [outDim, batch],
-  };
+  });
 }
 
 /** forwardSpec's W and b arguments, as its kernel reads them */
@@ -135,49 +163,53 @@ export function forwardWeights(spec: KernelSpec, W: Matrix, b: Float32Array): un
 }
 
 /** A = act(Z), elementwise: for the layers that keep Z because their derivative reads it. */
-export function activationSpec(act: Activation, outDim: number, batch: number, backend?: BackendName): KernelSpec {
-  const { kernelForward } = kernelCode(act, backend);
-  return {
-    op: 'activation',
-    params: { act, out: outDim, batch },
-    source: `function(zIn) {
-      let z = zIn[this.thread.y][this.thread.x];
-      ${kernelForward('z')}
-    }`,
-    output: [outDim, batch],
-  };
+export function activationSpec(act: Activation, outDim: number, batch: number, backend: BackendName): KernelSpec {
+  return memoSpec(backend, `activation|${act}|${outDim}|${batch}`, (): SpecBody => {
+    const { kernelForward } = kernelCode(act, backend);
+    return {
+      op: 'activation',
+      params: { act, out: outDim, batch },
+      source: `function(zIn) {
+        let z = zIn[this.thread.y][this.thread.x];
+        ${kernelForward('z')}
+      }`,
+      output: [outDim, batch],
+    };
+  });
 }
 
-export function weightGradSpec(inDim: number, outDim: number, batch: number, backend?: BackendName): KernelSpec {
-  if (blocked(backend, inDim)) {
-    // thread (x, y, z) computes dW[y × 4 + c][z × width + x]; dz comes tiled (weightGradArgs)
-    const width = tileWidth(outDim, batch);
+export function weightGradSpec(inDim: number, outDim: number, batch: number, backend: BackendName): KernelSpec {
+  return memoSpec(backend, `dW|${inDim}|${outDim}|${batch}`, (): SpecBody => {
+    if (blocked(backend, inDim)) {
+      // thread (x, y, z) computes dW[y × 4 + c][z × width + x]; dz comes tiled (weightGradArgs)
+      const width = tileWidth(outDim, batch);
+      return {
+        op: 'dense.dW',
+        params: { in: inDim, out: outDim, batch, block: BLOCK },
+        source: `function(a, dz) {
+          ${lanes.map((c) => `let s${c} = 0;`).join(' ')}
+          for (let n = 0; n < ${batch}; n++) {
+            let d = dz[this.thread.z][n][this.thread.x];
+            ${lanes.map((c) => `s${c} += a[n][this.thread.y * ${BLOCK} + ${c}] * d;`).join('\n          ')}
+          }
+          return [${lanes.map((c) => `s${c}`).join(', ')}];
+        }`,
+        output: [width, inDim / BLOCK, outDim / width],
+        blocked: true,
+        minThreadedCells: threadedFrom(batch * BLOCK),
+      };
+    }
     return {
       op: 'dense.dW',
-      params: { in: inDim, out: outDim, batch, block: BLOCK },
+      params: { in: inDim, out: outDim, batch },
       source: `function(a, dz) {
-        ${lanes.map((c) => `let s${c} = 0;`).join(' ')}
-        for (let n = 0; n < ${batch}; n++) {
-          let d = dz[this.thread.z][n][this.thread.x];
-          ${lanes.map((c) => `s${c} += a[n][this.thread.y * ${BLOCK} + ${c}] * d;`).join('\n          ')}
-        }
-        return [${lanes.map((c) => `s${c}`).join(', ')}];
+        let s = 0;
+        for (let n = 0; n < ${batch}; n++) { s += a[n][this.thread.y] * dz[n][this.thread.x]; }
+        return s;
       }`,
-      output: [width, inDim / BLOCK, outDim / width],
-      blocked: true,
-      minThreadedCells: threadedFrom(batch * BLOCK),
+      output: [outDim, inDim],
     };
-  }
-  return {
-    op: 'dense.dW',
-    params: { in: inDim, out: outDim, batch },
-    source: `function(a, dz) {
-      let s = 0;
-      for (let n = 0; n < ${batch}; n++) { s += a[n][this.thread.y] * dz[n][this.thread.x]; }
-      return s;
-    }`,
-    output: [outDim, inDim],
-  };
+  });
 }
 
 /**
@@ -197,41 +229,43 @@ export function biasGrad(dz: Float32Array[], outDim: number): Float32Array {
  * and `saved` what its derivative reads (its output A or its pre-activation Z). W comes
  * through `inputGradWeights`.
  */
-export function inputGradSpec(prevAct: Activation, inDim: number, outDim: number, batch: number, backend?: BackendName): KernelSpec {
-  const { kernelBackward } = kernelCode(prevAct, backend);
-  if (blocked(backend, batch)) {
-    // thread (x, y, z) computes dZ_prev[y × 4 + c][z × width + x]; wt (Wᵀ) and saved come tiled
-    const width = tileWidth(inDim, outDim);
+export function inputGradSpec(prevAct: Activation, inDim: number, outDim: number, batch: number, backend: BackendName): KernelSpec {
+  return memoSpec(backend, `dZprev|${prevAct}|${inDim}|${outDim}|${batch}`, (): SpecBody => {
+    const { kernelBackward } = kernelCode(prevAct, backend);
+    if (blocked(backend, batch)) {
+      // thread (x, y, z) computes dZ_prev[y × 4 + c][z × width + x]; wt (Wᵀ) and saved come tiled
+      const width = tileWidth(inDim, outDim);
+      return {
+        op: 'dense.dZprev',
+        params: { act: prevAct, in: inDim, out: outDim, batch, block: BLOCK },
+        source: `function(dz, wt, saved) {
+          ${lanes.map((c) => `let v${c} = saved[this.thread.z][this.thread.y * ${BLOCK} + ${c}][this.thread.x];`).join(' ')}
+          ${lanes.map((c) => `let s${c} = 0;`).join(' ')}
+          for (let j = 0; j < ${outDim}; j++) {
+            let wj = wt[this.thread.z][j][this.thread.x];
+            ${lanes.map((c) => `s${c} += dz[this.thread.y * ${BLOCK} + ${c}][j] * wj;`).join('\n          ')}
+          }
+          ${lanes.map((c) => assignFrom(kernelBackward(`s${c}`, `v${c}`), `g${c}`, `${c}`)).join('\n        ')}
+          return [${lanes.map((c) => `g${c}`).join(', ')}];
+        }`,
+        output: [width, batch / BLOCK, inDim / width],
+        blocked: true,
+        minThreadedCells: threadedFrom(outDim * BLOCK),
+      };
+    }
     return {
       op: 'dense.dZprev',
-      params: { act: prevAct, in: inDim, out: outDim, batch, block: BLOCK },
-      source: `function(dz, wt, saved) {
-        ${lanes.map((c) => `let v${c} = saved[this.thread.z][this.thread.y * ${BLOCK} + ${c}][this.thread.x];`).join(' ')}
-        ${lanes.map((c) => `let s${c} = 0;`).join(' ')}
-        for (let j = 0; j < ${outDim}; j++) {
-          let wj = wt[this.thread.z][j][this.thread.x];
-          ${lanes.map((c) => `s${c} += dz[this.thread.y * ${BLOCK} + ${c}][j] * wj;`).join('\n          ')}
-        }
-        ${lanes.map((c) => assignFrom(kernelBackward(`s${c}`, `v${c}`), `g${c}`, `${c}`)).join('\n        ')}
-        return [${lanes.map((c) => `g${c}`).join(', ')}];
+      params: { act: prevAct, in: inDim, out: outDim, batch },
+      // v is read before the loop: on webasm that order compiled ~3× faster (DESIGN.md §6)
+      source: `function(dz, w, saved) {
+        let v = saved[this.thread.y][this.thread.x];
+        let s = 0;
+        for (let j = 0; j < ${outDim}; j++) { s += dz[this.thread.y][j] * w[this.thread.x][j]; }
+        ${kernelBackward('s', 'v')}
       }`,
-      output: [width, batch / BLOCK, inDim / width],
-      blocked: true,
-      minThreadedCells: threadedFrom(outDim * BLOCK),
+      output: [inDim, batch],
     };
-  }
-  return {
-    op: 'dense.dZprev',
-    params: { act: prevAct, in: inDim, out: outDim, batch },
-    // v is read before the loop: on webasm that order compiled ~3× faster (DESIGN.md §6)
-    source: `function(dz, w, saved) {
-      let v = saved[this.thread.y][this.thread.x];
-      let s = 0;
-      for (let j = 0; j < ${outDim}; j++) { s += dz[this.thread.y][j] * w[this.thread.x][j]; }
-      ${kernelBackward('s', 'v')}
-    }`,
-    output: [inDim, batch],
-  };
+  });
 }
 
 /** weightGradSpec's arguments, as its kernel reads them */
