@@ -207,19 +207,11 @@ export class Engine {
       for (const listener of this.compileListeners) listener(compile);
     };
     let lastYield = performance.now();
-    const runKernel = async (spec: KernelSpec, ...args: unknown[]) => {
-      // Kernels that gpu.js runs on this thread (all of them on cpu, small ones on webasm)
-      // hold the event loop: let I/O through between them so health checks keep answering.
-      if (performance.now() - lastYield > YIELD_AFTER_MS) {
-        await new Promise(setImmediate);
-        lastYield = performance.now();
-      }
-      signal?.throwIfAborted();
-      const { key } = spec;
-      let lease = leases.get(key);
-      if (!lease) {
-        lease = this.cache.lease(
-          key,
+    const lease = (spec: KernelSpec): Lease => {
+      let held = leases.get(spec.key);
+      if (!held) {
+        held = this.cache.lease(
+          spec.key,
           () =>
             backend.createKernel(
               spec.source,
@@ -228,9 +220,24 @@ export class Engine {
             ),
           compiled(spec.op),
         );
-        leases.set(key, lease);
+        leases.set(spec.key, held);
       }
-      return lease.call(...args);
+      return held;
+    };
+    // Not async: a synchronous backend's result (cpu, headlessgl) is returned as it is, which
+    // spares small problems a chain of promises per kernel call (bench/RESULTS.md).
+    const runKernel = (spec: KernelSpec, ...args: unknown[]): unknown => {
+      // Kernels that gpu.js runs on this thread (all of them on cpu, small ones on webasm)
+      // hold the event loop: let I/O through between them so health checks keep answering.
+      if (performance.now() - lastYield > YIELD_AFTER_MS) {
+        return new Promise(setImmediate).then(() => {
+          lastYield = performance.now();
+          signal?.throwIfAborted();
+          return lease(spec).call(...args);
+        });
+      }
+      signal?.throwIfAborted();
+      return lease(spec).call(...args);
     };
     const run: RunKernel = Object.assign(runKernel, { backend: backend.name });
     const t0 = performance.now();

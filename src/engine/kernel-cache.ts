@@ -29,8 +29,11 @@ export interface KernelCacheStats {
 
 export interface Lease {
   kernel: CompiledKernel;
-  /** run the kernel; the first call builds it and is timed as compile */
-  call: (...args: unknown[]) => Promise<unknown>;
+  /**
+   * Run the kernel: its result, or a promise of it (as the backend answers). The first call
+   * builds it and is timed as compile.
+   */
+  call: (...args: unknown[]) => unknown;
   release: () => void;
 }
 
@@ -72,19 +75,7 @@ export class KernelCache {
     let released = false;
     return {
       kernel: held.kernel,
-      call: async (...args) => {
-        if (!held.fresh) return held.kernel.run(...args);
-        held.fresh = false;
-        this.compiles++;
-        const t0 = performance.now();
-        try {
-          return await held.kernel.run(...args);
-        } finally {
-          const ms = performance.now() - t0;
-          this.compileMsTotal += ms;
-          onCompile(ms);
-        }
-      },
+      call: (...args) => (held.fresh ? this.firstCall(held, args, onCompile) : held.kernel.run(...args)),
       release: () => {
         if (released) return;
         released = true;
@@ -92,6 +83,19 @@ export class KernelCache {
         if (held.evicted && held.leases === 0) held.kernel.destroy();
       },
     };
+  }
+
+  private async firstCall(entry: Entry, args: unknown[], onCompile: (ms: number) => void): Promise<unknown> {
+    entry.fresh = false;
+    this.compiles++;
+    const t0 = performance.now();
+    try {
+      return await entry.kernel.run(...args);
+    } finally {
+      const ms = performance.now() - t0;
+      this.compileMsTotal += ms;
+      onCompile(ms);
+    }
   }
 
   private evictOverflow(): void {

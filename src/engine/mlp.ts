@@ -14,15 +14,18 @@ import {
 import { type HeadInput, headBackward, headForward, predict } from './ops/head.js';
 import type { BackendName, ForwardProblem, HeadReport, LayerGrad, Matrix, Problem } from './types.js';
 
-/** Runs one kernel spec with its arguments on `backend` (the engine supplies caching and timing). */
+/**
+ * Runs one kernel spec with its arguments on `backend` (the engine supplies caching and
+ * timing): the result, or a promise of it. Specs are built for `backend`.
+ */
 export interface RunKernel {
-  (spec: KernelSpec, ...args: unknown[]): Promise<unknown>;
+  (spec: KernelSpec, ...args: unknown[]): unknown;
   readonly backend: BackendName;
 }
 
-/** Run a 2-D kernel and take its result as rows (a blocked kernel's are unpacked as it returns, see unpackRows). */
-async function runRows(run: RunKernel, spec: KernelSpec, ...args: unknown[]): Promise<Float32Array[]> {
-  return (await run(spec, ...args)) as Float32Array[];
+/** Run a 2-D kernel; its result comes as rows (a blocked kernel's are unpacked as it returns, see unpackRows). Await it. */
+function runRows(run: RunKernel, spec: KernelSpec, ...args: unknown[]): Float32Array[] | Promise<Float32Array[]> {
+  return run(spec, ...args) as Float32Array[] | Promise<Float32Array[]>;
 }
 
 interface LayersPass {
