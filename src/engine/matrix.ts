@@ -1,9 +1,20 @@
 import type { Matrix } from './types.js';
 
-/** Row views of a matrix (no copy), padded with zero rows up to `rows`, as gpu.js reads 2-D arguments. */
+/** matrices of at most this many values are copied into rows rather than viewed (toRows) */
+const COPIED_ROWS_UPTO = 64;
+
+/**
+ * The rows of a matrix, padded with zero rows up to `rows`, as gpu.js reads 2-D arguments:
+ * views (no copy), or copies for a small matrix. V8 keeps typed arrays of up to 64 bytes
+ * inside its heap, and the first view of one moves its bytes out to a buffer of their own,
+ * which cost more than copying them (bench/RESULTS.md).
+ */
 export function toRows(m: Matrix, rows = m.rows): Float32Array[] {
   const out: Float32Array[] = [];
-  for (let r = 0; r < m.rows; r++) out.push(m.data.subarray(r * m.cols, (r + 1) * m.cols));
+  const copy = m.data.length <= COPIED_ROWS_UPTO;
+  for (let r = 0; r < m.rows; r++) {
+    out.push(copy ? m.data.slice(r * m.cols, (r + 1) * m.cols) : m.data.subarray(r * m.cols, (r + 1) * m.cols));
+  }
   if (rows > m.rows) {
     const zero = new Float32Array(m.cols); // kernels only read their arguments
     for (let r = m.rows; r < rows; r++) out.push(zero);
