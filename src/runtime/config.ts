@@ -18,7 +18,7 @@ const WARMUP_SHAPE = /^(\d+(?:,\d+)+)x(\d+)(?::(\w+))?$/;
  * request of each new shape compiles faster (M's first request: 25 ms less, for 50 ms more
  * start-up; bench/RESULTS.md, "Compile cost").
  */
-export const DEFAULT_WARMUP = '16,32,32,1x1024';
+const DEFAULT_WARMUP = '16,32,32,1x1024';
 
 /** GRADSERVE_WARMUP: shapes separated by spaces or semicolons; empty or `none` for none. */
 const Warmup = z
