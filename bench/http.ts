@@ -3,8 +3,10 @@
  * alternatives a user would build instead (TF.js on Fastify, bench/tfjs-server.ts; PyTorch
  * behind Python's HTTP server, bench/torch_server.py, where python3-torch is installed) and
  * a bare Fastify route that parses the same body and answers a body of the same size (the
- * ceiling any JSON service on Fastify can reach). Prints req/s, p50/p99 latency and the
- * ratio to the ceiling.
+ * ceiling any JSON service on Fastify can reach). Prints req/s, p50/p99 latency, the ratio
+ * to the ceiling, and each server's CPU time per request (user + system, all its threads,
+ * from /proc): the load generator shares the machine, so a server that needs more CPU per
+ * request also leaves less of it to autocannon, and CPU per request is the steadier figure.
  *
  * This machine's speed drifts by 20–40% within minutes, so the servers take turns: `rounds`
  * rounds of `seconds` each, in a rotating order, after a warm-up load. A ratio is the median
@@ -29,7 +31,7 @@ const python = torchPython();
 if (!python) console.error('not timing PyTorch: no python3 here can import torch (apt-get install python3-torch)');
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 
-type Load = Awaited<ReturnType<typeof loadTest>>;
+type Load = Awaited<ReturnType<typeof loadTest>> & { cpuUs: number };
 const rows: string[] = [];
 for (const c of CASES) {
   const service = await startServer({ GRADSERVE_MAX_QUEUE: '64' });
@@ -49,7 +51,9 @@ for (const c of CASES) {
   for (let round = 0; round < rounds; round++) {
     for (let i = 0; i < servers.length; i++) {
       const [who, server] = servers[(i + round) % servers.length]!;
-      loads.get(who)!.push(await loadTest(server.url, c.payload, c.connections, seconds));
+      const cpu0 = server.cpuSeconds();
+      const load = await loadTest(server.url, c.payload, c.connections, seconds);
+      loads.get(who)!.push({ ...load, cpuUs: ((server.cpuSeconds() - cpu0) * 1e6) / load.requests });
     }
   }
   for (const [, server] of servers) await server.stop();
@@ -61,12 +65,14 @@ for (const c of CASES) {
     const failed = runs.reduce((s, r) => s + r.failed, 0);
     rows.push(
       `| ${c.name}, ${c.connections} connections | ${who} | ${median(rps).toFixed(0)} (${Math.min(...rps).toFixed(0)}–${Math.max(...rps).toFixed(0)}) | ` +
-        `${median(runs.map((r) => r.p50))} | ${median(runs.map((r) => r.p99))} | ${failed} | ${ratio.toFixed(2)} |`,
+        `${median(runs.map((r) => r.p50))} | ${median(runs.map((r) => r.p99))} | ${failed} | ${ratio.toFixed(2)} | ` +
+        `${median(runs.map((r) => r.cpuUs)).toFixed(0)} |`,
     );
   }
 }
 console.log(`HTTP, autocannon, ${rounds} rounds of ${seconds} s per server, taking turns, on ${machine()}`);
 console.log(
-  '| request | server | req/s, median (range) | p50 ms | p99 ms | non-2xx + errors | ratio to ceiling (median of rounds) |\n| --- | --- | --- | --- | --- | --- | --- |',
+  '| request | server | req/s, median (range) | p50 ms | p99 ms | non-2xx + errors | ratio to ceiling (median of rounds) | server CPU µs per request |\n' +
+    '| --- | --- | --- | --- | --- | --- | --- | --- |',
 );
 console.log(rows.join('\n'));

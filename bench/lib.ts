@@ -11,7 +11,17 @@ export interface Server {
   url: string;
   child: ChildProcess;
   rssMb: () => number;
+  /** CPU seconds (user + system, all threads) the server process has used so far: Linux's /proc */
+  cpuSeconds: () => number;
   stop: () => Promise<number | null>;
+}
+
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+function cpuSecondsOf(pid: number): number {
+  // the fields after the command name, which may hold spaces: state is the 3rd field, utime the 14th
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ').at(-1)!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
 }
 
 export async function startServer(
@@ -39,6 +49,7 @@ export async function startServer(
     url,
     child,
     rssMb: () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))![1]) / 1024,
+    cpuSeconds: () => cpuSecondsOf(child.pid!),
     stop: () => {
       child.kill('SIGTERM');
       return exited;
@@ -95,7 +106,7 @@ export async function postJson(url: string, path: string, payload: string, timeo
   }
 }
 
-/** autocannon on POST /value-and-grad with one body: req/s, p50/p99 ms, and the requests that failed. */
+/** autocannon on POST /value-and-grad with one body: req/s, p50/p99 ms, the requests answered and those that failed. */
 export async function loadTest(url: string, payload: string, connections: number, seconds: number) {
   const r = await autocannon({
     url: `${url}/value-and-grad`,
@@ -105,7 +116,13 @@ export async function loadTest(url: string, payload: string, connections: number
     connections,
     duration: seconds,
   });
-  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, failed: r.non2xx + r.errors + r.timeouts };
+  return {
+    rps: r.requests.average,
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    requests: r.requests.total,
+    failed: r.non2xx + r.errors + r.timeouts,
+  };
 }
 
 /** What gradserve's Server-Timing header says: parse, compile total and kernel count, compute and its backend, write. */
