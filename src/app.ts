@@ -24,6 +24,8 @@ declare module 'fastify' {
     computeGate: ComputeGate;
     /** threads for large JSON bodies and answers (json-body.ts) */
     jsonWorkers: JsonWorkers;
+    /** whether answers are compressed for clients that accept it (GRADSERVE_COMPRESS_RESPONSES) */
+    compressResponses: boolean;
     /** the app's connections: drained() resolves once closing has ended them all */
     connections: { drained: () => Promise<void> };
   }
@@ -40,7 +42,7 @@ const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url),
 export const VERSION = pkg.version;
 
 export interface AppDeps {
-  config: Pick<Config, 'logLevel' | 'limits' | 'admission' | 'jsonOffload'>;
+  config: Pick<Config, 'logLevel' | 'limits' | 'admission' | 'jsonOffload' | 'compressResponses'>;
   engine: Engine;
   /** started early by server.ts, so that they boot while the engine probes its backends; made here otherwise */
   jsonWorkers?: JsonWorkers;
@@ -63,6 +65,7 @@ export async function buildApp({ config, engine, jsonWorkers = new JsonWorkers(c
   const gate = new ComputeGate(config.admission);
   app.decorate('computeGate', gate);
   app.decorate('jsonWorkers', jsonWorkers);
+  app.decorate('compressResponses', config.compressResponses);
   app.addHook('onClose', () => jsonWorkers.close());
   app.decorateRequest('runStats', null);
   app.decorateRequest('bodyReceivedAt', 0);
@@ -88,9 +91,11 @@ export async function buildApp({ config, engine, jsonWorkers = new JsonWorkers(c
 
   installErrorHandlers(app, config.limits.bodyBytes);
   // gzip/deflate both ways: request bodies by Content-Encoding (the body limit applies to
-  // the decompressed bytes), responses by Accept-Encoding, large ones streamed off the loop
-  // (the largest JSON answers come gzipped from the JSON threads, see json-body.ts)
+  // the decompressed bytes), responses by Accept-Encoding unless GRADSERVE_COMPRESS_RESPONSES=0,
+  // large ones streamed off the loop (the largest JSON answers come gzipped from the JSON
+  // threads, see json-body.ts)
   await app.register(compress, {
+    globalCompression: config.compressResponses,
     encodings: ['gzip', 'deflate'],
     requestEncodings: ['gzip', 'deflate'],
     threshold: 1024,

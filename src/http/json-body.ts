@@ -137,7 +137,7 @@ export async function sendAnswer<T>(reply: FastifyReply, answer: T, enc: ResultE
   if (!workers.offloads(enc.values * JSON_BYTES_PER_VALUE) || !isPostRoute(url)) return unpackTensors(answer) as T;
   const t0 = performance.now();
   const { headers } = reply.request;
-  const gzip = headers['x-no-compression'] === undefined && acceptsGzip(headers['accept-encoding']);
+  const gzip = reply.server.compressResponses && headers['x-no-compression'] === undefined && acceptsGzip(headers['accept-encoding']);
   const json = await workers.write(url, answer, gzip);
   const timing = reply.getHeader('server-timing');
   const write = `write;dur=${(performance.now() - t0).toFixed(2)};desc="answer validated and written as JSON${gzip ? ', gzipped' : ''}"`;

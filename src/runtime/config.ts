@@ -75,6 +75,10 @@ const EnvSchema = z.object({
   GRADSERVE_MAX_QUEUE: z.coerce.number().int().min(0).default(8),
   GRADSERVE_REQUEST_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
   GRADSERVE_WARMUP: Warmup,
+  GRADSERVE_COMPRESS_RESPONSES: z
+    .enum(['0', '1'])
+    .default('1')
+    .transform((v) => v === '1'),
   GRADSERVE_JSON_WORKERS: z.coerce.number().int().min(0).default(1),
   GRADSERVE_JSON_OFFLOAD_BYTES: z.coerce
     .number()
@@ -135,6 +139,8 @@ export interface Config {
   limits: Limits;
   admission: Admission;
   jsonOffload: JsonOffload;
+  /** gzip or deflate answers for clients that accept it (request bodies are always decompressed) */
+  compressResponses: boolean;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -171,6 +177,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       requestTimeoutMs: e.GRADSERVE_REQUEST_TIMEOUT_MS,
     },
     jsonOffload: { workers: e.GRADSERVE_JSON_WORKERS, minBytes: e.GRADSERVE_JSON_OFFLOAD_BYTES },
+    compressResponses: e.GRADSERVE_COMPRESS_RESPONSES,
   };
 }
 

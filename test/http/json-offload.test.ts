@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { gunzipSync, inflateSync } from 'node:zlib';
+import { gunzipSync, gzipSync, inflateSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import { isResponseSerializationError } from 'fastify-type-provider-zod';
 import { buildApp } from '../../src/app.js';
@@ -8,7 +8,7 @@ import { Engine } from '../../src/engine/engine.js';
 import { ResultEncoder, unpackTensors } from '../../src/http/encode.js';
 import { acceptsGzip, answerSerializerCompiler } from '../../src/http/json-body.js';
 import { POST_ROUTES } from '../../src/http/schemas.js';
-import { defaultConfig, type JsonOffload } from '../../src/runtime/config.js';
+import { defaultConfig, type JsonOffload, loadConfig } from '../../src/runtime/config.js';
 import { randomCase, rng } from '../helpers.js';
 import { predict64, relError, valueAndGrad64 } from '../reference/mlp64.js';
 
@@ -126,6 +126,40 @@ describe('JSON worker threads', () => {
     const identity = await send('identity');
     assert.equal(identity.headers['content-encoding'], undefined);
     assert.equal(identity.body, plain);
+  });
+
+  it('writes answers uncompressed whatever the client accepts with GRADSERVE_COMPRESS_RESPONSES=0, and still takes gzip bodies', async () => {
+    assert.equal(loadConfig({}).compressResponses, true);
+    assert.equal(loadConfig({ GRADSERVE_COMPRESS_RESPONSES: '0' }).compressResponses, false);
+    const uncompressed = await buildApp({
+      config: { ...defaultConfig(), logLevel: 'silent', jsonOffload: { workers: 1, minBytes: 1024 }, compressResponses: false },
+      engine,
+    });
+    try {
+      const plain = (await post(inline, '/value-and-grad', JSON.stringify(c))).body;
+      // a large answer (written by the JSON thread) and a small one (by @fastify/compress's hook)
+      const small = randomCase(rng(8), { widths: [16, 32, 1], batch: 8, activation: 'tanh' });
+      const smallPlain = (await post(inline, '/value-and-grad', JSON.stringify(small))).body;
+      assert.ok(smallPlain.length > 1024, "over @fastify/compress's threshold");
+      for (const [request, want] of [
+        [c, plain],
+        [small, smallPlain],
+      ] as const) {
+        for (const accept of ['gzip', 'gzip, deflate', 'deflate', '*']) {
+          const res = await uncompressed.inject({
+            method: 'POST',
+            url: '/value-and-grad',
+            payload: gzipSync(JSON.stringify(request)),
+            headers: { 'content-type': 'application/json', 'content-encoding': 'gzip', 'accept-encoding': accept },
+          });
+          assert.equal(res.statusCode, 200, res.body);
+          assert.equal(res.headers['content-encoding'], undefined, accept);
+          assert.equal(res.body, want, accept);
+        }
+      }
+    } finally {
+      await uncompressed.close();
+    }
   });
 
   it('reads Accept-Encoding as RFC 9110 does for gzip', () => {
