@@ -13,10 +13,11 @@ export interface WarmupShape {
 const WARMUP_SHAPE = /^(\d+(?:,\d+)+)x(\d+)(?::(\w+))?$/;
 
 /**
- * GRADSERVE_WARMUP's default: a small network that the dispatcher sends to webasm. Compiling
- * it before the service is ready has V8 compile gpu.js's code generator, so that the first
- * request of each new shape compiles faster (M's first request: 25 ms less, for 50 ms more
- * start-up; bench/RESULTS.md, "Compile cost").
+ * GRADSERVE_WARMUP's default: a small network that the dispatcher sends to webasm (to webgpu
+ * on a GPU host, which is where M-sized requests go there). Compiling it before the service
+ * is ready has V8 compile gpu.js's code generator, so that the first request of each new
+ * shape compiles faster (M's first request: 25 ms less, for 50 ms more start-up;
+ * bench/RESULTS.md, "Compile cost").
  */
 const DEFAULT_WARMUP = '16,32,32,1x1024';
 
