@@ -227,7 +227,7 @@ export function biasGrad(dz: Float32Array[], outDim: number): Float32Array {
 /**
  * Cotangent of the previous layer's pre-activation; `prevAct` is that layer's activation
  * and `saved` what its derivative reads (its output A or its pre-activation Z). W comes
- * through `inputGradWeights`.
+ * through `inputGradArgs`.
  */
 export function inputGradSpec(prevAct: Activation, inDim: number, outDim: number, batch: number, backend: BackendName): KernelSpec {
   return memoSpec(backend, `dZprev|${prevAct}|${inDim}|${outDim}|${batch}`, (): SpecBody => {
