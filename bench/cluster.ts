@@ -31,8 +31,7 @@ async function median(runs: number, f: () => Promise<unknown>): Promise<number> 
   return ms.sort((a, b) => a - b)[Math.floor(runs / 2)]!;
 }
 
-// a generous queue, so that the load measures throughput rather than 503s
-const cluster = await startCluster(3, { GRADSERVE_MAX_QUEUE: '64', LOG_LEVEL: 'error' });
+const cluster = await startCluster(3, { LOG_LEVEL: 'error' });
 let oneBehind: Balancer | undefined;
 try {
   oneBehind = await startBalancer([cluster.replicas[0]!]);

@@ -34,7 +34,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 type Load = Awaited<ReturnType<typeof loadTest>> & { cpuUs: number };
 const rows: string[] = [];
 for (const c of CASES) {
-  const service = await startServer({ GRADSERVE_MAX_QUEUE: '64' });
+  const service = await startServer();
   const answer = await (
     await fetch(`${service.url}/value-and-grad`, { method: 'POST', body: c.payload, headers: { 'content-type': 'application/json' } })
   ).text();

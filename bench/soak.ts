@@ -33,7 +33,7 @@ const mix: Kind[] = [
   'malformed',
 ];
 
-const server = await startServer({ GRADSERVE_MAX_QUEUE: String(clients * 2) });
+const server = await startServer();
 const rssStart = server.rssMb();
 const latencies = new Map<Kind, number[]>(mix.map((k) => [k, []]));
 const statuses = new Map<number, number>();

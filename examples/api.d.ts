@@ -1194,6 +1194,8 @@ export interface operations {
                             maxConcurrency: number;
                             /** @description GRADSERVE_MAX_QUEUE */
                             maxQueue: number;
+                            /** @description GRADSERVE_READ_AHEAD */
+                            readAhead: number;
                             /** @description GRADSERVE_REQUEST_TIMEOUT_MS */
                             requestTimeoutMs: number;
                         };

@@ -2,37 +2,105 @@ import type { FastifyInstance } from 'fastify';
 import type { Admission } from '../runtime/config.js';
 import { Errors, retryAfter } from './errors.js';
 
+/** At most `limit` holders at once; the rest wait in arrival order, and leave when their signal aborts. */
+class Slots {
+  private used = 0;
+  private readonly queue: (() => void)[] = [];
+
+  constructor(private readonly limit: number) {}
+
+  /** Resolves with the slot taken; undefined (no promise to await) when one was free. */
+  take(signal: AbortSignal): Promise<void> | undefined {
+    signal.throwIfAborted();
+    if (this.used < this.limit) {
+      this.used++;
+      return undefined;
+    }
+    return new Promise((resolve, reject) => {
+      const take = () => {
+        signal.removeEventListener('abort', leave);
+        this.used++;
+        resolve();
+      };
+      const leave = () => {
+        const i = this.queue.indexOf(take);
+        if (i >= 0) this.queue.splice(i, 1);
+        reject(signal.reason);
+      };
+      this.queue.push(take);
+      signal.addEventListener('abort', leave, { once: true });
+    });
+  }
+
+  release(): void {
+    this.used--;
+    this.queue.shift()?.();
+  }
+
+  get held(): number {
+    return this.used;
+  }
+
+  get waiting(): number {
+    return this.queue.length;
+  }
+}
+
 /**
- * Bounded compute with a bounded queue. A request is admitted before its body is read
- * (so a flood is refused without parsing it): at most maxConcurrency + maxQueue are
- * admitted at once, the rest get 503 with Retry-After. An admitted request runs its
- * compute when one of maxConcurrency slots is free. A slot is held until the compute
- * really stops, even when the request was answered early (timeout, client gone), so the
- * bound is on work, not on open responses.
+ * Bounded compute, bounded memory and a long queue. A request is admitted before its body
+ * is read: at most maxConcurrency + maxQueue at once, the rest get 503 with Retry-After.
+ * An admitted request's body is read only once it holds a read slot (maxConcurrency +
+ * readAhead of them): the others wait with their bodies unread, held back by TCP's flow
+ * control, so that many waiting clients cost sockets, not memory, while a few bodies are
+ * parsed ahead of the compute slots they will take. A request keeps its read slot until
+ * its answer is written. It computes when one of maxConcurrency slots is free, and holds
+ * that slot until the compute really stops, even when the request was answered early
+ * (timeout, client gone), so the bound is on work, not on open responses.
  */
 export class ComputeGate {
   private admitted = 0;
-  private running = 0;
-  private readonly waiting: (() => void)[] = [];
+  private readonly reads: Slots;
+  private readonly computes: Slots;
   /** recent compute time per request, to tell refused clients when to come back */
   private ewmaMs = 100;
   private readonly inFlight = new Set<AbortController>();
   private readonly idleWaiters: (() => void)[] = [];
 
-  constructor(private readonly options: Admission) {}
+  constructor(private readonly options: Admission) {
+    this.reads = new Slots(options.maxConcurrency + options.readAhead);
+    this.computes = new Slots(options.maxConcurrency);
+  }
 
-  /** Admit a request, or refuse it with a 503 that carries Retry-After. Returns its release. */
-  admit(): () => void {
+  /**
+   * Admit a request, or refuse it with a 503 that carries Retry-After. `readable` settles
+   * when its body may be read (it rejects with the signal's reason if that aborts first);
+   * `release` gives back what the request holds, once its answer is written or its client gone.
+   */
+  admit(): { readable: (signal: AbortSignal) => Promise<void> | undefined; release: () => void } {
     const { maxConcurrency, maxQueue } = this.options;
     if (this.admitted >= maxConcurrency + maxQueue) {
       throw retryAfter(new Errors.Overloaded(this.admitted), this.retryAfterSeconds());
     }
     this.admitted++;
+    let reading = false;
     let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      this.admitted--;
+    const took = () => {
+      if (released)
+        this.reads.release(); // answered (or gone) while waiting: pass the slot on
+      else reading = true;
+    };
+    return {
+      readable: (signal) => {
+        const wait = this.reads.take(signal);
+        if (!wait) return void took();
+        return wait.then(took);
+      },
+      release: () => {
+        if (released) return;
+        released = true;
+        this.admitted--;
+        if (reading) this.reads.release();
+      },
     };
   }
 
@@ -41,13 +109,12 @@ export class ComputeGate {
    * (its reason is thrown); `work` sees the same signal and stops at its next check.
    */
   async run<T>(signal: AbortSignal, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    await this.slot(signal);
+    await this.computes.take(signal);
     const t0 = performance.now();
     const job = work(signal).finally(() => {
       this.ewmaMs = 0.8 * this.ewmaMs + 0.2 * (performance.now() - t0);
-      this.running--;
-      this.waiting.shift()?.();
-      if (this.running === 0) for (const done of this.idleWaiters.splice(0)) done();
+      this.computes.release();
+      if (this.computes.held === 0) for (const done of this.idleWaiters.splice(0)) done();
     });
     return raceAbort(job, signal);
   }
@@ -65,39 +132,18 @@ export class ComputeGate {
 
   /** Resolves when no computation is running (answered requests may still be computing). */
   idle(): Promise<void> {
-    if (this.running === 0) return Promise.resolve();
+    if (this.computes.held === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  stats(): { admitted: number; running: number; waiting: number } {
-    return { admitted: this.admitted, running: this.running, waiting: this.waiting.length };
+  /** admitted requests: computing, waiting for a compute slot, and waiting to have their bodies read */
+  stats(): { admitted: number; running: number; waiting: number; unread: number } {
+    return { admitted: this.admitted, running: this.computes.held, waiting: this.computes.waiting, unread: this.reads.waiting };
   }
 
   retryAfterSeconds(): number {
-    const queued = Math.max(0, this.admitted - this.running);
+    const queued = Math.max(0, this.admitted - this.computes.held);
     return Math.max(1, Math.ceil(((queued + 1) * this.ewmaMs) / this.options.maxConcurrency / 1000));
-  }
-
-  private slot(signal: AbortSignal): Promise<void> {
-    signal.throwIfAborted();
-    if (this.running < this.options.maxConcurrency) {
-      this.running++;
-      return Promise.resolve();
-    }
-    return new Promise((resolve, reject) => {
-      const take = () => {
-        signal.removeEventListener('abort', leave);
-        this.running++;
-        resolve();
-      };
-      const leave = () => {
-        const i = this.waiting.indexOf(take);
-        if (i >= 0) this.waiting.splice(i, 1);
-        reject(signal.reason);
-      };
-      this.waiting.push(take);
-      signal.addEventListener('abort', leave, { once: true });
-    });
   }
 }
 
@@ -128,16 +174,22 @@ declare module 'fastify' {
 
 /**
  * Admission for the routes of `app` (an encapsulated plugin): refuse before the body is
- * read when the gate is full, and give each admitted request a signal that aborts on
- * timeout or when its client disconnects, so abandoned work stops.
+ * read when the gate is full, hold the body unread until the request may read it, and give
+ * each admitted request a signal that aborts on timeout or when its client disconnects, so
+ * abandoned work stops.
  */
 export function admitCompute(app: FastifyInstance, gate: ComputeGate, timeoutMs: number): void {
   app.decorateRequest('computeSignal', null as unknown as AbortSignal);
   app.addHook('onRequest', async (request, reply) => {
-    const release = gate.admit();
+    const ticket = gate.admit();
     const controller = new AbortController();
     const untrack = gate.track(controller);
-    const timer = setTimeout(() => controller.abort(retryAfter(new Errors.Timeout(timeoutMs), gate.retryAfterSeconds())), timeoutMs);
+    const timer = setTimeout(() => {
+      // an answer begun and still not taken by the deadline: the client is not reading it, and
+      // would hold its slots for as long as it liked
+      if (reply.raw.headersSent) reply.raw.destroy();
+      else controller.abort(retryAfter(new Errors.Timeout(timeoutMs), gate.retryAfterSeconds()));
+    }, timeoutMs);
     // 'finish': the answer is handed to the socket; 'close' alone: the client went away first
     let settled = false;
     const settle = (answered: boolean) => {
@@ -145,11 +197,13 @@ export function admitCompute(app: FastifyInstance, gate: ComputeGate, timeoutMs:
       settled = true;
       clearTimeout(timer);
       untrack();
-      release();
+      ticket.release();
       if (!answered) controller.abort(new Errors.ClientGone());
     };
     reply.raw.once('finish', () => settle(true));
     reply.raw.once('close', () => settle(reply.raw.writableFinished));
     request.computeSignal = controller.signal;
+    // fastify reads the body after this hook: until it settles, the body stays in the socket
+    await ticket.readable(controller.signal);
   });
 }

@@ -7,7 +7,7 @@ const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 /**
  * GET /metrics in Prometheus's text format, from a registry of this app's own (not
  * prom-client's global one, so tests can build several apps): requests and their latency
- * per route and status, engine compute time, the kernel cache (read from the engine's
+ * per route and status, admitted requests, engine compute time, the kernel cache (read from the engine's
  * counters at scrape time), the backend, and Node's default metrics (event-loop lag,
  * memory, GC).
  */
@@ -77,6 +77,18 @@ export function registerMetrics(app: FastifyInstance, engine: Engine): void {
     registers,
     collect() {
       this.set(cache().size);
+    },
+  });
+  new Gauge({
+    name: 'gradserve_admitted_requests',
+    help: 'Admitted compute requests: computing (running), waiting for a compute slot (waiting), waiting with their bodies unread (unread)',
+    labelNames: ['state'],
+    registers,
+    collect() {
+      const gate = app.computeGate.stats();
+      this.set({ state: 'running' }, gate.running);
+      this.set({ state: 'waiting' }, gate.waiting);
+      this.set({ state: 'unread' }, gate.unread);
     },
   });
   const backendInfo = new Gauge({

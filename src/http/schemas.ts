@@ -223,6 +223,7 @@ export const InfoResponse = z
       .object({
         maxConcurrency: z.number().int().describe('GRADSERVE_MAX_CONCURRENCY'),
         maxQueue: z.number().int().describe('GRADSERVE_MAX_QUEUE'),
+        readAhead: z.number().int().describe('GRADSERVE_READ_AHEAD'),
         requestTimeoutMs: z.number().int().describe('GRADSERVE_REQUEST_TIMEOUT_MS'),
       })
       .describe('How many requests compute at once, how many may wait, and for how long.'),

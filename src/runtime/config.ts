@@ -73,7 +73,8 @@ const EnvSchema = z.object({
   GRADSERVE_MAX_BATCH: z.coerce.number().int().positive().default(65_536),
   GRADSERVE_MAX_WORK: z.coerce.number().int().positive().default(4e9),
   GRADSERVE_MAX_CONCURRENCY: z.coerce.number().int().positive().default(2),
-  GRADSERVE_MAX_QUEUE: z.coerce.number().int().min(0).default(8),
+  GRADSERVE_MAX_QUEUE: z.coerce.number().int().min(0).default(256),
+  GRADSERVE_READ_AHEAD: z.coerce.number().int().min(0).default(8),
   GRADSERVE_REQUEST_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
   GRADSERVE_WARMUP: Warmup,
   GRADSERVE_COMPRESS_RESPONSES: z
@@ -111,7 +112,10 @@ export interface Limits {
 /** How much compute runs at once, how much may wait, and for how long. */
 export interface Admission {
   maxConcurrency: number;
+  /** requests admitted to wait for a compute slot; beyond them, 503 */
   maxQueue: number;
+  /** of those waiting, how many have their bodies read and parsed ahead (the rest wait unread) */
+  readAhead: number;
   requestTimeoutMs: number;
 }
 
@@ -175,6 +179,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     admission: {
       maxConcurrency: e.GRADSERVE_MAX_CONCURRENCY,
       maxQueue: e.GRADSERVE_MAX_QUEUE,
+      readAhead: e.GRADSERVE_READ_AHEAD,
       requestTimeoutMs: e.GRADSERVE_REQUEST_TIMEOUT_MS,
     },
     jsonOffload: { workers: e.GRADSERVE_JSON_WORKERS, minBytes: e.GRADSERVE_JSON_OFFLOAD_BYTES },

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
@@ -31,6 +32,19 @@ async function withServer(overrides: Overrides, body: (url: string, app: Fastify
 
 const post = (url: string, body: unknown, signal?: AbortSignal) =>
   fetch(`${url}/value-and-grad`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' }, signal });
+
+/** A POST over a raw socket, to see what the server takes and sends: `head` is the answer's first bytes. */
+function rawPost(port: number, body: unknown) {
+  const bytes = Buffer.from(JSON.stringify(body));
+  const socket = connect(port, '127.0.0.1');
+  const head = new Promise<string>((resolve, reject) => {
+    socket.once('data', (d: Buffer) => resolve(d.toString('latin1', 0, 40)));
+    socket.once('error', reject);
+  });
+  socket.write(`POST /value-and-grad HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${bytes.length}\r\n\r\n`);
+  socket.write(bytes);
+  return { socket, head, bytes: bytes.length };
+}
 
 /** A request that takes the engine a second or more here (first-call compiles included): 3 layers, 11 kernels. */
 const heavy = randomCase(rng(7), { widths: [256, 512, 512, 1], batch: 2048, activation: 'tanh' });
@@ -83,6 +97,56 @@ describe('overload, timeouts and abandoned work', () => {
     });
   });
 
+  it('queues beyond the read-ahead with bodies unread, then serves them', async () => {
+    await withServer({ admission: { maxConcurrency: 1, readAhead: 0, maxQueue: 4 } }, async (url, app) => {
+      const port = Number(new URL(url).port);
+      // raw sockets: the first does not read its answer (megabytes) until told, so it holds
+      // the only read slot; how much of the second's body the server took shows in the client
+      const first = rawPost(port, heavy);
+      first.socket.pause();
+      while (app.computeGate.stats().admitted === 0) await new Promise((r) => setTimeout(r, 5));
+      const second = rawPost(port, heavy);
+      try {
+        for (let waited = 0; app.computeGate.stats().unread === 0; waited += 5) {
+          assert.ok(waited < 5000, 'the second request waits for a read slot');
+          await new Promise((r) => setTimeout(r, 5));
+        }
+        await new Promise((r) => setTimeout(r, 200));
+        // loopback's socket buffers take a few MB; the rest of the body waits in the client
+        const unsent = second.socket.writableLength;
+        assert.ok(unsent > second.bytes / 4, `${unsent} of ${second.bytes} bytes still unsent`);
+        const metrics = await (await fetch(`${url}/metrics`)).text();
+        assert.match(metrics, /^gradserve_admitted_requests\{state="unread"\} 1$/m);
+        first.socket.resume();
+        assert.match(await first.head, /^HTTP\/1\.1 200 /);
+        assert.match(await second.head, /^HTTP\/1\.1 200 /);
+      } finally {
+        first.socket.destroy();
+        second.socket.destroy();
+      }
+    });
+  });
+
+  it('drops the connection of a client that does not take its answer by the deadline, freeing its slots', async () => {
+    await withServer({ admission: { requestTimeoutMs: 6000 } }, async (url, app) => {
+      const request = rawPost(Number(new URL(url).port), heavy); // its answer is more than the socket buffers hold
+      request.socket.pause();
+      try {
+        while (app.computeGate.stats().admitted === 0) await new Promise((r) => setTimeout(r, 5));
+        for (let waited = 0; app.computeGate.stats().admitted > 0; waited += 20) {
+          assert.ok(waited < 10_000, 'the slots are free by the deadline');
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        const closed = new Promise((resolve) => request.socket.on('close', resolve));
+        request.socket.resume();
+        assert.match(await request.head, /^HTTP\/1\.1 200 /, 'the answer had begun');
+        await closed;
+      } finally {
+        request.socket.destroy();
+      }
+    });
+  });
+
   it('answers 503 when a request runs past the timeout, and stops its work at the next kernel', async () => {
     await withServer({ admission: { requestTimeoutMs: 150 } }, async (url, app, engine) => {
       assert.equal((await post(url, xorCase)).status, 200); // warm: XOR's kernels are compiled
@@ -111,7 +175,7 @@ describe('overload, timeouts and abandoned work', () => {
       await new Promise((r) => setTimeout(r, 50));
       await app.computeGate.idle();
       assert.ok(engine.info().kernelCache.compiles < HEAVY_KERNELS, 'stopped before the backward pass');
-      assert.deepEqual(app.computeGate.stats(), { admitted: 0, running: 0, waiting: 0 });
+      assert.deepEqual(app.computeGate.stats(), { admitted: 0, running: 0, waiting: 0, unread: 0 });
     });
   });
 });
@@ -132,7 +196,8 @@ describe('concurrency', () => {
         reduction: i % 2 ? 'sum' : 'mean',
       });
     });
-    await withServer({ admission: { maxConcurrency: 4, maxQueue: 100 } }, async (url) => {
+    // more requests than read slots: most wait with their bodies unread
+    await withServer({ admission: { maxConcurrency: 4, maxQueue: 100, readAhead: 2 } }, async (url) => {
       const answers = await Promise.all(cases.map(async (c) => (await post(url, c)).json()));
       answers.forEach((got, i) => {
         const want = valueAndGrad64(cases[i]!);
