@@ -7,11 +7,11 @@
  *                                   (on a host with a GPU; on llvmpipe it measures llvmpipe)
  * GRADSERVE_WEBASM_THREADS sizes webasm's worker pool, as in the service.
  */
-import { availableParallelism } from 'node:os';
 import { workOf } from '../src/engine/dispatch.js';
 import { Engine } from '../src/engine/engine.js';
 import type { BackendName, Problem } from '../src/engine/types.js';
 import { findAdapter } from '../src/engine/webgpu.js';
+import { usableCpus } from '../src/runtime/cpus.js';
 import { randomCase, rng, toEngineProblem } from '../test/helpers.js';
 import { machine } from './lib.js';
 
@@ -77,7 +77,7 @@ const SWEEP: [number[], number[]][] = gpu
       ],
     ];
 
-const webasmThreads = Number(process.env.GRADSERVE_WEBASM_THREADS) || availableParallelism();
+const webasmThreads = Number(process.env.GRADSERVE_WEBASM_THREADS) || usableCpus();
 const a = await Engine.create({ backend: first, kernelCacheSize: 512, webasmThreads });
 const b = await Engine.create({ backend: second, kernelCacheSize: 512, webasmThreads });
 const rows: [number, number, number, string][] = [];

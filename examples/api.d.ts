@@ -145,7 +145,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Version, backend, limits and kernel cache statistics */
+        /** Version, backend, limits, threads and kernel cache statistics */
         get: operations["info"];
         put?: never;
         post?: never;
@@ -1198,6 +1198,13 @@ export interface operations {
                             readAhead: number;
                             /** @description GRADSERVE_REQUEST_TIMEOUT_MS */
                             requestTimeoutMs: number;
+                        };
+                        /** @description Compute and JSON threads; by default sized to the CPUs this process may use, a container's CPU limit included. */
+                        threads: {
+                            /** @description GRADSERVE_WEBASM_THREADS: webasm's worker threads (absent when webasm is not started) */
+                            webasm?: number;
+                            /** @description GRADSERVE_JSON_WORKERS: threads for large JSON bodies and answers */
+                            json: number;
                         };
                     };
                 };

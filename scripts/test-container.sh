@@ -153,6 +153,13 @@ uid=$(docker exec "$name" id -u)
 [[ $uid != 0 ]] || fail "the service runs as root"
 ok "the service runs as uid $uid"
 
+# ---- a CPU limit sizes the compute threads: Node 20's availableParallelism() does not see it ----
+read -r usable seen < <(docker run --rm --cpus 1 --entrypoint node "$tag" --input-type=module -e \
+  "const { usableCpus } = await import('/app/dist/runtime/cpus.js'); const { availableParallelism } = await import('node:os'); console.log(usableCpus(), availableParallelism())") ||
+  fail "running node in the image with --cpus 1"
+[[ $usable == 1 ]] || fail "under --cpus 1 the service would size its threads to $usable CPUs"
+ok "under --cpus 1 the service sizes its threads to 1 CPU (Node's availableParallelism() says $seen)"
+
 # ---- SIGTERM with a request in flight ----
 # a request of 0.5-2.5 s: long enough to be caught in flight, short enough to finish within
 # the grace on a loaded machine. From 8192, the batch is halved while the request is slower

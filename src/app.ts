@@ -113,7 +113,13 @@ export async function buildApp({ config, engine, jsonWorkers = new JsonWorkers(c
     await api.register(trainRoutes, compute);
     await api.register(initRoutes, { limits: config.limits });
     await api.register(healthRoutes, { engine });
-    await api.register(infoRoutes, { engine, version: VERSION, limits: config.limits, admission: config.admission });
+    await api.register(infoRoutes, {
+      engine,
+      version: VERSION,
+      limits: config.limits,
+      admission: config.admission,
+      jsonWorkers: config.jsonOffload.workers,
+    });
   });
 
   return app;

@@ -1,5 +1,4 @@
 import { createRequire } from 'node:module';
-import { availableParallelism } from 'node:os';
 import { assertHeadlessGl } from './headlessgl.js';
 import type { CompiledKernel } from './kernel-cache.js';
 import type { BackendName } from './types.js';
@@ -49,7 +48,7 @@ const PROBE_X = 64;
  * `threads`: webasm's worker threads (gpu.js would start one per CPU of the machine, not of
  * the container's CPU limit).
  */
-export function createBackend(name: BackendName, threads = availableParallelism()): Backend {
+export function createBackend(name: BackendName, threads: number): Backend {
   if (name === 'webgpu') {
     installNavigatorGpu();
     liveWebgpuBackends++;

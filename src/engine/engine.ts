@@ -1,3 +1,4 @@
+import { usableCpus } from '../runtime/cpus.js';
 import { type Backend, createBackend } from './backend.js';
 import { DEFAULT_CPU_MAX_WORK, DEFAULT_GPU_MIN_WORK, pickBackend, shapeOf, type Thresholds, workOf } from './dispatch.js';
 import { KernelCache, type KernelCacheStats, type Lease } from './kernel-cache.js';
@@ -25,7 +26,7 @@ export interface EngineOptions {
   /** one backend, or `auto`: all of them, each request sent where the cost model says */
   backend: BackendChoice;
   kernelCacheSize: number;
-  /** webasm's worker threads (default: one per CPU) */
+  /** webasm's worker threads (default: one per usable CPU) */
   webasmThreads?: number;
   /** with `auto`: the most work (batch × Σ in×out) sent to cpu, the least sent to a GPU */
   thresholds?: Partial<Thresholds>;
@@ -41,6 +42,8 @@ export interface EngineInfo {
   /** the WebGPU adapter found at start-up, used or not (auto uses only a hardware one) */
   gpuAdapter?: AdapterInfo;
   kernelCache: KernelCacheStats;
+  /** webasm's worker threads, when webasm is one of the backends */
+  webasmThreads?: number;
 }
 
 /**
@@ -58,6 +61,7 @@ export class Engine {
     private readonly cache: KernelCache,
     private readonly thresholds: Thresholds,
     private readonly gpuAdapter: AdapterInfo | undefined,
+    private readonly webasmThreads: number,
   ) {}
 
   /**
@@ -83,9 +87,10 @@ export class Engine {
       throw new Error(`a GPU is required (GRADSERVE_REQUIRE_GPU=1), but ${found}`);
     }
     const backends = new Map<BackendName, Backend>();
+    const webasmThreads = options.webasmThreads ?? usableCpus();
     try {
       for (const name of names) {
-        const backend = createBackend(name, options.webasmThreads);
+        const backend = createBackend(name, webasmThreads);
         backends.set(name, backend);
         await backend.probe();
       }
@@ -94,7 +99,7 @@ export class Engine {
       throw err;
     }
     const thresholds = { cpuMaxWork: DEFAULT_CPU_MAX_WORK, gpuMinWork: DEFAULT_GPU_MIN_WORK, ...options.thresholds };
-    return new Engine(options.backend, backends, new KernelCache(options.kernelCacheSize), thresholds, gpuAdapter);
+    return new Engine(options.backend, backends, new KernelCache(options.kernelCacheSize), thresholds, gpuAdapter, webasmThreads);
   }
 
   /** The configured choice: a backend's name, or `auto`. */
@@ -177,7 +182,13 @@ export class Engine {
   }
 
   info(): EngineInfo {
-    return { backend: this.choice, backends: [...this.backends.keys()], gpuAdapter: this.gpuAdapter, kernelCache: this.cache.stats() };
+    return {
+      backend: this.choice,
+      backends: [...this.backends.keys()],
+      gpuAdapter: this.gpuAdapter,
+      kernelCache: this.cache.stats(),
+      ...(this.backends.has('webasm') ? { webasmThreads: this.webasmThreads } : {}),
+    };
   }
 
   /** Are the backends still answering? Used by /readyz. */

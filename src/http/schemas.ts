@@ -227,6 +227,16 @@ export const InfoResponse = z
         requestTimeoutMs: z.number().int().describe('GRADSERVE_REQUEST_TIMEOUT_MS'),
       })
       .describe('How many requests compute at once, how many may wait, and for how long.'),
+    threads: z
+      .object({
+        webasm: z
+          .number()
+          .int()
+          .optional()
+          .describe("GRADSERVE_WEBASM_THREADS: webasm's worker threads (absent when webasm is not started)"),
+        json: z.number().int().describe('GRADSERVE_JSON_WORKERS: threads for large JSON bodies and answers'),
+      })
+      .describe("Compute and JSON threads; by default sized to the CPUs this process may use, a container's CPU limit included."),
   })
   .describe('What this server is and how it is configured.');
 

@@ -1,7 +1,7 @@
-import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { DEFAULT_CPU_MAX_WORK, DEFAULT_GPU_MIN_WORK, type Thresholds } from '../engine/dispatch.js';
 import { ACTIVATIONS, type Activation, BACKEND_CHOICES } from '../engine/types.js';
+import { usableCpus } from './cpus.js';
 
 /** A network shape to compile at start-up: `2,4,1x4` or `64,128,128,1x1024:relu` (tanh by default). */
 export interface WarmupShape {
@@ -41,6 +41,16 @@ const Warmup = z
     return shapes;
   });
 
+const CPUS = usableCpus();
+
+/**
+ * GRADSERVE_JSON_WORKERS's default: a third of the CPUs, at least one. An M request's JSON
+ * (parsing its body, writing its answer) costs its thread 14–20 ms of CPU, about a third of
+ * the request's CPU time on this machine's two cores (bench/RESULTS.md); one thread would
+ * cap such requests at 50–70 a second whatever the cores.
+ */
+export const jsonWorkersFor = (cpus: number): number => Math.max(1, Math.ceil(cpus / 3));
+
 /** Every setting comes from the environment, read and validated here and nowhere else. */
 const EnvSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
@@ -59,7 +69,7 @@ const EnvSchema = z.object({
     .positive()
     .default(64 * 1024 * 1024),
   GRADSERVE_KERNEL_CACHE_SIZE: z.coerce.number().int().positive().default(64),
-  GRADSERVE_WEBASM_THREADS: z.coerce.number().int().positive().max(256).default(availableParallelism()),
+  GRADSERVE_WEBASM_THREADS: z.coerce.number().int().positive().max(256).default(CPUS),
   GRADSERVE_SHUTDOWN_GRACE_MS: z.coerce.number().int().positive().default(10_000),
   GRADSERVE_MAX_TRAIN_STEPS: z.coerce.number().int().positive().default(100_000),
   GRADSERVE_MAX_TRAIN_WORK: z.coerce.number().int().positive().default(1e9),
@@ -81,7 +91,7 @@ const EnvSchema = z.object({
     .enum(['0', '1'])
     .default('1')
     .transform((v) => v === '1'),
-  GRADSERVE_JSON_WORKERS: z.coerce.number().int().min(0).default(1),
+  GRADSERVE_JSON_WORKERS: z.coerce.number().int().min(0).default(jsonWorkersFor(CPUS)),
   GRADSERVE_JSON_OFFLOAD_BYTES: z.coerce
     .number()
     .int()

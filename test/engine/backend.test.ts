@@ -3,14 +3,65 @@ import { readdirSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createBackend } from '../../src/engine/backend.js';
-import { loadConfig } from '../../src/runtime/config.js';
+import { jsonWorkersFor, loadConfig } from '../../src/runtime/config.js';
+import { usableCpus } from '../../src/runtime/cpus.js';
 
 /** The process's OS threads (Linux): each webasm worker is one. */
 const threads = () => readdirSync('/proc/self/task').length;
 
+describe('usable CPUs: the affinity, capped by a cgroup CPU quota', () => {
+  /** a file system of cgroup files: path → text */
+  const files =
+    (tree: Record<string, string>) =>
+    (path: string): string | undefined =>
+      tree[path];
+  const v2 = (path: string, cpuMax: Record<string, string>) =>
+    files({
+      '/proc/self/cgroup': `0::${path}\n`,
+      ...Object.fromEntries(Object.entries(cpuMax).map(([d, t]) => [`/sys/fs/cgroup${d}/cpu.max`, t])),
+    });
+
+  it('reads a container limit (cgroup v2, docker --cpus, a Kubernetes CPU limit), rounded up', () => {
+    assert.equal(usableCpus(v2('/', { '': '200000 100000\n' }), 64), 2);
+    assert.equal(usableCpus(v2('/', { '': '150000 100000\n' }), 64), 2);
+    assert.equal(usableCpus(v2('/', { '': '20000 100000\n' }), 64), 1);
+  });
+
+  it('takes the smallest quota of the cgroup and its parents (systemd CPUQuota on a slice)', () => {
+    const read = v2('/system.slice/gradserve.service', {
+      '': 'max 100000',
+      '/system.slice': '300000 100000',
+      '/system.slice/gradserve.service': 'max 100000',
+    });
+    assert.equal(usableCpus(read, 16), 3);
+  });
+
+  it('reads cgroup v1 quotas, where -1 is none', () => {
+    const v1 = (quota: string) =>
+      files({
+        '/proc/self/cgroup': '1:cpu:/\n',
+        '/sys/fs/cgroup/cpu/cpu.cfs_quota_us': quota,
+        '/sys/fs/cgroup/cpu/cpu.cfs_period_us': '100000',
+      });
+    assert.equal(usableCpus(v1('400000\n'), 32), 4);
+    assert.equal(usableCpus(v1('-1\n'), 32), 32);
+  });
+
+  it('is the affinity without a quota, or when the quota is larger', () => {
+    assert.equal(usableCpus(v2('/', { '': 'max 100000\n' }), 12), 12);
+    assert.equal(usableCpus(files({}), 12), 12);
+    assert.equal(usableCpus(v2('/', { '': '800000 100000' }), 2), 2);
+  });
+
+  it('sizes the JSON threads to a third of the CPUs, at least one', () => {
+    assert.deepEqual([1, 2, 3, 4, 8, 16].map(jsonWorkersFor), [1, 1, 1, 2, 3, 6]);
+    assert.equal(loadConfig({ GRADSERVE_JSON_WORKERS: '0' }).jsonOffload.workers, 0);
+  });
+});
+
 describe('webasm worker threads (GRADSERVE_WEBASM_THREADS)', () => {
-  it('defaults to one per CPU and refuses nonsense', () => {
-    assert.ok(loadConfig({}).webasmThreads >= 1);
+  it('defaults to one per usable CPU and refuses nonsense', () => {
+    assert.equal(loadConfig({}).webasmThreads, usableCpus());
     assert.equal(loadConfig({ GRADSERVE_WEBASM_THREADS: '3' }).webasmThreads, 3);
     assert.throws(() => loadConfig({ GRADSERVE_WEBASM_THREADS: '0' }), /GRADSERVE_WEBASM_THREADS/);
   });

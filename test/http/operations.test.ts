@@ -32,7 +32,19 @@ describe('operations: /info and /metrics', () => {
     const config = defaultConfig();
     assert.deepEqual(info.limits, config.limits);
     assert.deepEqual(info.admission, config.admission);
+    assert.deepEqual(info.threads, { json: config.jsonOffload.workers }, 'no webasm threads without webasm');
     assert.equal(info.kernelCache.capacity, 64);
+  });
+
+  it("GET /info names webasm's threads where webasm runs", async () => {
+    const webasm = await Engine.create({ backend: 'webasm', kernelCacheSize: 4, webasmThreads: 3 });
+    const other = await buildApp({ config: { ...defaultConfig(), logLevel: 'silent' }, engine: webasm });
+    try {
+      assert.equal((await other.inject('/info')).json().threads.webasm, 3);
+    } finally {
+      await other.close();
+      await webasm.close();
+    }
   });
 
   it('GET /metrics: request, latency, compute and kernel counters move with traffic', async () => {

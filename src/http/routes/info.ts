@@ -9,15 +9,16 @@ export interface InfoOptions {
   version: string;
   limits: Limits;
   admission: Admission;
+  jsonWorkers: number;
 }
 
-export const infoRoutes: FastifyPluginAsync<InfoOptions> = async (app, { engine, version, limits, admission }) => {
+export const infoRoutes: FastifyPluginAsync<InfoOptions> = async (app, { engine, version, limits, admission, jsonWorkers }) => {
   app.withTypeProvider<ZodTypeProvider>().get(
     '/info',
     {
       schema: {
         operationId: 'info',
-        summary: 'Version, backend, limits and kernel cache statistics',
+        summary: 'Version, backend, limits, threads and kernel cache statistics',
         tags: ['operations'],
         response: { 200: InfoResponse },
       },
@@ -29,6 +30,7 @@ export const infoRoutes: FastifyPluginAsync<InfoOptions> = async (app, { engine,
       kernelCache: engine.info().kernelCache,
       limits,
       admission,
+      threads: { webasm: engine.info().webasmThreads, json: jsonWorkers },
     }),
   );
 };
