@@ -12,7 +12,9 @@
  * rounds of `seconds` each, in a rotating order, after a warm-up load. A ratio is the median
  * of the per-round ratios (each measured minutes apart at most); req/s and latencies are
  * medians over the rounds, with the range of req/s.
- *   npm run build && npx tsx bench/http.ts [seconds=5] [rounds=3]
+ * `connections` sets every case's client count (8 for S, 4 for M by default): at 64, the
+ * service queues what it cannot compute at once, as the others do, rather than refuse it.
+ *   npm run build && npx tsx bench/http.ts [seconds=5] [rounds=3] [connections]
  */
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,9 +24,10 @@ import { body, loadTest, machine, type Server, startServer, torchPython } from '
 
 const seconds = Number(process.argv[2] ?? 5);
 const rounds = Number(process.argv[3] ?? 3);
+const connections = process.argv[4] ? Number(process.argv[4]) : undefined;
 const CASES = [
-  { name: 'S (XOR, JSON)', payload: JSON.stringify(xorRequest), connections: 8 },
-  { name: 'M [64,128,128,1]×1024, JSON', payload: body([64, 128, 128, 1], 1024), connections: 4 },
+  { name: 'S (XOR, JSON)', payload: JSON.stringify(xorRequest), connections: connections ?? 8 },
+  { name: 'M [64,128,128,1]×1024, JSON', payload: body([64, 128, 128, 1], 1024), connections: connections ?? 4 },
 ];
 
 const python = torchPython();
