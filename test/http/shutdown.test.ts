@@ -46,7 +46,8 @@ async function train(url: string, steps: number): Promise<{ status: number; code
 
 describe('graceful shutdown (a real server process)', () => {
   it('on SIGTERM finishes every in-flight request, refuses new ones, and exits 0', async () => {
-    const { child, url, log } = await startServer({ GRADSERVE_MAX_CONCURRENCY: '1', GRADSERVE_MAX_QUEUE: '4' });
+    // one read slot: the second and third requests wait with their bodies unread
+    const { child, url, log } = await startServer({ GRADSERVE_MAX_CONCURRENCY: '1', GRADSERVE_MAX_QUEUE: '4', GRADSERVE_READ_AHEAD: '0' });
     const inFlight = [train(url, 8000), train(url, 8000), train(url, 8000)];
     await new Promise((r) => setTimeout(r, 300));
     const exited = once(child, 'exit');
