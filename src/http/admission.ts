@@ -85,8 +85,8 @@ export class ComputeGate {
     let reading = false;
     let released = false;
     const took = () => {
-      if (released)
-        this.reads.release(); // answered (or gone) while waiting: pass the slot on
+      // answered (or gone) while it waited: the slot passes on
+      if (released) this.reads.release();
       else reading = true;
     };
     return {
@@ -125,7 +125,7 @@ export class ComputeGate {
     return () => this.inFlight.delete(controller);
   }
 
-  /** Shutdown's last resort: stop every computation still running. */
+  /** Shutdown's last resort: stop every computation still running or waiting. */
   abortAll(reason: Error): void {
     for (const c of this.inFlight) c.abort(reason);
   }

@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
 import { Engine } from '../../src/engine/engine.js';
+import { ComputeGate } from '../../src/http/admission.js';
 import { type Config, defaultConfig } from '../../src/runtime/config.js';
 import { randomCase, rng, xorCase } from '../helpers.js';
 import { relError, valueAndGrad64 } from '../reference/mlp64.js';
@@ -209,5 +210,22 @@ describe('concurrency', () => {
         });
       });
     });
+  });
+});
+
+describe('the compute gate', () => {
+  it('passes a read slot on when its request was answered before the slot reached it', async () => {
+    const gate = new ComputeGate({ maxConcurrency: 1, readAhead: 0, maxQueue: 4, requestTimeoutMs: 1000 });
+    const signal = new AbortController().signal;
+    const first = gate.admit();
+    assert.equal(first.readable(signal), undefined, 'a free slot is taken at once');
+    const second = gate.admit();
+    const waiting = second.readable(signal);
+    assert.ok(waiting instanceof Promise, 'the only slot is held');
+    first.release(); // the slot goes to the second request...
+    second.release(); // ...which is answered (say, timed out) before it sees the slot
+    await waiting;
+    assert.equal(gate.admit().readable(signal), undefined, 'the slot is free again');
+    assert.deepEqual(gate.stats(), { admitted: 1, running: 0, waiting: 0, unread: 0 });
   });
 });
