@@ -184,12 +184,19 @@ export function admitCompute(app: FastifyInstance, gate: ComputeGate, timeoutMs:
     const ticket = gate.admit();
     const controller = new AbortController();
     const untrack = gate.track(controller);
-    const timer = setTimeout(() => {
-      // an answer begun and still not taken by the deadline: the client is not reading it, and
-      // would hold its slots for as long as it liked
-      if (reply.raw.headersSent) reply.raw.destroy();
-      else controller.abort(retryAfter(new Errors.Timeout(timeoutMs), gate.retryAfterSeconds()));
-    }, timeoutMs);
+    // At the deadline, a request not yet answered times out. One whose answer has begun gets
+    // as long again to take it (a large answer on a slow link), then loses its connection: a
+    // client that does not read could otherwise hold its slots for as long as it liked.
+    let answerDeadline = false;
+    const onDeadline = () => {
+      if (!reply.raw.headersSent) controller.abort(retryAfter(new Errors.Timeout(timeoutMs), gate.retryAfterSeconds()));
+      else if (answerDeadline) reply.raw.destroy();
+      else {
+        answerDeadline = true;
+        timer = setTimeout(onDeadline, timeoutMs);
+      }
+    };
+    let timer = setTimeout(onDeadline, timeoutMs);
     // 'finish': the answer is handed to the socket; 'close' alone: the client went away first
     let settled = false;
     const settle = (answered: boolean) => {
