@@ -45,9 +45,10 @@ const CPUS = usableCpus();
 
 /**
  * GRADSERVE_JSON_WORKERS's default: a third of the CPUs, at least one. An M request's JSON
- * (parsing its body, writing its answer) costs its thread 14–20 ms of CPU, about a third of
- * the request's CPU time on this machine's two cores (bench/RESULTS.md); one thread would
- * cap such requests at 50–70 a second whatever the cores.
+ * (parsing its body, writing its answer) costs its thread 14 ms of CPU, 19.5 with a gzipped
+ * answer: 40–46% of the request's CPU on the 2-core machine of bench/RESULTS.md, where a
+ * second thread gained nothing measurable. One thread caps such requests at 50–70 a second
+ * whatever the cores; a third of them leaves the rest to the engine's threads.
  */
 export const jsonWorkersFor = (cpus: number): number => Math.max(1, Math.ceil(cpus / 3));
 
