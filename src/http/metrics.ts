@@ -7,9 +7,9 @@ const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 /**
  * GET /metrics in Prometheus's text format, from a registry of this app's own (not
  * prom-client's global one, so tests can build several apps): requests and their latency
- * per route and status, admitted requests, engine compute time, the kernel cache (read from the engine's
- * counters at scrape time), the backend, and Node's default metrics (event-loop lag,
- * memory, GC).
+ * per route and status, admitted requests, engine compute time, the kernel cache (read from
+ * the engine's counters at scrape time), the backend, and Node's default metrics (event-loop
+ * lag, memory, GC).
  */
 export function registerMetrics(app: FastifyInstance, engine: Engine): void {
   const registers = [new Registry()];
