@@ -52,10 +52,11 @@ class Slots {
  * An admitted request's body is read only once it holds a read slot (maxConcurrency +
  * readAhead of them): the others wait with their bodies unread, held back by TCP's flow
  * control, so that many waiting clients cost sockets, not memory, while a few bodies are
- * parsed ahead of the compute slots they will take. A request keeps its read slot until
- * its answer is written. It computes when one of maxConcurrency slots is free, and holds
- * that slot until the compute really stops, even when the request was answered early
- * (timeout, client gone), so the bound is on work, not on open responses.
+ * parsed ahead of the compute slots they will take (a client that hangs up meanwhile is
+ * noticed when its turn comes: a socket not being read is not watched). A request keeps its
+ * read slot until its answer is written. It computes when one of maxConcurrency slots is
+ * free, and holds that slot until the compute really stops, even when the request was
+ * answered early (timeout, client gone), so the bound is on work, not on open responses.
  */
 export class ComputeGate {
   private admitted = 0;

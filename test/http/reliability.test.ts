@@ -128,6 +128,35 @@ describe('overload, timeouts and abandoned work', () => {
     });
   });
 
+  it('passes over a client that hung up while it waited with its body unread', async () => {
+    await withServer({ admission: { maxConcurrency: 1, readAhead: 0, maxQueue: 4 } }, async (url, app) => {
+      const port = Number(new URL(url).port);
+      const first = rawPost(port, heavy);
+      first.socket.pause(); // holds the only read slot until it takes its answer
+      const until = async (what: string, done: () => boolean) => {
+        for (let waited = 0; !done(); waited += 5) {
+          assert.ok(waited < 5000, what);
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      };
+      try {
+        await until('the first is admitted', () => app.computeGate.stats().admitted === 1);
+        const second = rawPost(port, heavy);
+        await until('the second waits unread', () => app.computeGate.stats().unread === 1);
+        // a socket that is not being read is not watched: the server learns of the hang-up
+        // when the second's turn comes, and passes the slot on at once
+        second.socket.destroy();
+        const third = post(url, xorCase);
+        first.socket.resume();
+        assert.match(await first.head, /^HTTP\/1\.1 200 /);
+        assert.equal((await third).status, 200, 'served after the second, long before the timeout');
+        await until('nothing is held', () => app.computeGate.stats().admitted === 0);
+      } finally {
+        first.socket.destroy();
+      }
+    });
+  });
+
   it('drops the connection of a client that does not take its answer, freeing its slots', async () => {
     // the deadline (a computation of a second or more, then the answer begins), and as long
     // again for the answer to be taken
