@@ -47,6 +47,14 @@ function rawPost(port: number, body: unknown) {
   return { socket, head, bytes: bytes.length };
 }
 
+/** Wait until `done()` holds, checking every 5 ms; fail with `what` after `ms`. */
+async function until(what: string, done: () => boolean, ms = 5000): Promise<void> {
+  for (let waited = 0; !done(); waited += 5) {
+    assert.ok(waited < ms, what);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 /** A request that takes the engine a second or more here (first-call compiles included): 3 layers, 11 kernels. */
 const heavy = randomCase(rng(7), { widths: [256, 512, 512, 1], batch: 2048, activation: 'tanh' });
 const HEAVY_KERNELS = 11;
@@ -105,13 +113,10 @@ describe('overload, timeouts and abandoned work', () => {
       // the only read slot; how much of the second's body the server took shows in the client
       const first = rawPost(port, heavy);
       first.socket.pause();
-      while (app.computeGate.stats().admitted === 0) await new Promise((r) => setTimeout(r, 5));
+      await until('the first is admitted', () => app.computeGate.stats().admitted === 1);
       const second = rawPost(port, heavy);
       try {
-        for (let waited = 0; app.computeGate.stats().unread === 0; waited += 5) {
-          assert.ok(waited < 5000, 'the second request waits for a read slot');
-          await new Promise((r) => setTimeout(r, 5));
-        }
+        await until('the second request waits for a read slot', () => app.computeGate.stats().unread === 1);
         await new Promise((r) => setTimeout(r, 200));
         // loopback's socket buffers take a few MB; the rest of the body waits in the client
         const unsent = second.socket.writableLength;
@@ -133,12 +138,6 @@ describe('overload, timeouts and abandoned work', () => {
       const port = Number(new URL(url).port);
       const first = rawPost(port, heavy);
       first.socket.pause(); // holds the only read slot until it takes its answer
-      const until = async (what: string, done: () => boolean) => {
-        for (let waited = 0; !done(); waited += 5) {
-          assert.ok(waited < 5000, what);
-          await new Promise((r) => setTimeout(r, 5));
-        }
-      };
       try {
         await until('the first is admitted', () => app.computeGate.stats().admitted === 1);
         const second = rawPost(port, heavy);
@@ -164,12 +163,9 @@ describe('overload, timeouts and abandoned work', () => {
       const request = rawPost(Number(new URL(url).port), heavy); // its answer is more than the socket buffers hold
       request.socket.pause();
       try {
-        while (app.computeGate.stats().admitted === 0) await new Promise((r) => setTimeout(r, 5));
+        await until('the request is admitted', () => app.computeGate.stats().admitted === 1);
         const t0 = performance.now();
-        for (let waited = 0; app.computeGate.stats().admitted > 0; waited += 20) {
-          assert.ok(waited < 15_000, 'the slots are free by the second deadline');
-          await new Promise((r) => setTimeout(r, 20));
-        }
+        await until('the slots are free by the second deadline', () => app.computeGate.stats().admitted === 0, 15_000);
         assert.ok(performance.now() - t0 > 7500, 'not at the first deadline: the answer had as long again');
         const closed = new Promise((resolve) => request.socket.on('close', resolve));
         request.socket.resume();
