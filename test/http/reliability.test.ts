@@ -242,6 +242,23 @@ describe('concurrency', () => {
   });
 });
 
+describe('many clients on the defaults', () => {
+  it('queues 64 concurrent requests and answers every one, none refused', async () => {
+    // each takes a few ms, so at 2 computing at once they pile up as a load generator's would
+    const body = randomCase(rng(11), { widths: [32, 64, 64, 1], batch: 256, activation: 'tanh' });
+    const want = valueAndGrad64(body);
+    await withServer({}, async (url) => {
+      const answers = await Promise.all(Array.from({ length: 64 }, () => post(url, body)));
+      assert.deepEqual(
+        answers.map((r) => r.status),
+        answers.map(() => 200),
+      );
+      const { loss } = (await answers[63]!.json()) as { loss: number };
+      assert.ok(relError([loss], [want.loss]) <= 1e-5, `loss ${loss} vs ${want.loss}`);
+    });
+  });
+});
+
 describe('the compute gate', () => {
   it('passes a read slot on when its request was answered before the slot reached it', async () => {
     const gate = new ComputeGate({ maxConcurrency: 1, readAhead: 0, maxQueue: 4, requestTimeoutMs: 1000 });
