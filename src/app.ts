@@ -74,6 +74,14 @@ export async function buildApp({ config, engine, jsonWorkers = new JsonWorkers(c
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
+  // Expect: 100-continue (curl's large uploads): the 100 goes out just before the body is
+  // read, after admission (admission.ts), so a client that waits for it sends nothing while
+  // its request queues, and nothing at all when it is refused. Node would send it at once.
+  app.server.on('checkContinue', (req, res) => app.server.emit('request', req, res));
+  app.addHook('preParsing', (request, reply, payload, done) => {
+    if (request.headers.expect !== undefined) reply.raw.writeContinue();
+    done(null, payload);
+  });
   app.addHook('onResponse', async (request, reply) => {
     const stats = request.runStats;
     request.log.info(

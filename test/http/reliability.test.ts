@@ -242,6 +242,65 @@ describe('concurrency', () => {
   });
 });
 
+describe('Expect: 100-continue', () => {
+  /** Headers only, then the body when the server says 100 Continue; `text` is all the server sent so far. */
+  function expectingPost(port: number, body: unknown) {
+    const bytes = Buffer.from(JSON.stringify(body));
+    const socket = connect(port, '127.0.0.1');
+    const seen = { text: '', continued: false };
+    const closed = new Promise((resolve) => socket.on('close', resolve));
+    socket.on('error', () => {});
+    socket.on('data', (d: Buffer) => {
+      seen.text += d.toString('latin1');
+      if (!seen.continued && seen.text.startsWith('HTTP/1.1 100 Continue\r\n\r\n')) {
+        seen.continued = true;
+        socket.write(bytes);
+      }
+    });
+    socket.write(
+      `POST /value-and-grad HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${bytes.length}\r\nExpect: 100-continue\r\n\r\n`,
+    );
+    return { socket, seen, closed };
+  }
+
+  it('asks for the body only once the request may read it', async () => {
+    await withServer({ admission: { maxConcurrency: 1, readAhead: 0, maxQueue: 4 } }, async (url, app) => {
+      const port = Number(new URL(url).port);
+      const first = rawPost(port, heavy);
+      first.socket.pause(); // holds the only read slot until it takes its answer
+      const second = expectingPost(port, xorCase);
+      try {
+        await until('the second waits for a read slot', () => app.computeGate.stats().unread === 1);
+        await new Promise((r) => setTimeout(r, 200));
+        assert.equal(second.seen.text, '', 'no 100 Continue while it queues');
+        first.socket.resume();
+        await until('the second is answered', () => /\r\n\r\nHTTP\/1\.1 200 /.test(second.seen.text), 15_000);
+        assert.ok(second.seen.continued);
+      } finally {
+        first.socket.destroy();
+        second.socket.destroy();
+      }
+    });
+  });
+
+  it('refuses a request it cannot queue without taking its body', async () => {
+    await withServer({ admission: { maxConcurrency: 1, readAhead: 0, maxQueue: 0 } }, async (url, app) => {
+      const port = Number(new URL(url).port);
+      const first = rawPost(port, heavy);
+      first.socket.pause();
+      try {
+        await until('the first is admitted', () => app.computeGate.stats().admitted === 1);
+        const second = expectingPost(port, xorCase);
+        await second.closed; // a final status instead of 100 Continue ends the connection
+        assert.match(second.seen.text, /^HTTP\/1\.1 503 /);
+        assert.equal(second.seen.continued, false);
+      } finally {
+        first.socket.destroy();
+      }
+    });
+  });
+});
+
 describe('many clients on the defaults', () => {
   it('queues 64 concurrent requests and answers every one, none refused', async () => {
     // each takes a few ms, so at 2 computing at once they pile up as a load generator's would
