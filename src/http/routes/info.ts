@@ -23,14 +23,17 @@ export const infoRoutes: FastifyPluginAsync<InfoOptions> = async (app, { engine,
         response: { 200: InfoResponse },
       },
     },
-    async () => ({
-      version,
-      backend: engine.backendName,
-      backends: engine.info().backends,
-      kernelCache: engine.info().kernelCache,
-      limits,
-      admission,
-      threads: { webasm: engine.info().webasmThreads, json: jsonWorkers },
-    }),
+    async () => {
+      const info = engine.info();
+      return {
+        version,
+        backend: engine.backendName,
+        backends: info.backends,
+        kernelCache: info.kernelCache,
+        limits,
+        admission,
+        threads: { webasm: info.webasmThreads, json: jsonWorkers },
+      };
+    },
   );
 };
