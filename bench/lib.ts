@@ -4,9 +4,14 @@ import { type AddressInfo, createServer } from 'node:net';
 import { cpus } from 'node:os';
 import autocannon from 'autocannon';
 import { toBase64Tensor } from '../src/http/tensors.js';
+import { MALLOC_TUNABLES } from '../src/runtime/malloc.js';
 import { randomCase, rng } from '../test/helpers.js';
 
-/** Benchmarks run the built service (`npm run build` first) as its own process, as users run it. */
+/**
+ * Benchmarks run the built service (`npm run build` first) as its own process, as users run
+ * it: with `npm start`'s glibc malloc settings (src/runtime/malloc.ts). Every server a
+ * benchmark starts gets them, the ones it is compared with too, so that a ratio compares code.
+ */
 export interface Server {
   url: string;
   child: ChildProcess;
@@ -31,7 +36,7 @@ export async function startServer(
 ): Promise<Server> {
   const port = await freePort();
   const child = spawn(command, args, {
-    env: { ...process.env, PORT: String(port), LOG_LEVEL: 'warn', ...env },
+    env: { ...process.env, GLIBC_TUNABLES: MALLOC_TUNABLES, PORT: String(port), LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const url = `http://127.0.0.1:${port}`;

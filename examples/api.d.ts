@@ -1206,6 +1206,11 @@ export interface operations {
                             /** @description GRADSERVE_JSON_WORKERS: threads for large JSON bodies and answers */
                             json: number;
                         };
+                        /**
+                         * @description glibc malloc's settings: `tuned` when GLIBC_TUNABLES sets its mmap threshold (`npm start` and the image set the recommended value; large requests then reuse memory instead of faulting in fresh pages), `default` when it does not, `not glibc` under another C library.
+                         * @enum {string}
+                         */
+                        malloc: "tuned" | "default" | "not glibc";
                     };
                 };
             };

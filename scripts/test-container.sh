@@ -160,6 +160,13 @@ read -r usable seen < <(docker run --rm --cpus 1 --entrypoint node "$tag" --inpu
 [[ $usable == 1 ]] || fail "under --cpus 1 the service would size its threads to $usable CPUs"
 ok "under --cpus 1 the service sizes its threads to 1 CPU (Node's availableParallelism() says $seen)"
 
+# ---- glibc malloc keeps large requests' memory (GLIBC_TUNABLES in the image's ENV) ----
+malloc=$(docker run --rm --entrypoint node "$tag" --input-type=module -e \
+  "const { mallocTuning } = await import('/app/dist/runtime/malloc.js'); console.log(mallocTuning())") ||
+  fail "running node in the image to read its malloc settings"
+[[ $malloc == tuned ]] || fail "the image runs glibc malloc with its defaults ($malloc): GLIBC_TUNABLES is not set"
+ok "the image runs glibc malloc with the service's settings (GLIBC_TUNABLES)"
+
 # ---- SIGTERM with a request in flight ----
 # a request of 0.5-2.5 s: long enough to be caught in flight, short enough to finish within
 # the grace on a loaded machine. From 8192, the batch is halved while the request is slower

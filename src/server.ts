@@ -3,6 +3,7 @@ import { Engine } from './engine/engine.js';
 import { Errors } from './http/errors.js';
 import { JsonWorkers } from './http/json-workers.js';
 import { loadConfig } from './runtime/config.js';
+import { MALLOC_TUNABLES, mallocTuning } from './runtime/malloc.js';
 
 /** After the grace period and the abort, how long requests get to answer before a hard exit. */
 const FORCE_EXIT_AFTER_MS = 3000;
@@ -22,6 +23,12 @@ async function main(): Promise<void> {
     requireGpu: config.requireGpu,
   });
   const app = await buildApp({ config, engine, jsonWorkers });
+  if (mallocTuning() === 'default') {
+    app.log.warn(
+      { recommended: `GLIBC_TUNABLES=${MALLOC_TUNABLES}` },
+      "glibc malloc runs with its defaults: large requests fault in fresh memory each time (an L request took 1.5 times as long); start with 'npm start', or set GLIBC_TUNABLES as recommended",
+    );
+  }
   if (config.warmup.length > 0) {
     const warm = await engine.warmUp(config.warmup);
     app.log.info({ shapes: config.warmup.length, kernels: warm.kernels, compileMs: Math.round(warm.ms) }, 'warmed up');

@@ -1,3 +1,4 @@
+import { isAscii } from 'node:buffer';
 import type { FastifyInstance, FastifyReply, FastifySchemaCompiler, FastifySerializerCompiler } from 'fastify';
 import { ResponseSerializationError, validatorCompiler } from 'fastify-type-provider-zod';
 import sjson from 'secure-json-parse';
@@ -31,7 +32,7 @@ export function useJsonBodies(api: FastifyInstance, workers: JsonWorkers): void 
       return;
     }
     try {
-      done(null, parseJson(bytes.toString('utf8')));
+      done(null, parseJson(bodyText(bytes)));
     } catch (err) {
       done(err as Error, undefined);
     }
@@ -41,6 +42,16 @@ export function useJsonBodies(api: FastifyInstance, workers: JsonWorkers): void 
     if (request.bodyReceivedAt > 0) request.bodyParseMs = performance.now() - request.bodyReceivedAt;
     done();
   });
+}
+
+/**
+ * A body's bytes as text. An ASCII body (the API's JSON is all ASCII in practice) decodes as
+ * Latin-1, the same characters: Node makes a large one an external string in malloc's memory,
+ * which malloc reuses from body to body, where UTF-8's string goes to a fresh region of V8's
+ * large-object space and every page of it is a page fault (bench/RESULTS.md, "Page faults").
+ */
+export function bodyText(bytes: Buffer): string {
+  return isAscii(bytes) ? bytes.toString('latin1') : bytes.toString('utf8');
 }
 
 /** Parse a request body's text, or throw InvalidJson saying why. */

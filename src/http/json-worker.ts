@@ -8,7 +8,7 @@ import { gzipSync } from 'node:zlib';
 import { validatorCompiler } from 'fastify-type-provider-zod';
 import { ResultEncoder, unpackTensors } from './encode.js';
 import { validationMessage } from './errors.js';
-import { answerSerializerCompiler, JSON_GZIP_LEVEL, parseJson } from './json-body.js';
+import { answerSerializerCompiler, bodyText, JSON_GZIP_LEVEL, parseJson } from './json-body.js';
 import type { JsonJob, JsonJobResult } from './json-workers.js';
 import { POST_ROUTES, type PostRoute } from './schemas.js';
 
@@ -31,7 +31,7 @@ function handle(job: JsonJob): { result: JsonJobResult; transfer: ArrayBuffer[] 
   }
   let body: unknown;
   try {
-    body = parseJson(Buffer.from(job.bytes.buffer, job.bytes.byteOffset, job.bytes.byteLength).toString('utf8'));
+    body = parseJson(bodyText(Buffer.from(job.bytes.buffer, job.bytes.byteOffset, job.bytes.byteLength)));
   } catch (err) {
     return { result: { id, ok: false, error: 'invalid-json', message: (err as Error).message }, transfer: [] };
   }

@@ -237,6 +237,11 @@ export const InfoResponse = z
         json: z.number().int().describe('GRADSERVE_JSON_WORKERS: threads for large JSON bodies and answers'),
       })
       .describe("Compute and JSON threads; by default sized to the CPUs this process may use, a container's CPU limit included."),
+    malloc: z
+      .enum(['tuned', 'default', 'not glibc'])
+      .describe(
+        "glibc malloc's settings: `tuned` when GLIBC_TUNABLES sets its mmap threshold (`npm start` and the image set the recommended value; large requests then reuse memory instead of faulting in fresh pages), `default` when it does not, `not glibc` under another C library.",
+      ),
   })
   .describe('What this server is and how it is configured.');
 

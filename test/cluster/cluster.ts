@@ -9,6 +9,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { MALLOC_TUNABLES } from '../../src/runtime/malloc.js';
 
 const repo = new URL('../../', import.meta.url).pathname;
 
@@ -66,7 +67,8 @@ export async function startReplica(env: Record<string, string> = {}): Promise<Re
   const port = await freePort();
   const child = track(
     spawn(process.execPath, [join(repo, 'dist/server.js')], {
-      env: { ...process.env, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', ...env },
+      // with npm start's malloc settings, as a replica would run
+      env: { ...process.env, GLIBC_TUNABLES: MALLOC_TUNABLES, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', ...env },
       stdio: ['ignore', 'inherit', 'inherit'],
     }),
   );

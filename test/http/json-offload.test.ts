@@ -89,6 +89,8 @@ describe('JSON worker threads', () => {
       'a ragged row': JSON.stringify({ ...c, x: [c.x[0], c.x[1]!.slice(1), ...c.x.slice(2)] }),
       'beyond float32': JSON.stringify({ ...c, x: [[1e39, ...c.x[0]!.slice(1)], ...c.x.slice(1)] }),
       'an unknown field': JSON.stringify({ ...c, learning_rate: 0.1 }),
+      // bodies that are not all ASCII are decoded as UTF-8 (ASCII ones as Latin-1, the same text)
+      'an unknown field named in UTF-8': JSON.stringify({ ...c, 'taux_d’apprentissage_η': 0.1 }),
       'a wrong-sized binary tensor': JSON.stringify({ ...c, x: { dtype: 'float32', shape: [40, 12], data: 'AAAAAA==' } }),
       'mismatched shapes': JSON.stringify({ ...c, x: c.x.map((r) => r.slice(1)) }),
     };
@@ -100,6 +102,10 @@ describe('JSON worker threads', () => {
       assert.deepEqual(a.json(), b.json(), what);
     }
     assert.equal(({} as Record<string, unknown>).polluted, undefined);
+    const named = await post(offloaded, '/value-and-grad', bad['an unknown field named in UTF-8']!);
+    assert.match(named.json().message, /taux_d’apprentissage_η/, 'the key as the client wrote it');
+    const bom = await post(offloaded, '/value-and-grad', `\ufeff${good}`);
+    assert.equal(bom.statusCode, 200, 'a UTF-8 byte-order mark is skipped, as on the event loop');
   });
 
   it('gzips a large JSON answer in the worker for clients that take gzip; leaves deflate to @fastify/compress', async () => {

@@ -5,6 +5,7 @@ import { buildApp, VERSION } from '../../src/app.js';
 import { Engine } from '../../src/engine/engine.js';
 import { xorRequest } from '../../src/http/examples.js';
 import { defaultConfig } from '../../src/runtime/config.js';
+import { MALLOC_TUNABLES, mallocTuning } from '../../src/runtime/malloc.js';
 
 /** The value of one sample in Prometheus's text format; 0 when absent. */
 function sample(text: string, name: string, labels = ''): number {
@@ -34,6 +35,17 @@ describe('operations: /info and /metrics', () => {
     assert.deepEqual(info.admission, config.admission);
     assert.deepEqual(info.threads, { json: config.jsonOffload.workers }, 'no webasm threads without webasm');
     assert.equal(info.kernelCache.capacity, 64);
+    assert.equal(info.malloc, mallocTuning(), "glibc malloc's settings as this process has them");
+  });
+
+  it("tells glibc malloc's settings apart: ours, an operator's own, none, and another C library", () => {
+    assert.equal(mallocTuning({ GLIBC_TUNABLES: MALLOC_TUNABLES }, true), 'tuned');
+    assert.equal(mallocTuning({ GLIBC_TUNABLES: 'glibc.pthread.rseq=0:glibc.malloc.mmap_threshold=1048576' }, true), 'tuned');
+    assert.equal(mallocTuning({}, true), 'default');
+    assert.equal(mallocTuning({ GLIBC_TUNABLES: 'glibc.malloc.trim_threshold=134217728' }, true), 'default', 'no mmap threshold');
+    assert.equal(mallocTuning({ GLIBC_TUNABLES: 'xglibc.malloc.mmap_threshold=1' }, true), 'default');
+    assert.equal(mallocTuning({ GLIBC_TUNABLES: MALLOC_TUNABLES }, false), 'not glibc');
+    assert.notEqual(mallocTuning({}), 'not glibc', 'this machine runs glibc (Debian)');
   });
 
   it("GET /info names webasm's threads where webasm runs", async () => {

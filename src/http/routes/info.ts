@@ -2,6 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Engine } from '../../engine/engine.js';
 import type { Admission, Limits } from '../../runtime/config.js';
+import { mallocTuning } from '../../runtime/malloc.js';
 import { InfoResponse } from '../schemas.js';
 
 export interface InfoOptions {
@@ -13,6 +14,7 @@ export interface InfoOptions {
 }
 
 export const infoRoutes: FastifyPluginAsync<InfoOptions> = async (app, { engine, version, limits, admission, jsonWorkers }) => {
+  const malloc = mallocTuning(); // fixed for the process's life: glibc reads it at start
   app.withTypeProvider<ZodTypeProvider>().get(
     '/info',
     {
@@ -33,6 +35,7 @@ export const infoRoutes: FastifyPluginAsync<InfoOptions> = async (app, { engine,
         limits,
         admission,
         threads: { webasm: info.webasmThreads, json: jsonWorkers },
+        malloc,
       };
     },
   );
