@@ -3,7 +3,8 @@
  * [784,512,512,1]×4096 sent as base64 tensors (answer in base64 too), one after another.
  * Prints, per request, the client's time and the engine's (Server-Timing compute + compile),
  * so the rest (receiving, parsing, validating, packing, encoding, sending) is the service's
- * overhead; the same body against a bare Fastify route that only parses it and answers a
+ * overhead; the server's own clock for the parsing and validation and for the encoding and
+ * writing (Server-Timing parse and write: the rest without the transfers); the same body against a bare Fastify route that only parses it and answers a
  * body of the same size; and the event loop's delay while L computes, from the server's
  * own histogram (/metrics) and from /healthz polled every 20 ms by a process of its own.
  *   npm run build && npx tsx bench/large.ts [requests=3]
@@ -26,8 +27,8 @@ async function post(url: string) {
   const answer = await res.text();
   const ms = performance.now() - t0;
   if (res.status !== 200) throw new Error(`${res.status}: ${answer.slice(0, 200)}`);
-  const { computeMs, compileMs } = serverTiming(res);
-  return { ms, engineMs: computeMs + compileMs, answer };
+  const { computeMs, compileMs, parseMs, writeMs } = serverTiming(res);
+  return { ms, engineMs: computeMs + compileMs, codecMs: parseMs + writeMs, answer };
 }
 
 /** The server's event-loop delay since the last scrape (each scrape resets its histogram), in s. */
@@ -64,6 +65,7 @@ await bare.stop();
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const total = median(runs.map((r) => r.ms));
 const engine = median(runs.map((r) => r.engineMs));
+const codec = median(runs.map((r) => r.codecMs));
 console.log(
   `L [784,512,512,1]×4096 value-and-grad, base64 tensors both ways (${(payload.length / 2 ** 20).toFixed(1)} MiB body, ${(answer.length / 2 ** 20).toFixed(1)} MiB answer), ${requests} requests, medians, on ${machine()}`,
 );
@@ -72,6 +74,9 @@ console.log(`| request, client's time | ${total.toFixed(0)} ms |`);
 console.log(`| engine (Server-Timing compute + compile) | ${engine.toFixed(0)} ms |`);
 console.log(
   `| the rest: HTTP, parsing, validation, encoding | ${(total - engine).toFixed(0)} ms (${((100 * (total - engine)) / total).toFixed(1)}% of the request) |`,
+);
+console.log(
+  `| of which parsing and validation, encoding and writing, by the server's clock (Server-Timing parse + write) | ${codec.toFixed(0)} ms (${((100 * codec) / total).toFixed(1)}% of the request) |`,
 );
 console.log(`| the same body to a bare Fastify route (parse, answer) | ${median(bareMs).toFixed(0)} ms |`);
 console.log(

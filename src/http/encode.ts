@@ -29,6 +29,8 @@ export class ResultEncoder {
   nonFinite = 0;
   /** how many values were written: large answers are written off the event loop (json-body.ts) */
   values = 0;
+  /** when encoding began: Server-Timing's write covers the encoding too (sendAnswer) */
+  readonly startedAt = performance.now();
 
   constructor(readonly encoding: OutputEncoding = 'json') {}
 

@@ -46,7 +46,7 @@ describe('JSON worker threads', () => {
     // Server-Timing names the parse (in the worker) and the write (in the worker) too
     assert.match(
       String(res.headers['server-timing']),
-      /^parse;dur=[\d.]+;.*compute;dur=[\d.]+;.*, write;dur=[\d.]+;desc="answer validated and written as JSON"$/,
+      /^parse;dur=[\d.]+;.*compute;dur=[\d.]+;.*, write;dur=[\d.]+;desc="answer encoded, validated and written as JSON"$/,
     );
     const got = res.json();
     const want = valueAndGrad64(c);
@@ -123,7 +123,11 @@ describe('JSON worker threads', () => {
       assert.equal(res.statusCode, 200, accept);
       assert.equal(res.headers['content-encoding'], 'gzip', accept);
       assert.match(String(res.headers.vary), /accept-encoding/i, accept);
-      assert.match(String(res.headers['server-timing']), /write;dur=[\d.]+;desc="answer validated and written as JSON, gzipped"/, accept);
+      assert.match(
+        String(res.headers['server-timing']),
+        /write;dur=[\d.]+;desc="answer encoded, validated and written as JSON, gzipped"/,
+        accept,
+      );
       assert.equal(gunzipSync(res.rawPayload).toString(), plain, `${accept}: the same answer, gzipped`);
     }
     const deflated = await send('gzip;q=0, deflate');
