@@ -1,10 +1,11 @@
 import { isAscii } from 'node:buffer';
-import type { FastifyInstance, FastifyReply, FastifySchemaCompiler, FastifySerializerCompiler } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchemaCompiler, FastifySerializerCompiler } from 'fastify';
 import { ResponseSerializationError, validatorCompiler } from 'fastify-type-provider-zod';
 import sjson from 'secure-json-parse';
 import { type ResultEncoder, unpackTensors } from './encode.js';
 import { Errors } from './errors.js';
 import type { JsonWorkers } from './json-workers.js';
+import { readBody } from './read-body.js';
 import { isPostRoute } from './schemas.js';
 import type { z } from './zod.js';
 
@@ -20,9 +21,18 @@ export function useJsonBodies(api: FastifyInstance, workers: JsonWorkers): void 
   api.setValidatorCompiler(bodyValidatorCompiler);
   api.setSerializerCompiler(answerSerializerCompiler);
   api.removeAllContentTypeParsers(); // JSON only: any other content type gets a 415
-  api.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+  api.addContentTypeParser('application/json', (request, payload, done) =>
+    readBody(request, payload, (err, bytes) => (err ? done(err, undefined) : parseBody(request, bytes!, done))),
+  );
+  // validation has run by now: the parse figure in Server-Timing (compute.ts) covers both
+  api.addHook('preHandler', (request, _reply, done) => {
+    if (request.bodyReceivedAt > 0) request.bodyParseMs = performance.now() - request.bodyReceivedAt;
+    done();
+  });
+
+  /** A whole body: parsed and validated in a JSON thread if it is large, parsed here if not. */
+  function parseBody(request: FastifyRequest, bytes: Buffer, done: (err: Error | null, body: unknown) => void): void {
     request.bodyReceivedAt = performance.now();
-    const bytes = body as Buffer;
     const url = request.routeOptions.url;
     if (workers.offloads(bytes.length) && isPostRoute(url)) {
       workers.parse(url, bytes).then(
@@ -36,12 +46,7 @@ export function useJsonBodies(api: FastifyInstance, workers: JsonWorkers): void 
     } catch (err) {
       done(err as Error, undefined);
     }
-  });
-  // validation has run by now: the parse figure in Server-Timing (compute.ts) covers both
-  api.addHook('preHandler', (request, _reply, done) => {
-    if (request.bodyReceivedAt > 0) request.bodyParseMs = performance.now() - request.bodyReceivedAt;
-    done();
-  });
+  }
 }
 
 /**

@@ -242,6 +242,77 @@ describe('concurrency', () => {
   });
 });
 
+/**
+ * A raw HTTP/1.1 exchange: the head, then the body in `pieces` written `gapMs` apart (then a
+ * half-close, with `hangUp`); resolves with the whole answer when the server ends it.
+ */
+function rawExchange(port: number, head: string, pieces: Buffer[], gapMs: number, hangUp = false): Promise<string> {
+  const socket = connect(port, '127.0.0.1');
+  const chunks: Buffer[] = [];
+  const answer = new Promise<string>((resolve, reject) => {
+    socket.on('data', (d: Buffer) => chunks.push(d));
+    socket.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    socket.once('error', reject);
+  });
+  void (async () => {
+    socket.write(head);
+    for (const piece of pieces) {
+      await new Promise((r) => setTimeout(r, gapMs));
+      if (!socket.destroyed) socket.write(piece);
+    }
+    if (hangUp) socket.end();
+  })();
+  return answer;
+}
+
+/** `bytes` cut into `n` pieces of about the same size. */
+const cut = (bytes: Buffer, n: number) =>
+  Array.from({ length: n }, (_, i) => bytes.subarray(Math.floor((i * bytes.length) / n), Math.floor(((i + 1) * bytes.length) / n)));
+
+describe('reading bodies', () => {
+  // a small body (parsed on the event loop) and a large one (over 64 KiB: a JSON thread's)
+  const c = randomCase(rng(11), { widths: [12, 24, 3], batch: 40, activation: 'tanh' });
+  const json = Buffer.from(JSON.stringify(c));
+  const want = valueAndGrad64(c);
+  const large = randomCase(rng(12), { widths: [64, 32, 1], batch: 256, activation: 'relu' });
+  const lossOf = (answer: string) => {
+    assert.match(answer, /^HTTP\/1\.1 200 /, answer.slice(0, 300));
+    return JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)).loss as number;
+  };
+  const head = (headers: string) =>
+    `POST /value-and-grad HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n${headers}\r\n`;
+
+  it('puts together a body that arrives in pieces, sized by Content-Length or chunked, and computes it as the reference does', async () => {
+    await withServer({}, async (url) => {
+      const port = Number(new URL(url).port);
+      const sized = await rawExchange(port, head(`Content-Length: ${json.length}\r\n`), cut(json, 9), 5);
+      assert.ok(relError([lossOf(sized)], [want.loss]) <= 1e-5, 'Content-Length');
+      const chunked = cut(json, 7).map((p) => Buffer.concat([Buffer.from(`${p.length.toString(16)}\r\n`), p, Buffer.from('\r\n')]));
+      const answer = await rawExchange(port, head('Transfer-Encoding: chunked\r\n'), [...chunked, Buffer.from('0\r\n\r\n')], 5);
+      assert.ok(relError([lossOf(answer)], [want.loss]) <= 1e-5, 'chunked');
+      const big = Buffer.from(JSON.stringify(large));
+      assert.ok(big.length > 65536, 'large enough for a JSON thread');
+      const bigAnswer = await rawExchange(port, head(`Content-Length: ${big.length}\r\n`), cut(big, 20), 2);
+      assert.ok(relError([lossOf(bigAnswer)], [valueAndGrad64(large).loss]) <= 1e-5, 'large, Content-Length');
+    });
+  });
+
+  it('refuses a chunked body that grows past the limit with 413, and a body shorter than its Content-Length with 400; keeps serving', async () => {
+    await withServer({ limits: { bodyBytes: 10_000 } }, async (url) => {
+      const port = Number(new URL(url).port);
+      const chunked = cut(json, 6).map((p) => Buffer.concat([Buffer.from(`${p.length.toString(16)}\r\n`), p, Buffer.from('\r\n')]));
+      const over = await rawExchange(port, head('Transfer-Encoding: chunked\r\n'), [...chunked, Buffer.from('0\r\n\r\n')], 5);
+      assert.match(over, /^HTTP\/1\.1 413 /);
+      assert.match(over, /request body is larger than the limit of 10000 bytes \(GRADSERVE_BODY_LIMIT\)/);
+      // declared 9000 bytes, sent 4000 and then half-closed: the body can never be whole
+      const short = await rawExchange(port, head('Content-Length: 9000\r\n'), [json.subarray(0, 4000)], 5, true);
+      assert.ok(!/^HTTP\/1\.1 2/.test(short), `a short body must not be computed: ${short.slice(0, 100)}`);
+      const ok = await post(url, xorCase);
+      assert.equal(ok.status, 200);
+    });
+  });
+});
+
 describe('Expect: 100-continue', () => {
   /** Headers only, then the body when the server says 100 Continue; `text` is all the server sent so far. */
   function expectingPost(port: number, body: unknown) {
