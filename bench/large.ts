@@ -4,8 +4,9 @@
  * Prints, per request, the client's time and the engine's (Server-Timing compute + compile),
  * so the rest (receiving, parsing, validating, packing, encoding, sending) is the service's
  * overhead; the server's own clock for the parsing and validation and for the encoding and
- * writing (Server-Timing parse and write: the rest without the transfers); the same body against a bare Fastify route that only parses it and answers a
- * body of the same size; and the event loop's delay while L computes, from the server's
+ * writing (Server-Timing parse and write: the rest without the transfers); the same body
+ * against a bare Fastify route that only parses it and answers a body of the same size; and
+ * the event loop's delay while L computes, from the server's
  * own histogram (/metrics) and from /healthz polled every 20 ms by a process of its own.
  *   npm run build && npx tsx bench/large.ts [requests=3]
  */
