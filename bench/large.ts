@@ -6,8 +6,8 @@
  * overhead; the server's own clock for the parsing and validation and for the encoding and
  * writing (Server-Timing parse and write: the rest without the transfers); the same body
  * against a bare Fastify route that only parses it and answers a body of the same size; and
- * the event loop's delay while L computes, from the server's
- * own histogram (/metrics) and from /healthz polled every 20 ms by a process of its own.
+ * the event loop's delay while L computes, from the server's own histogram (/metrics) and
+ * from /healthz polled every 20 ms by a process of its own.
  *   npm run build && npx tsx bench/large.ts [requests=3]
  */
 import { execFile } from 'node:child_process';
