@@ -23,11 +23,16 @@ export function mallocTuning(env: NodeJS.ProcessEnv = process.env, glibc: boolea
   return /(^|:)glibc\.malloc\.mmap_threshold=/.test(env.GLIBC_TUNABLES ?? '') ? 'tuned' : 'default';
 }
 
-/** Whether glibc's libc.so.6 is mapped into this process (musl's is libc.musl-<arch>.so.1). */
+let glibc: boolean | undefined;
+
+/** Whether glibc's libc.so.6 is mapped into this process (musl's is libc.musl-<arch>.so.1); read once. */
 function runsOnGlibc(): boolean {
-  try {
-    return /\/libc\.so\.6$/m.test(readFileSync('/proc/self/maps', 'utf8'));
-  } catch {
-    return false; // not Linux
+  if (glibc === undefined) {
+    try {
+      glibc = /\/libc\.so\.6$/m.test(readFileSync('/proc/self/maps', 'utf8'));
+    } catch {
+      glibc = false; // not Linux
+    }
   }
+  return glibc;
 }
