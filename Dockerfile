@@ -5,7 +5,7 @@
 #   --build-arg BASE_IMAGE=node:24-bookworm-slim
 ARG BASE_IMAGE=node:24-bookworm-slim
 
-# ---- build: all dependencies, TypeScript -> dist/, and the production dependencies apart ----
+# ---- build: all dependencies, src/ bundled into dist/, and the production dependencies apart ----
 FROM ${BASE_IMAGE} AS build
 WORKDIR /build
 # Extra CA certificates for a TLS-intercepting proxy between this build and the npm registry:
@@ -36,7 +36,8 @@ RUN cat /tmp/extra-ca/*.pem /tmp/extra-ca/*.crt >/tmp/extra-ca.pem 2>/dev/null; 
   && (cd /prod && /build/node_modules/.bin/patch-package) \
   && grep -q 'gradserve patch' /prod/node_modules/gpu.js/src/backend/web-assembly/function-node.js \
   && rm -rf /prod/package.json /prod/patches /tmp/extra-ca.pem /root/.npm
-COPY tsconfig.json tsconfig.build.json ./
+COPY tsconfig.json ./
+COPY scripts/build.ts scripts/
 COPY src/ src/
 RUN npm run build
 

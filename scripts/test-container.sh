@@ -36,7 +36,7 @@ cleanup() {
   set +e
   rm -f "$ca_copy"
   ((${#compose[@]})) && "${compose[@]}" down >/dev/null 2>&1
-  docker rm -f "$name" >/dev/null 2>&1
+  docker rm -f "$name" "$name-cpus" >/dev/null 2>&1
   docker rmi "$tag" "$tag-gpu" >/dev/null 2>&1
   if [[ -n $images_before ]]; then
     # every image made since the start (the test's, the build's intermediates, a stand-in
@@ -153,19 +153,20 @@ uid=$(docker exec "$name" id -u)
 [[ $uid != 0 ]] || fail "the service runs as root"
 ok "the service runs as uid $uid"
 
-# ---- a CPU limit sizes the compute threads: Node 20's availableParallelism() does not see it ----
-read -r usable seen < <(docker run --rm --cpus 1 --entrypoint node "$tag" --input-type=module -e \
-  "const { usableCpus } = await import('/app/dist/runtime/cpus.js'); const { availableParallelism } = await import('node:os'); console.log(usableCpus(), availableParallelism())") ||
-  fail "running node in the image with --cpus 1"
-[[ $usable == 1 ]] || fail "under --cpus 1 the service would size its threads to $usable CPUs"
-ok "under --cpus 1 the service sizes its threads to 1 CPU (Node's availableParallelism() says $seen)"
-
 # ---- glibc malloc keeps large requests' memory (GLIBC_TUNABLES in the image's ENV) ----
-malloc=$(docker run --rm --entrypoint node "$tag" --input-type=module -e \
-  "const { mallocTuning } = await import('/app/dist/runtime/malloc.js'); console.log(mallocTuning())") ||
-  fail "running node in the image to read its malloc settings"
+malloc=$("${checks[@]}" info "$url" malloc) || fail "reading /info"
 [[ $malloc == tuned ]] || fail "the image runs glibc malloc with its defaults ($malloc): GLIBC_TUNABLES is not set"
-ok "the image runs glibc malloc with the service's settings (GLIBC_TUNABLES)"
+ok "the image runs glibc malloc with the service's settings (GLIBC_TUNABLES; /info says $malloc)"
+
+# ---- a CPU limit sizes the compute threads: Node 20's availableParallelism() does not see it ----
+docker create --name "$name-cpus" --cpus 1 -p 127.0.0.1::8080 "$tag" >/dev/null
+read -r _ cpus_url < <("${checks[@]}" ready "$name-cpus" 30000 || echo failed) # it starts the container
+[[ -n ${cpus_url:-} ]] || { docker logs "$name-cpus" >&2; fail "the --cpus 1 container is not ready"; }
+threads=$("${checks[@]}" info "$cpus_url" threads.webasm) || fail "reading /info under --cpus 1"
+seen=$(docker exec "$name-cpus" node -p 'require("node:os").availableParallelism()')
+docker rm -f "$name-cpus" >/dev/null
+[[ $threads == 1 ]] || fail "under --cpus 1 the service runs $threads webasm threads"
+ok "under --cpus 1 the service runs 1 webasm thread (/info; Node's availableParallelism() says $seen)"
 
 # ---- SIGTERM with a request in flight ----
 # a request of 0.5-2.5 s: long enough to be caught in flight, short enough to finish within

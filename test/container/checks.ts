@@ -3,6 +3,7 @@
  * the port published on 127.0.0.1. Each prints what it measured and exits non-zero on failure.
  *   ready CONTAINER TIMEOUT_MS        `docker start`s it; prints ms to the first 200 from /readyz, and its URL
  *   xor URL                           the XOR lesson against the float64 reference
+ *   info URL FIELD                    prints one field of GET /info (a dotted path: threads.webasm)
  *   long URL BATCH                    one large value-and-grad: prints its ms
  *   stop-during URL CONTAINER DELAY BATCH   that request, `docker stop` DELAY ms after sending
  *                                     it: the request must still answer 200, after the stop began
@@ -16,7 +17,7 @@ import { relError, valueAndGrad64 } from '../reference/mlp64.js';
 type Answer = { loss: number; grads: { W: number[][]; b: number[] }[] };
 
 const [command, url, ...args] = process.argv.slice(2);
-if (!url) throw new Error('usage: checks.ts ready CONTAINER | xor|long|stop-during URL ...');
+if (!url) throw new Error('usage: checks.ts ready CONTAINER | xor|info|long|stop-during URL ...');
 
 async function post(path: string, body: string): Promise<{ status: number; json: Answer }> {
   const res = await fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
@@ -88,6 +89,13 @@ if (command === 'ready') {
   );
   assert.ok(err <= 1e-5, `XOR answer off the float64 reference by ${err} relative`);
   console.log(`loss ${json.loss} (float64 reference ${ref.loss}), largest relative error ${err.toExponential(2)}`);
+} else if (command === 'info') {
+  const res = await fetch(`${url}/info`);
+  assert.equal(res.status, 200, `/info answered ${res.status}`);
+  let value: unknown = await res.json();
+  for (const key of args[0]!.split('.')) value = (value as Record<string, unknown> | undefined)?.[key];
+  assert.notEqual(value, undefined, `/info has no ${args[0]}`);
+  console.log(typeof value === 'object' ? JSON.stringify(value) : value);
 } else if (command === 'long') {
   const body = largeRequest(Number(args[0]));
   const t0 = performance.now();
