@@ -1,7 +1,7 @@
 /**
  * `npm run build`: the service bundled into dist/server.js, and the JSON worker thread's entry
  * beside it as dist/json-worker.js (json-workers.ts finds it next to the file that starts it).
- * One file instead of ~250 modules starts ~300 ms sooner (bench/RESULTS.md, "Start-up with the
+ * One file instead of ~250 modules starts 200–300 ms sooner (bench/RESULTS.md, "Start-up with the
  * service bundled into one file"). Types are checked by `npm run typecheck`, not here.
  * Stack traces point into src/ with `NODE_OPTIONS=--enable-source-maps`.
  */
