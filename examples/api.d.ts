@@ -319,6 +319,21 @@ export interface operations {
                 };
             };
             /** @description An error, in fastify's shape. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        code: string;
+                        error: string;
+                        /** @description Which field is wrong and what was expected. */
+                        message: string;
+                    };
+                };
+            };
+            /** @description An error, in fastify's shape. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -490,6 +505,21 @@ export interface operations {
                 };
             };
             /** @description An error, in fastify's shape. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        code: string;
+                        error: string;
+                        /** @description Which field is wrong and what was expected. */
+                        message: string;
+                    };
+                };
+            };
+            /** @description An error, in fastify's shape. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -634,6 +664,21 @@ export interface operations {
             };
             /** @description An error, in fastify's shape. */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        code: string;
+                        error: string;
+                        /** @description Which field is wrong and what was expected. */
+                        message: string;
+                    };
+                };
+            };
+            /** @description An error, in fastify's shape. */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -889,6 +934,21 @@ export interface operations {
                 };
             };
             /** @description An error, in fastify's shape. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        code: string;
+                        error: string;
+                        /** @description Which field is wrong and what was expected. */
+                        message: string;
+                    };
+                };
+            };
+            /** @description An error, in fastify's shape. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1014,6 +1074,21 @@ export interface operations {
             };
             /** @description An error, in fastify's shape. */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        code: string;
+                        error: string;
+                        /** @description Which field is wrong and what was expected. */
+                        message: string;
+                    };
+                };
+            };
+            /** @description An error, in fastify's shape. */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -6,7 +6,7 @@ import type { RunStats } from './engine/types.js';
 import { ComputeGate } from './http/admission.js';
 import { registerDocs } from './http/docs.js';
 import { drainOnClose } from './http/drain.js';
-import { installErrorHandlers } from './http/errors.js';
+import { clientErrorHandler, installErrorHandlers } from './http/errors.js';
 import { JSON_GZIP_LEVEL, useJsonBodies } from './http/json-body.js';
 import { JsonWorkers } from './http/json-workers.js';
 import { registerMetrics } from './http/metrics.js';
@@ -48,6 +48,9 @@ export interface AppDeps {
   jsonWorkers?: JsonWorkers;
 }
 
+/** How often Node looks for requests not received in full within the request timeout (its default: 30 s). */
+const OVERDUE_CHECK_MS = 1000;
+
 /** Build the app without listening: server.ts listens, tests use inject or listen on port 0. */
 export async function buildApp({ config, engine, jsonWorkers = new JsonWorkers(config.jsonOffload) }: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
@@ -58,8 +61,12 @@ export async function buildApp({ config, engine, jsonWorkers = new JsonWorkers(c
     return503OnClosing: true,
     forceCloseConnections: false, // drain.ts ends them gracefully instead
     // a client that cannot send its whole request within the request timeout gets a 408 and
-    // loses its connection, so slow uploads cannot hold admission slots for long
+    // loses its connection, so slow uploads cannot hold admission slots for long. Node applies
+    // it only when given to http.createServer (fastify sets it on the server afterwards, which
+    // Node 20 ignores), and looks for overdue requests every connectionsCheckingInterval
     requestTimeout: config.admission.requestTimeoutMs,
+    http: { requestTimeout: config.admission.requestTimeoutMs, connectionsCheckingInterval: OVERDUE_CHECK_MS },
+    clientErrorHandler: clientErrorHandler(config.admission.requestTimeoutMs),
   });
 
   const gate = new ComputeGate(config.admission);
@@ -95,6 +102,24 @@ export async function buildApp({ config, engine, jsonWorkers = new JsonWorkers(c
       },
       'request',
     );
+  });
+
+  // a connection closed before its answer was written (the client hung up, or shut its
+  // sending side, which Node takes as hanging up): its work is abandoned (admission.ts),
+  // and it gets its log line here, status 499, as nginx logs it
+  app.addHook('onRequest', async (request, reply) => {
+    reply.raw.once('close', () => {
+      if (reply.raw.writableFinished) return;
+      request.log.info(
+        {
+          method: request.method,
+          url: request.routeOptions.url ?? request.url.slice(0, 200),
+          status: 499,
+          durationMs: Number(reply.elapsedTime.toFixed(2)),
+        },
+        'request',
+      );
+    });
   });
 
   installErrorHandlers(app, config.limits.bodyBytes);

@@ -1,3 +1,4 @@
+import type { Duplex } from 'node:stream';
 import createError from '@fastify/error';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
@@ -19,6 +20,11 @@ export const Errors = {
     'GRADSERVE_TIMEOUT',
     'the request did not finish within %d ms (GRADSERVE_REQUEST_TIMEOUT_MS) and its work was abandoned; retry later, or split the batch',
     503,
+  ),
+  UploadTimeout: createError<[number]>(
+    'GRADSERVE_UPLOAD_TIMEOUT',
+    'the request was not received in full within %d ms (GRADSERVE_REQUEST_TIMEOUT_MS); the connection is closed',
+    408,
   ),
   ClientGone: createError('GRADSERVE_CLIENT_GONE', 'the client closed the connection; its work was abandoned', 499),
   ShuttingDown: createError(
@@ -156,6 +162,33 @@ export function installErrorHandlers(app: FastifyInstance, bodyLimit: number): v
     const e = new Errors.NotFound(request.method, request.url.split('?')[0]!.slice(0, 200));
     reply.code(404).send({ statusCode: 404, code: e.code, error: 'Not Found', message: e.message });
   });
+}
+
+/**
+ * Errors that Node's HTTP server finds before a request reaches fastify, or while its body
+ * arrives: the request timeout (a stalled upload), oversized headers, malformed HTTP. The
+ * answer is written to the socket, which is then closed, as fastify's default does, in the
+ * service's error shape.
+ */
+export function clientErrorHandler(timeoutMs: number) {
+  return function (this: FastifyInstance, err: Error & { code?: string }, socket: Duplex): void {
+    if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    const [status, code, message] =
+      err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'GRADSERVE_UPLOAD_TIMEOUT', new Errors.UploadTimeout(timeoutMs).message]
+        : err.code === 'HPE_HEADER_OVERFLOW'
+          ? [431, 'GRADSERVE_HEADERS_TOO_LARGE', 'the request headers are larger than the server accepts']
+          : [400, 'GRADSERVE_BAD_HTTP', 'the request is not valid HTTP/1.1'];
+    this.log.warn({ code, err: err.message }, message);
+    if (socket.writable) {
+      const reason = status === 408 ? 'Request Timeout' : status === 431 ? 'Request Header Fields Too Large' : 'Bad Request';
+      const body = JSON.stringify({ statusCode: status, code, error: reason, message });
+      socket.write(
+        `HTTP/1.1 ${status} ${reason}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${body}`,
+      );
+    }
+    socket.destroy(err);
+  };
 }
 
 function httpReason(status: number): string {

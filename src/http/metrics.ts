@@ -17,7 +17,12 @@ export function registerMetrics(app: FastifyInstance, engine: Engine): void {
   collectDefaultMetrics({ register: registry });
 
   const labelNames = ['method', 'route', 'status'] as const;
-  const requests = new Counter({ name: 'gradserve_http_requests_total', help: 'HTTP requests answered', labelNames, registers });
+  const requests = new Counter({
+    name: 'gradserve_http_requests_total',
+    help: 'HTTP requests by status (499: the client closed the connection before its answer)',
+    labelNames,
+    registers,
+  });
   const latency = new Histogram({
     name: 'gradserve_http_request_duration_seconds',
     help: 'Time to answer an HTTP request',
@@ -106,6 +111,13 @@ export function registerMetrics(app: FastifyInstance, engine: Engine): void {
     latency.observe(labels, reply.elapsedTime / 1000);
     const stats = request.runStats;
     if (stats) compute.observe({ route: labels.route, backend: stats.backend }, stats.computeMs / 1000);
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.raw.once('close', () => {
+      if (!reply.raw.writableFinished)
+        requests.inc({ method: request.method, route: request.routeOptions.url ?? 'unmatched', status: '499' });
+    });
   });
 
   app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {

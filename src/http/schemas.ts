@@ -259,7 +259,7 @@ export const POST_ROUTES = {
 export type PostRoute = keyof typeof POST_ROUTES;
 export const isPostRoute = (url: string | undefined): url is PostRoute => url !== undefined && Object.hasOwn(POST_ROUTES, url);
 
-const ERROR_ANSWERS = { 400: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse, 503: ErrorResponse };
+const ERROR_ANSWERS = { 400: ErrorResponse, 408: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse, 503: ErrorResponse };
 
 /** A POST route's body and response schemas, for its route definition. */
 export function postSchemas<U extends PostRoute>(url: U) {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { describe, it } from 'node:test';
+import { gzipSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
 import { Engine } from '../../src/engine/engine.js';
@@ -156,6 +157,41 @@ describe('overload, timeouts and abandoned work', () => {
     });
   });
 
+  it('answers 408 to uploads that stall, closes them and frees their slots, so they cannot block the service', async () => {
+    // as many stalled uploads as there are read slots (compute + read-ahead): before the fix
+    // they held them for good and every later request timed out in the queue
+    await withServer({ admission: { requestTimeoutMs: 800, maxConcurrency: 1, readAhead: 1 } }, async (url, app) => {
+      const port = Number(new URL(url).port);
+      const stalled = [0, 1].map(() => {
+        const socket = connect(port, '127.0.0.1');
+        const answer = new Promise<string>((resolve) => {
+          let got = '';
+          socket.on('data', (d: Buffer) => {
+            got += d.toString('latin1');
+          });
+          socket.on('close', () => resolve(got));
+        });
+        socket.write('POST /value-and-grad HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{"par');
+        return { socket, answer };
+      });
+      try {
+        await until('both are reading their bodies', () => app.computeGate.stats().admitted === 2);
+        const t0 = performance.now();
+        for (const { answer } of stalled) {
+          const text = await answer;
+          assert.match(text, /^HTTP\/1\.1 408 /, text.slice(0, 80));
+          assert.match(text, /"code":"GRADSERVE_UPLOAD_TIMEOUT"/);
+          assert.match(text, /GRADSERVE_REQUEST_TIMEOUT_MS/);
+        }
+        assert.ok(performance.now() - t0 < 5000, 'answered within the timeout and a check interval');
+        await until('their slots are free', () => app.computeGate.stats().admitted === 0);
+        assert.equal((await post(url, xorCase)).status, 200, 'serving again');
+      } finally {
+        for (const { socket } of stalled) socket.destroy();
+      }
+    });
+  });
+
   it('drops the connection of a client that does not take its answer, freeing its slots', async () => {
     // the deadline (a computation of a second or more, then the answer begins), and as long
     // again for the answer to be taken
@@ -206,6 +242,31 @@ describe('overload, timeouts and abandoned work', () => {
       await app.computeGate.idle();
       assert.ok(engine.info().kernelCache.compiles < HEAVY_KERNELS, 'stopped before the backward pass');
       assert.deepEqual(app.computeGate.stats(), { admitted: 0, running: 0, waiting: 0, unread: 0 });
+      const metrics = await (await fetch(`${url}/metrics`)).text();
+      assert.match(metrics, /gradserve_http_requests_total\{method="POST",route="\/value-and-grad",status="499"\} 1\n/, 'counted');
+    });
+  });
+
+  it('takes a client that shuts its sending side before its answer as gone: counted as 499, and serving on', async () => {
+    await withServer({}, async (url) => {
+      const body = gzipSync(JSON.stringify(xorCase));
+      const socket = connect(Number(new URL(url).port), '127.0.0.1');
+      const closed = new Promise<string>((resolve) => {
+        let got = '';
+        socket.on('data', (d: Buffer) => {
+          got += d.toString('latin1');
+        });
+        socket.on('close', () => resolve(got));
+      });
+      const head = `POST /value-and-grad HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: ${body.length}\r\n\r\n`;
+      socket.end(Buffer.concat([Buffer.from(head), body]));
+      // Node takes the half-close as a hang-up, unless the answer was written first (the gzip
+      // body decodes off the event loop, so here it never was): either way it is accounted for
+      const answer = await closed;
+      const metrics = await (await fetch(`${url}/metrics`)).text();
+      if (answer === '') assert.match(metrics, /route="\/value-and-grad",status="499"\} 1\n/);
+      else assert.match(answer, /^HTTP\/1\.1 200 /);
+      assert.equal((await post(url, xorCase)).status, 200);
     });
   });
 });
