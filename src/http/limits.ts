@@ -23,3 +23,15 @@ export function enforceLimits(shape: WorkShape, limits: Limits): void {
     );
   }
 }
+
+/** /init's widths: the same layer and width limits, so that it never makes params the other routes refuse. */
+export function enforceInitLimits(widths: number[], limits: Limits): void {
+  const layers = widths.length - 1;
+  if (layers > limits.layers) {
+    throw new Errors.LimitExceeded(`layers makes ${layers} layers; the limit is ${limits.layers} (GRADSERVE_MAX_LAYERS)`);
+  }
+  const i = widths.findIndex((w) => w > limits.width);
+  if (i >= 0) {
+    throw new Errors.LimitExceeded(`layers[${i}] is ${widths[i]} wide; the limit is ${limits.width} (GRADSERVE_MAX_WIDTH)`);
+  }
+}

@@ -125,6 +125,14 @@ describe('the lesson series over HTTP: /init, /forward, /train', () => {
     ['a scale the scheme ignores', '/init', { layers: [2, 1], scheme: 'he_uniform', scale: 0.1 }, /scale applies to scheme "normal"/],
     ['a seed beyond 32 bits', '/init', { layers: [2, 1], seed: 2 ** 32 }, /seed: Too big/],
     ['too many parameters', '/init', { layers: [100, 100] }, /10100 parameters; the limit is 1000 \(GRADSERVE_MAX_INIT_PARAMS\)/],
+    // params that /value-and-grad would refuse are refused here too
+    [
+      'more layers than the limit',
+      '/init',
+      { layers: Array(34).fill(1) },
+      /layers makes 33 layers; the limit is 32 \(GRADSERVE_MAX_LAYERS\)/,
+    ],
+    ['a layer wider than the limit', '/init', { layers: [9000, 1] }, /layers\[0\] is 9000 wide; the limit is 8192 \(GRADSERVE_MAX_WIDTH\)/],
   ];
   for (const [name, url, payload, message] of bad) {
     it(`rejects ${name} on ${url} with a 4xx that says so`, async () => {

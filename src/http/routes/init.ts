@@ -6,6 +6,7 @@ import type { Limits } from '../../runtime/config.js';
 import { ResultEncoder } from '../encode.js';
 import { Errors } from '../errors.js';
 import { sendAnswer } from '../json-body.js';
+import { enforceInitLimits } from '../limits.js';
 import { type InitResponse, postSchemas } from '../schemas.js';
 
 export const initRoutes: FastifyPluginAsync<{ limits: Limits }> = async (app, { limits }) => {
@@ -24,6 +25,7 @@ export const initRoutes: FastifyPluginAsync<{ limits: Limits }> = async (app, { 
     },
     async (request, reply) => {
       const { layers, seed, scheme, biasScheme, scale = 0.01 } = request.body;
+      enforceInitLimits(layers, limits);
       const count = layers.slice(1).reduce((s, out, l) => s + (layers[l]! + 1) * out, 0);
       if (count > limits.initParams) {
         throw new Errors.LimitExceeded(
