@@ -1,4 +1,4 @@
-import { FLOAT32_MAX } from '../engine/float32.js';
+import { FLOAT32_OVERFLOW } from '../engine/float32.js';
 import type { Matrix } from '../engine/types.js';
 import { z } from './zod.js';
 
@@ -101,7 +101,7 @@ function fromRows(rows: number[][], ctx: Ctx): Tensor | undefined {
     // one pass that checks and copies: Float32Array.set from a JS array took 3 ms of an M body
     for (let c = 0, i = r * cols; c < cols; c++, i++) {
       const v = row[c]!;
-      if (Math.abs(v) > FLOAT32_MAX) {
+      if (Math.abs(v) >= FLOAT32_OVERFLOW) {
         problem(ctx, [r, c], FLOAT32_RANGE);
         return undefined;
       }
@@ -120,10 +120,10 @@ function fromList(values: number[], ctx: Ctx): Tensor | undefined {
   return { shape: [values.length], data: Float32Array.from(values) };
 }
 
-const FLOAT32_RANGE = "is outside float32's range (±3.4028235e38)";
+const FLOAT32_RANGE = "is outside float32's range: it would round to ±Infinity (float32's largest is 3.4028235e38)";
 
 function outOfRange(values: number[]): number {
-  for (let i = 0; i < values.length; i++) if (Math.abs(values[i]!) > FLOAT32_MAX) return i;
+  for (let i = 0; i < values.length; i++) if (Math.abs(values[i]!) >= FLOAT32_OVERFLOW) return i;
   return -1;
 }
 

@@ -84,6 +84,21 @@ describe('HTTP API (inject)', () => {
     assert.match(body.warnings.join(' '), /exactly 1\.0 in float32/);
   });
 
+  it("accepts any number that rounds to a finite float32 (numpy's 3.4028235e38 included), and no larger one", async () => {
+    const forward = (v: number) => ({ params: [{ W: [[v]], b: [0] }], x: [[1]], outputActivation: 'linear' });
+    const body = (v: number) => ({ ...forward(v), y: [0.5], loss: 'mse' });
+    for (const v of [3.4028235e38, -3.4028235e38, 3.4028235677973e38]) {
+      const res = await app.inject({ method: 'POST', url: '/forward', payload: forward(v) });
+      assert.equal(res.statusCode, 200, `${v}: ${res.body}`);
+      assert.deepEqual(res.json().predictions, [[Math.fround(v)]], 'rounded to float32');
+    }
+    for (const v of [3.4028236e38, -3.4028235677974e38, 1e39]) {
+      const res = await app.inject({ method: 'POST', url: '/loss', payload: body(v) });
+      assert.equal(res.statusCode, 400, `${v}: ${res.body}`);
+      assert.match(res.json().message, /params\[0\]\.W\[0\]\[0\] is outside float32's range: it would round to ±Infinity/);
+    }
+  });
+
   it('serves /healthz, /readyz (with the backend), /docs and /openapi.json equal to the committed file', async () => {
     assert.deepEqual((await app.inject('/healthz')).json(), { status: 'ok' });
     assert.deepEqual((await app.inject('/readyz')).json(), { status: 'ready', backend: 'webasm', backends: ['webasm'] });
