@@ -187,7 +187,7 @@ export interface operations {
                              * @enum {string}
                              */
                             dtype: "float32";
-                            /** @description [n] for a vector, [rows, cols] for a matrix. */
+                            /** @description [n] for a vector, [rows, cols] for a matrix; each at least 1. */
                             shape: number[];
                             /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
                             data: string;
@@ -199,7 +199,7 @@ export interface operations {
                              * @enum {string}
                              */
                             dtype: "float32";
-                            /** @description [n] for a vector, [rows, cols] for a matrix. */
+                            /** @description [n] for a vector, [rows, cols] for a matrix; each at least 1. */
                             shape: number[];
                             /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
                             data: string;
@@ -212,7 +212,7 @@ export interface operations {
                          * @enum {string}
                          */
                         dtype: "float32";
-                        /** @description [n] for a vector, [rows, cols] for a matrix. */
+                        /** @description [n] for a vector, [rows, cols] for a matrix; each at least 1. */
                         shape: number[];
                         /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
                         data: string;
@@ -236,7 +236,7 @@ export interface operations {
                          * @enum {string}
                          */
                         dtype: "float32";
-                        /** @description [n] for a vector, [rows, cols] for a matrix. */
+                        /** @description [n] for a vector, [rows, cols] for a matrix; each at least 1. */
                         shape: number[];
                         /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
                         data: string;
@@ -280,7 +280,7 @@ export interface operations {
                                  * @enum {string}
                                  */
                                 dtype: "float32";
-                                /** @description [n] for a vector, [rows, cols] for a matrix. */
+                                /** @description [n] for a vector, [rows, cols] for a matrix; each at least 1. */
                                 shape: number[];
                                 /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
                                 data: string;
@@ -292,7 +292,7 @@ export interface operations {
                                  * @enum {string}
                                  */
                                 dtype: "float32";
-                                /** @description [n] for a vector, [rows, cols] for a matrix. */
+                                /** @description [n] for a vector, [rows, cols] for a matrix; each at least 1. */
                                 shape: number[];
                                 /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
                                 data: string;
@@ -400,7 +400,7 @@ export interface operations {
                              * @enum {string}
                              */
                             dtype: "float32";
-                            /** @description [n] for a vector, [rows, cols] for a matrix. */
+                            /** @description [n] for a vector, [rows, cols] for a matrix; each at least 1. */
                             shape: number[];
                             /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
                             data: string;
@@ -412,7 +412,7 @@ export interface operations {
                              * @enum {string}
                              */
                             dtype: "float32";
-                            /** @description [n] for a vector, [rows, cols] for a matrix. */
+                            /** @description [n] for a vector, [rows, cols] for a matrix; each at least 1. */
                             shape: number[];
                             /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
                             data: string;
@@ -425,7 +425,7 @@ export interface operations {
                          * @enum {string}
                          */
                         dtype: "float32";
-                        /** @description [n] for a vector, [rows, cols] for a matrix. */
+                        /** @description [n] for a vector, [rows, cols] for a matrix; each at least 1. */
                         shape: number[];
                         /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
                         data: string;
@@ -449,7 +449,7 @@ export interface operations {
                          * @enum {string}
                          */
                         dtype: "float32";
-                        /** @description [n] for a vector, [rows, cols] for a matrix. */
+                        /** @description [n] for a vector, [rows, cols] for a matrix; each at least 1. */
                         shape: number[];
                         /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
                         data: string;
@@ -586,7 +586,7 @@ export interface operations {
                              * @enum {string}
                              */
                             dtype: "float32";
-                            /** @description [n] for a vector, [rows, cols] for a matrix. */
+                            /** @description [n] for a vector, [rows, cols] for a matrix; each at least 1. */
                             shape: number[];
                             /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
                             data: string;
@@ -598,7 +598,7 @@ export interface operations {
                              * @enum {string}
                              */
                             dtype: "float32";
-                            /** @description [n] for a vector, [rows, cols] for a matrix. */
+                            /** @description [n] for a vector, [rows, cols] for a matrix; each at least 1. */
                             shape: number[];
                             /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
                             data: string;
@@ -611,7 +611,7 @@ export interface operations {
                          * @enum {string}
                          */
                         dtype: "float32";
-                        /** @description [n] for a vector, [rows, cols] for a matrix. */
+                        /** @description [n] for a vector, [rows, cols] for a matrix; each at least 1. */
                         shape: number[];
                         /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
                         data: string;
@@ -652,7 +652,7 @@ export interface operations {
                              * @enum {string}
                              */
                             dtype: "float32";
-                            /** @description [n] for a vector, [rows, cols] for a matrix. */
+                            /** @description [n] for a vector, [rows, cols] for a matrix; each at least 1. */
                             shape: number[];
                             /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
                             data: string;
@@ -759,7 +759,7 @@ export interface operations {
                              * @enum {string}
                              */
                             dtype: "float32";
-                            /** @description [n] for a vector, [rows, cols] for a matrix. */
+                            /** @description [n] for a vector, [rows, cols] for a matrix; each at least 1. */
                             shape: number[];
                             /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
                             data: string;
@@ -771,7 +771,7 @@ export interface operations {
                              * @enum {string}
                              */
                             dtype: "float32";
-                            /** @description [n] for a vector, [rows, cols] for a matrix. */
+                            /** @description [n] for a vector, [rows, cols] for a matrix; each at least 1. */
                             shape: number[];
                             /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
                             data: string;
@@ -784,7 +784,7 @@ export interface operations {
                          * @enum {string}
                          */
                         dtype: "float32";
-                        /** @description [n] for a vector, [rows, cols] for a matrix. */
+                        /** @description [n] for a vector, [rows, cols] for a matrix; each at least 1. */
                         shape: number[];
                         /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
                         data: string;
@@ -808,7 +808,7 @@ export interface operations {
                          * @enum {string}
                          */
                         dtype: "float32";
-                        /** @description [n] for a vector, [rows, cols] for a matrix. */
+                        /** @description [n] for a vector, [rows, cols] for a matrix; each at least 1. */
                         shape: number[];
                         /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
                         data: string;
@@ -887,7 +887,7 @@ export interface operations {
                                  * @enum {string}
                                  */
                                 dtype: "float32";
-                                /** @description [n] for a vector, [rows, cols] for a matrix. */
+                                /** @description [n] for a vector, [rows, cols] for a matrix; each at least 1. */
                                 shape: number[];
                                 /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
                                 data: string;
@@ -899,7 +899,7 @@ export interface operations {
                                  * @enum {string}
                                  */
                                 dtype: "float32";
-                                /** @description [n] for a vector, [rows, cols] for a matrix. */
+                                /** @description [n] for a vector, [rows, cols] for a matrix; each at least 1. */
                                 shape: number[];
                                 /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
                                 data: string;
@@ -1052,7 +1052,7 @@ export interface operations {
                                  * @enum {string}
                                  */
                                 dtype: "float32";
-                                /** @description [n] for a vector, [rows, cols] for a matrix. */
+                                /** @description [n] for a vector, [rows, cols] for a matrix; each at least 1. */
                                 shape: number[];
                                 /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
                                 data: string;
@@ -1063,7 +1063,7 @@ export interface operations {
                                  * @enum {string}
                                  */
                                 dtype: "float32";
-                                /** @description [n] for a vector, [rows, cols] for a matrix. */
+                                /** @description [n] for a vector, [rows, cols] for a matrix; each at least 1. */
                                 shape: number[];
                                 /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
                                 data: string;

@@ -53,13 +53,18 @@ const lossFields = {
 };
 
 type Ctx = z.RefinementCtx;
-const report = (ctx: Ctx, issues: ShapeIssue[]) => {
-  for (const issue of issues) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+/**
+ * The cross-field checks, run once every field has parsed: after a field's own issue (a
+ * negative shape, say) they would read it unparsed and add nonsense to a clear message.
+ */
+const report = (ctx: Ctx, issues: () => ShapeIssue[]) => {
+  if (ctx.issues.length > 0) return;
+  for (const issue of issues()) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
 };
 
 export const ComputeRequest = z
   .strictObject({ ...networkFields, ...lossFields })
-  .superRefine((body, ctx) => report(ctx, [...shapeIssues(body), ...optionIssues(body)]))
+  .superRefine((body, ctx) => report(ctx, () => [...shapeIssues(body), ...optionIssues(body)]))
   .describe('An MLP, a batch and the loss options.');
 export type ComputeRequest = z.infer<typeof ComputeRequest>;
 
@@ -68,7 +73,7 @@ export const ForwardRequest = z
     ...networkFields,
     outputActivation: z.enum(ACTIVATIONS).default('sigmoid').describe('Activation of the last layer.'),
   })
-  .superRefine((body, ctx) => report(ctx, shapeIssues(body)))
+  .superRefine((body, ctx) => report(ctx, () => shapeIssues(body)))
   .describe('An MLP and a batch of inputs.');
 export type ForwardRequest = z.infer<typeof ForwardRequest>;
 
@@ -113,7 +118,7 @@ export const TrainRequest = z
       .describe('Rows per step, drawn by a seeded shuffle of x, epoch after epoch; the whole batch when absent.'),
     seed: UInt32.default(0).describe('Seed of the minibatch shuffle.'),
   })
-  .superRefine((body, ctx) => report(ctx, [...shapeIssues(body), ...optionIssues(body), ...trainIssues(body)]))
+  .superRefine((body, ctx) => report(ctx, () => [...shapeIssues(body), ...optionIssues(body), ...trainIssues(body)]))
   .describe('An MLP, a batch, the loss options and an optimizer: gradient descent from params.');
 export type TrainRequest = z.infer<typeof TrainRequest>;
 
@@ -126,7 +131,7 @@ export const InitRequest = z
     biasScheme: z.enum(BIAS_SCHEMES).default('zeros').describe('Biases: zeros, or normal with standard deviation scale.'),
     outputEncoding,
   })
-  .superRefine((body, ctx) => report(ctx, initIssues(body)))
+  .superRefine((body, ctx) => report(ctx, () => initIssues(body)))
   .describe('The shape of an MLP and how to initialise it.');
 export type InitRequest = z.infer<typeof InitRequest>;
 

@@ -22,7 +22,7 @@ if (new Uint8Array(new Float32Array([1]).buffer)[3] !== 0x3f) throw new Error('g
 export const Base64Tensor = z
   .strictObject({
     dtype: z.literal('float32').describe('Element type; float32 only.'),
-    shape: z.array(z.number().int().min(0)).min(1).max(2).describe('[n] for a vector, [rows, cols] for a matrix.'),
+    shape: z.array(z.number().int().min(1)).min(1).max(2).describe('[n] for a vector, [rows, cols] for a matrix; each at least 1.'),
     data: z.string().describe('Base64 (RFC 4648, padded) of the values as little-endian float32, row by row.'),
   })
   .meta({ examples: [{ dtype: 'float32', shape: [2, 2], data: 'AACAPwAAAEAAAEBAAACAQA==' }] })
@@ -55,7 +55,7 @@ function fromBase64(t: Base64TensorIn, ranks: number[], ctx: Ctx): Tensor | unde
     return undefined;
   }
   if (!data) {
-    problem(ctx, ['shape'], 'is empty; a tensor needs at least one value'); // the only way here: count 0
+    problem(ctx, ['shape'], 'describes no values; a tensor needs at least one'); // the schema refuses a 0 before this
     return undefined;
   }
   for (let i = 0; i < count; i++) {

@@ -122,6 +122,22 @@ describe('binary tensors and compression', () => {
     ['float64', { ...xorRequest, x: { dtype: 'float64', shape: [4, 2], data: '' } }, /^x\.dtype: expected "float32"$/],
     ['unknown tensor fields', { ...xorRequest, x: { ...binary([4, 2], Array(8).fill(0)), order: 'C' } }, /^x has unknown field "order"$/],
     ['y of the wrong rank', { ...xorRequest, y: binary([1, 4, 1], [0, 1, 1, 0]) }, /^y\.shape: Too big/],
+    // a field's own problem alone: the cross-field checks (x against params and y) wait for it
+    [
+      'a negative shape',
+      { ...xorRequest, x: { ...binary([4, 2], Array(8).fill(0)), shape: [-4, -2] } },
+      /^x\.shape\[0\]: Too small: expected number to be >=1; x\.shape\[1\]: Too small: expected number to be >=1$/,
+    ],
+    [
+      'an empty shape',
+      { ...xorRequest, x: { ...binary([4, 2], Array(8).fill(0)), shape: [] } },
+      /^x\.shape: Too small: expected array to have >=1 items$/,
+    ],
+    [
+      'a zero in the shape',
+      { ...xorRequest, x: { dtype: 'float32', shape: [0, 2], data: '' } },
+      /^x\.shape\[0\]: Too small: expected number to be >=1$/,
+    ],
     [
       'an unknown output encoding',
       { ...xorRequest, outputEncoding: 'hex' },
