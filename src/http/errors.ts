@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
 import createError from '@fastify/error';
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 
 /** The service's own error codes, one place (fastify's FST_ERR_* codes pass through as they are). */
@@ -8,6 +8,7 @@ export const Errors = {
   InvalidRequest: createError<[string]>('GRADSERVE_INVALID_REQUEST', '%s', 400),
   InvalidJson: createError<[string]>('GRADSERVE_INVALID_JSON', '%s', 400),
   NotFound: createError<[string, string]>('GRADSERVE_NOT_FOUND', 'no route %s %s', 404),
+  MethodNotAllowed: createError<[string, string, string]>('GRADSERVE_METHOD_NOT_ALLOWED', '%s takes %s, not %s', 405),
   // a body within the size limit that asks for more work or output than a setting allows
   EngineUnavailable: createError<[string]>('GRADSERVE_ENGINE_UNAVAILABLE', 'the compute engine is not answering: %s', 503),
   LimitExceeded: createError<[string]>('GRADSERVE_LIMIT_EXCEEDED', '%s', 413),
@@ -158,10 +159,28 @@ export function installErrorHandlers(app: FastifyInstance, bodyLimit: number): v
     if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') message = `${err.message}; send Content-Type: application/json`;
     return reply.code(status).send({ statusCode: status, code: err.code ?? 'GRADSERVE_BAD_REQUEST', error: httpReason(status), message });
   });
-  app.setNotFoundHandler((request, reply) => {
-    const e = new Errors.NotFound(request.method, request.url.split('?')[0]!.slice(0, 200));
-    reply.code(404).send({ statusCode: 404, code: e.code, error: 'Not Found', message: e.message });
+  app.setNotFoundHandler(answerNoRoute);
+  // answered before fastify parses a body for it: an unknown URL is a 404 (or 405) whatever it was sent
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.is404) return answerNoRoute(request, reply);
   });
+}
+
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const;
+
+/** 405 with Allow for a known path asked with another method, 404 otherwise. */
+function answerNoRoute(request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const path = request.url.split('?')[0]!.slice(0, 200);
+  const allowed = METHODS.filter((method) => request.server.hasRoute({ method, url: path }));
+  if (allowed.length > 0) {
+    const e = new Errors.MethodNotAllowed(path, allowed.join(', '), request.method);
+    return reply
+      .code(405)
+      .header('allow', allowed.join(', '))
+      .send({ statusCode: 405, code: e.code, error: 'Method Not Allowed', message: e.message });
+  }
+  const e = new Errors.NotFound(request.method, path);
+  return reply.code(404).send({ statusCode: 404, code: e.code, error: 'Not Found', message: e.message });
 }
 
 /**

@@ -247,6 +247,22 @@ describe('HTTP API (inject)', () => {
     const res = await app.inject({ method: 'POST', url: '/value_and_grad', payload: xorBody });
     assert.equal(res.statusCode, 404);
     assert.equal(res.json().code, 'GRADSERVE_NOT_FOUND');
+    // whatever the body: no parsing for a route that does not exist
+    const empty = await app.inject({ method: 'POST', url: '/nope', headers: { 'content-type': 'application/json' } });
+    assert.equal(empty.statusCode, 404, empty.body);
+    assert.equal(empty.json().message, 'no route POST /nope');
+  });
+
+  it('answers a known path asked with the wrong method with a 405 and Allow', async () => {
+    for (const method of ['GET', 'PUT', 'DELETE', 'OPTIONS', 'HEAD'] as const) {
+      const res = await app.inject({ method, url: '/value-and-grad?x=1' });
+      assert.equal(res.statusCode, 405, `${method}: ${res.body}`);
+      assert.equal(res.headers.allow, 'POST');
+      if (method !== 'HEAD') assert.equal(res.json().message, `/value-and-grad takes POST, not ${method}`);
+    }
+    const post = await app.inject({ method: 'POST', url: '/healthz', payload: {} });
+    assert.equal(post.statusCode, 405);
+    assert.equal(post.headers.allow, 'GET, HEAD');
   });
 });
 
