@@ -2,7 +2,7 @@ import { buildApp } from './app.js';
 import { Engine } from './engine/engine.js';
 import { Errors } from './http/errors.js';
 import { JsonWorkers } from './http/json-workers.js';
-import { loadConfig } from './runtime/config.js';
+import { ConfigError, loadConfig, unknownSettings } from './runtime/config.js';
 import { MALLOC_TUNABLES, mallocTuning } from './runtime/malloc.js';
 
 /** After the grace period and the abort, how long requests get to answer before a hard exit. */
@@ -23,6 +23,9 @@ async function main(): Promise<void> {
     requireGpu: config.requireGpu,
   });
   const app = await buildApp({ config, engine, jsonWorkers });
+  for (const name of unknownSettings()) {
+    app.log.warn({ variable: name }, `${name} is not a setting of gradserve and is ignored (README, "Configuration" lists them)`);
+  }
   if (mallocTuning() === 'default') {
     app.log.warn(
       { recommended: `GLIBC_TUNABLES=${MALLOC_TUNABLES}` },
@@ -66,6 +69,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error(err);
+  // a setting's mistake is the operator's to fix: its message, not a stack trace
+  console.error(err instanceof ConfigError ? `gradserve: ${err.message}` : err);
   process.exit(1);
 });

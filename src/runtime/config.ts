@@ -159,11 +159,17 @@ export interface Config {
   compressResponses: boolean;
 }
 
+/** A setting the service cannot start with; its message says which and why. */
+export class ConfigError extends Error {}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const parsed = EnvSchema.safeParse(env);
+  // a variable set to nothing is unset (as in `GRADSERVE_MAX_LAYERS= npm start`), except
+  // GRADSERVE_WARMUP, where empty means no warm-up
+  const given = Object.fromEntries(Object.entries(env).filter(([k, v]) => v !== '' || k === 'GRADSERVE_WARMUP'));
+  const parsed = EnvSchema.safeParse(given);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
-    throw new Error(`invalid configuration: ${problems}`);
+    throw new ConfigError(`invalid configuration: ${problems}`);
   }
   const e = parsed.data;
   return {
@@ -196,6 +202,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     jsonOffload: { workers: e.GRADSERVE_JSON_WORKERS, minBytes: e.GRADSERVE_JSON_OFFLOAD_BYTES },
     compressResponses: e.GRADSERVE_COMPRESS_RESPONSES,
   };
+}
+
+/**
+ * GRADSERVE_* variables the service does not read: most likely misspelt, and otherwise
+ * silently ignored. Not those Kubernetes sets for a Service named gradserve
+ * (GRADSERVE_SERVICE_HOST, GRADSERVE_PORT_8080_TCP, ...).
+ */
+export function unknownSettings(env: NodeJS.ProcessEnv = process.env): string[] {
+  const serviceLink = /^GRADSERVE_(SERVICE_|PORT$|PORT_)/;
+  return Object.keys(env).filter((k) => k.startsWith('GRADSERVE_') && !ENV_VARS.includes(k) && !serviceLink.test(k));
 }
 
 /** Defaults, for tests and tools that build the app without an environment. */

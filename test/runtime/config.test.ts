@@ -1,0 +1,46 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { describe, it } from 'node:test';
+import { ConfigError, defaultConfig, loadConfig, unknownSettings } from '../../src/runtime/config.js';
+
+describe('configuration from the environment', () => {
+  it('takes a variable set to nothing as unset (its default), except GRADSERVE_WARMUP, where empty means none', () => {
+    const config = loadConfig({ GRADSERVE_MAX_LAYERS: '', PORT: '', GRADSERVE_WARMUP: '' });
+    assert.equal(config.limits.layers, defaultConfig().limits.layers);
+    assert.equal(config.port, 8080);
+    assert.deepEqual(config.warmup, []);
+  });
+
+  it('refuses a value it cannot use, naming the variable', () => {
+    assert.throws(
+      () => loadConfig({ GRADSERVE_MAX_LAYERS: 'abc' }),
+      (err: Error) => {
+        assert.ok(err instanceof ConfigError);
+        assert.match(err.message, /^invalid configuration: GRADSERVE_MAX_LAYERS: /);
+        return true;
+      },
+    );
+  });
+
+  it('names GRADSERVE_* variables it does not read, but not those Kubernetes sets for a Service', () => {
+    const env = {
+      GRADSERVE_MAX_LAYER: '8',
+      GRADSERVE_MAX_LAYERS: '8',
+      GRADSERVE_SERVICE_HOST: '10.0.0.1',
+      GRADSERVE_PORT: 'tcp://10.0.0.1:80',
+      GRADSERVE_PORT_80_TCP_ADDR: '10.0.0.1',
+      OTHER: '1',
+    };
+    assert.deepEqual(unknownSettings(env), ['GRADSERVE_MAX_LAYER']);
+  });
+
+  it('stops the server at start-up with one line that says what is wrong, no stack trace', () => {
+    const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+      env: { ...process.env, GRADSERVE_MAX_LAYERS: 'abc', LOG_LEVEL: 'silent' },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    assert.equal(run.status, 1, run.stderr);
+    assert.match(run.stderr, /^gradserve: invalid configuration: GRADSERVE_MAX_LAYERS: .+\n$/);
+  });
+});
