@@ -80,6 +80,12 @@ export async function buildApp({ config, engine, jsonWorkers = new JsonWorkers(c
   app.decorate('connections', drainOnClose(app));
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    // an answer may come compressed or not by Accept-Encoding (over 1 KiB): caches must know,
+    // also of the answers that happened to be small (@fastify/compress marks only those it compresses)
+    if (config.compressResponses && !String(reply.getHeader('vary') ?? '').includes('accept-encoding')) {
+      const vary = reply.getHeader('vary');
+      reply.header('vary', vary ? `${vary}, accept-encoding` : 'accept-encoding');
+    }
   });
   // Expect: 100-continue (curl's large uploads): the 100 goes out just before the body is
   // read, after admission (admission.ts), so a client that waits for it sends nothing while

@@ -156,7 +156,7 @@ export async function sendAnswer<T>(reply: FastifyReply, answer: T, enc: ResultE
   const json = await workers.write(url, answer, gzip);
   const timing = reply.getHeader('server-timing');
   // from the encoder's start: binary tensors were encoded there, on the event loop
-  const write = `write;dur=${(performance.now() - enc.startedAt).toFixed(2)};desc="answer encoded, validated and written as JSON${gzip ? ', gzipped' : ''}"`;
+  const write = `write;dur=${(performance.now() - enc.startedAt).toFixed(2)};desc="answer encoded, validated and written as ${enc.encoding === 'base64' ? 'JSON with binary tensors' : 'JSON'}${gzip ? ', gzipped' : ''}"`;
   reply.header('server-timing', timing ? `${timing}, ${write}` : write);
   // already gzipped: @fastify/compress leaves an answer with a Content-Encoding alone
   if (gzip) reply.header('content-encoding', 'gzip').header('vary', 'accept-encoding');

@@ -162,8 +162,13 @@ describe('binary tensors and compression', () => {
     });
     assert.equal(res.statusCode, 200, res.body);
     assert.equal(res.headers['content-encoding'], 'gzip');
+    assert.equal(res.headers.vary, 'accept-encoding');
     const body = JSON.parse(gunzipSync(res.rawPayload).toString());
-    assert.deepEqual(body, (await post('/value-and-grad', c)).json());
+    const plain = await post('/value-and-grad', c);
+    assert.deepEqual(body, plain.json());
+    // the same URL answered uncompressed says so too, for caches
+    assert.equal(plain.headers['content-encoding'], undefined);
+    assert.equal(plain.headers.vary, 'accept-encoding');
   });
 
   it('does not compress answers in binary tensors, which barely compress', async () => {

@@ -75,6 +75,16 @@ describe('the lesson series over HTTP: /init, /forward, /train', () => {
     assert.ok(Math.abs(ref.loss - body.loss) <= 1e-5 * ref.loss);
   });
 
+  it('POST /train of params whose loss is already not finite stops at step 0 and says why, not to lower the learning rate', async () => {
+    // z = 20: the output sigmoid is exactly 1.0 in float32 and y = 0 makes the bce loss infinite
+    const res = await post('/train', { ...xorTrainRequest, params: [{ W: [[20]], b: [0] }], x: [[1]], y: [0] });
+    assert.equal(res.statusCode, 200, res.body);
+    const { warnings, history } = res.json();
+    assert.deepEqual(history, [{ step: 0, loss: 'Infinity' }]);
+    assert.match(warnings.join(' '), /stopped at step 0: the loss of the given params is not finite, so no step was taken/);
+    assert.doesNotMatch(warnings.join(' '), /learningRate/);
+  });
+
   it('takes bce_logits with a linear output by default, and mse, as the float64 reference computes them', async () => {
     const { outputActivation, ...rest } = xorCase;
     for (const [loss, activation] of [

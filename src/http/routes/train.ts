@@ -53,12 +53,16 @@ export const trainRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app, 
       reportStats(request, reply, result.stats);
       const enc = new ResultEncoder(request.body.outputEncoding);
       const history = result.history.map((h) => ({ step: h.step, loss: enc.number(h.loss) }));
+      // at step 0 no update has happened yet: the given params' loss is not finite (a
+      // saturated output, say), which no learning rate would change
       const stopped =
         result.stoppedAt === undefined
           ? []
-          : [
-              `training stopped at step ${result.stoppedAt}: its loss is not finite; params are those before that step. Try a smaller learningRate.`,
-            ];
+          : result.stoppedAt === 0
+            ? ['training stopped at step 0: the loss of the given params is not finite, so no step was taken; see the other warnings']
+            : [
+                `training stopped at step ${result.stoppedAt}: its loss is not finite; params are those before that step. Try a smaller learningRate.`,
+              ];
       const params = enc.layers(result.params);
       const answer = { params, loss: enc.number(result.loss), history, warnings: enc.warnings(result.head, stopped) };
       return sendAnswer(reply, answer, enc);
