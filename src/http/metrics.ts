@@ -86,7 +86,7 @@ export function registerMetrics(app: FastifyInstance, engine: Engine): void {
   });
   new Gauge({
     name: 'gradserve_admitted_requests',
-    help: 'Admitted compute requests: computing (running), waiting for a compute slot (waiting), waiting with their bodies unread (unread)',
+    help: 'Admitted compute requests: computing (running), waiting for a compute slot (waiting), waiting with their bodies unread (unread), and the rest: receiving or parsing their bodies, or sending their answers (io)',
     labelNames: ['state'],
     registers,
     collect() {
@@ -94,6 +94,8 @@ export function registerMetrics(app: FastifyInstance, engine: Engine): void {
       this.set({ state: 'running' }, gate.running);
       this.set({ state: 'waiting' }, gate.waiting);
       this.set({ state: 'unread' }, gate.unread);
+      // a stalled upload shows here, holding its read slot until the request timeout
+      this.set({ state: 'io' }, gate.admitted - gate.running - gate.waiting - gate.unread);
     },
   });
   const backendInfo = new Gauge({

@@ -176,6 +176,8 @@ describe('overload, timeouts and abandoned work', () => {
       });
       try {
         await until('both are reading their bodies', () => app.computeGate.stats().admitted === 2);
+        const metrics = await (await fetch(`${url}/metrics`)).text();
+        assert.match(metrics, /^gradserve_admitted_requests\{state="io"\} 2$/m, 'visible to an operator');
         const t0 = performance.now();
         for (const { answer } of stalled) {
           const text = await answer;
