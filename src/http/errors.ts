@@ -137,6 +137,10 @@ export function validationMessage(reported: Issue[]): string {
 /** Errors in fastify's shape; 4xx say what is wrong, 5xx say nothing of the internals. */
 export function installErrorHandlers(app: FastifyInstance, bodyLimit: number): void {
   app.setErrorHandler((err: FastifyError & { retryAfter?: number }, request, reply) => {
+    // answered before its body has arrived in full (refused, timed out, too large): the rest
+    // of the body would have to be read and thrown away, or, if it stalls, would earn a 408
+    // after this answer; the connection ends with this answer instead
+    if (!request.raw.complete) reply.header('connection', 'close');
     if (hasZodFastifySchemaValidationErrors(err)) {
       const e = new Errors.InvalidRequest(validationMessage(err.validation as Issue[]));
       return reply.code(400).send({ statusCode: 400, code: e.code, error: 'Bad Request', message: e.message });
@@ -199,7 +203,10 @@ export function clientErrorHandler(timeoutMs: number) {
           ? [431, 'GRADSERVE_HEADERS_TOO_LARGE', 'the request headers are larger than the server accepts']
           : [400, 'GRADSERVE_BAD_HTTP', 'the request is not valid HTTP/1.1'];
     this.log.warn({ code, err: err.message }, message);
-    if (socket.writable) {
+    // as Node's own handler does: never write into an answer under way on this socket (one
+    // answered before its body arrived has closed the connection, see installErrorHandlers)
+    const answering = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent;
+    if (socket.writable && !answering) {
       const reason = status === 408 ? 'Request Timeout' : status === 431 ? 'Request Header Fields Too Large' : 'Bad Request';
       const body = JSON.stringify({ statusCode: status, code, error: reason, message });
       socket.write(

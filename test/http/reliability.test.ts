@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
@@ -190,6 +190,34 @@ describe('overload, timeouts and abandoned work', () => {
         assert.equal((await post(url, xorCase)).status, 200, 'serving again');
       } finally {
         for (const { socket } of stalled) socket.destroy();
+      }
+    });
+  });
+
+  it('never writes a 408 after an answer already sent on the connection (a 503 to a request that waited unread)', async () => {
+    await withServer({ admission: { requestTimeoutMs: 800, maxConcurrency: 1, readAhead: 0 } }, async (url, app) => {
+      const port = Number(new URL(url).port);
+      const [reading, unread] = [0, 1].map(() => {
+        const socket = connect(port, '127.0.0.1');
+        const answer = new Promise<string>((resolve) => {
+          let got = '';
+          socket.on('data', (d: Buffer) => {
+            got += d.toString('latin1');
+          });
+          socket.on('close', () => resolve(got));
+        });
+        socket.write('POST /value-and-grad HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{"par');
+        return { socket, answer };
+      }) as [{ socket: Socket; answer: Promise<string> }, { socket: Socket; answer: Promise<string> }];
+      try {
+        await until('one reads, one waits unread', () => app.computeGate.stats().unread === 1);
+        assert.match(await reading.answer, /^HTTP\/1\.1 408 /);
+        const text = await unread.answer;
+        assert.match(text, /^HTTP\/1\.1 503 /, text.slice(0, 80));
+        assert.equal(text.match(/HTTP\/1\.1 /g)?.length, 1, `one answer only: ${text}`);
+      } finally {
+        reading.socket.destroy();
+        unread.socket.destroy();
       }
     });
   });
