@@ -6,7 +6,7 @@ import type { RunStats } from './engine/types.js';
 import { ComputeGate } from './http/admission.js';
 import { registerDocs } from './http/docs.js';
 import { drainOnClose } from './http/drain.js';
-import { clientErrorHandler, installErrorHandlers } from './http/errors.js';
+import { clientErrorHandler, installErrorHandlers, unfinishedStatus } from './http/errors.js';
 import { JSON_GZIP_LEVEL, useJsonBodies } from './http/json-body.js';
 import { JsonWorkers } from './http/json-workers.js';
 import { registerMetrics } from './http/metrics.js';
@@ -111,8 +111,8 @@ export async function buildApp({ config, engine, jsonWorkers = new JsonWorkers(c
   });
 
   // a connection closed before its answer was written (the client hung up, or shut its
-  // sending side, which Node takes as hanging up): its work is abandoned (admission.ts),
-  // and it gets its log line here, status 499, as nginx logs it
+  // sending side, which Node takes as hanging up; or a stalled upload got its 408): its work
+  // is abandoned (admission.ts), and it gets its log line here
   app.addHook('onRequest', async (request, reply) => {
     reply.raw.once('close', () => {
       if (reply.raw.writableFinished) return;
@@ -120,7 +120,7 @@ export async function buildApp({ config, engine, jsonWorkers = new JsonWorkers(c
         {
           method: request.method,
           url: request.routeOptions.url ?? request.url.slice(0, 200),
-          status: 499,
+          status: unfinishedStatus(reply.raw),
           durationMs: Number(reply.elapsedTime.toFixed(2)),
         },
         'request',

@@ -187,6 +187,17 @@ function answerNoRoute(request: FastifyRequest, reply: FastifyReply): FastifyRep
   return reply.code(404).send({ statusCode: 404, code: e.code, error: 'Not Found', message: e.message });
 }
 
+const CLOSED_WITH = Symbol('status clientErrorHandler wrote');
+
+/**
+ * The status a request's log line and metrics give an answer that never finished: what
+ * clientErrorHandler wrote to its socket (408 for a stalled upload), else 499 (the client
+ * closed the connection first, as nginx logs it).
+ */
+export function unfinishedStatus(response: object): number {
+  return (response as { [CLOSED_WITH]?: number })[CLOSED_WITH] ?? 499;
+}
+
 /**
  * Errors that Node's HTTP server finds before a request reaches fastify, or while its body
  * arrives: the request timeout (a stalled upload), oversized headers, malformed HTTP. The
@@ -206,6 +217,9 @@ export function clientErrorHandler(timeoutMs: number) {
     // as Node's own handler does: never write into an answer under way on this socket (one
     // answered before its body arrived has closed the connection, see installErrorHandlers)
     const answering = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent;
+    // the request under way, if any, is logged and counted with this status, not as a hang-up
+    const response = (socket as Duplex & { _httpMessage?: object })._httpMessage;
+    if (response) Object.assign(response, { [CLOSED_WITH]: status });
     if (socket.writable && !answering) {
       const reason = status === 408 ? 'Request Timeout' : status === 431 ? 'Request Header Fields Too Large' : 'Bad Request';
       const body = JSON.stringify({ statusCode: status, code, error: reason, message });

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Engine } from '../engine/engine.js';
+import { unfinishedStatus } from './errors.js';
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
@@ -117,8 +118,8 @@ export function registerMetrics(app: FastifyInstance, engine: Engine): void {
 
   app.addHook('onRequest', async (request, reply) => {
     reply.raw.once('close', () => {
-      if (!reply.raw.writableFinished)
-        requests.inc({ method: request.method, route: request.routeOptions.url ?? 'unmatched', status: '499' });
+      if (reply.raw.writableFinished) return;
+      requests.inc({ method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(unfinishedStatus(reply.raw)) });
     });
   });
 

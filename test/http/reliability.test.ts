@@ -187,6 +187,8 @@ describe('overload, timeouts and abandoned work', () => {
         }
         assert.ok(performance.now() - t0 < 5000, 'answered within the timeout and a check interval');
         await until('their slots are free', () => app.computeGate.stats().admitted === 0);
+        const counted = await (await fetch(`${url}/metrics`)).text();
+        assert.match(counted, /route="\/value-and-grad",status="408"\} 2\n/, 'counted as 408s, not as hang-ups');
         assert.equal((await post(url, xorCase)).status, 200, 'serving again');
       } finally {
         for (const { socket } of stalled) socket.destroy();
@@ -265,10 +267,10 @@ describe('overload, timeouts and abandoned work', () => {
     await withServer({}, async (url, app, engine) => {
       const controller = new AbortController();
       const pending = post(url, heavy, controller.signal).catch((err: Error) => err);
-      await new Promise((r) => setTimeout(r, 100));
+      await until('it computes', () => app.computeGate.stats().running === 1);
       controller.abort();
       assert.equal(((await pending) as Error).name, 'AbortError');
-      await new Promise((r) => setTimeout(r, 50));
+      await until('nothing is held', () => app.computeGate.stats().admitted === 0);
       await app.computeGate.idle();
       assert.ok(engine.info().kernelCache.compiles < HEAVY_KERNELS, 'stopped before the backward pass');
       assert.deepEqual(app.computeGate.stats(), { admitted: 0, running: 0, waiting: 0, unread: 0 });
