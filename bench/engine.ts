@@ -1,6 +1,6 @@
 /**
- * Engine in process: one value-and-grad (forward, bce, backward) of S, M and L (DESIGN.md
- * §6) on each gpu.js backend, and the same function in TF.js (wasm backend) in the same
+ * Engine in process: one value-and-grad (forward, bce, backward) of S, M and L (sizes in
+ * bench/RESULTS.md) on each gpu.js backend, and the same function in TF.js (wasm backend) in the same
  * run, as the baseline. Prints ms per call (median of the timed calls, after a warm-up
  * call that compiles), GFLOP/s (6 × batch × Σ in×out per call) and the ratio to TF.js.
  * headlessgl is timed too where it can run (gl built, an X display): under `xvfb-run -a`.

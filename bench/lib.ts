@@ -78,7 +78,7 @@ export function percentile(sorted: number[], p: number): number {
 
 export const machine = () => `${cpus().length}× ${cpus()[0]?.model.trim()}, node ${process.version}`;
 
-/** Request bodies by name: S is the XOR lesson's size, M a mid-sized net (DESIGN.md §6). */
+/** Request bodies by name: S is the XOR lesson's size, M a mid-sized net (sizes: bench/RESULTS.md). */
 export function body(widths: number[], batch: number, seed = 1): string {
   return JSON.stringify(randomCase(rng(seed), { widths, batch, activation: 'tanh' }));
 }

@@ -4,6 +4,7 @@
 #   bash examples/lesson.sh [http://127.0.0.1:8080]
 set -euo pipefail
 BASE=${1:-${GRADSERVE_URL:-http://127.0.0.1:8080}}
+BASE=${BASE%/} # so that http://host:8080/ and a path prefix (http://host/gradserve) both work
 post() { curl -sS --fail-with-body "$BASE$1" -H 'content-type: application/json' -d "$2"; }
 XY='"x": [[0,0],[0,1],[1,0],[1,1]], "y": [0,1,1,0]'
 

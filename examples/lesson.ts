@@ -13,10 +13,11 @@ type Reply<P extends keyof paths> = paths[P] extends { post: { responses: { 200:
   : never;
 type Params = Reply<'/init'>['params'];
 
-const base = process.argv[2] ?? process.env.GRADSERVE_URL ?? 'http://127.0.0.1:8080';
+// without a trailing slash, so that a path prefix (http://host/gradserve) is kept
+const base = (process.argv[2] ?? process.env.GRADSERVE_URL ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
 
 async function post<P extends keyof paths>(path: P, body: Body<P>): Promise<Reply<P>> {
-  const res = await fetch(new URL(path, base), {
+  const res = await fetch(base + path, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(body),

@@ -67,5 +67,5 @@ export function toEngineProblem(c: Case64): Problem {
   };
 }
 
-/** The XOR lesson request (DESIGN.md §1), as the API documents it. */
+/** The XOR lesson request (README's quick start), as the API documents it. */
 export const xorCase: Case64 = JSON.parse(JSON.stringify(xorRequest));

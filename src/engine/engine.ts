@@ -70,7 +70,8 @@ export class Engine {
    * is slower than webasm, and a live Dawn device keeps a thread busy. `auto` never starts
    * headlessgl: it is optional (a native build, and an X display at run time) and on the
    * software GL these machines have (Mesa's llvmpipe under Xvfb) it is slower than webasm
-   * (DESIGN.md §6: M 66 ms against 32–38 ms, L 6.1 s against 2.7 s); it runs only when forced.
+   * (measured before webasm's tuning: M 66 against 32–38 ms, L 6.1 against 2.7 s; README,
+   * "Backends"); it runs only when forced.
    */
   static async create(options: EngineOptions): Promise<Engine> {
     const auto = options.backend === 'auto';

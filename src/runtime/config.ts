@@ -159,6 +159,10 @@ export interface Config {
   compressResponses: boolean;
 }
 
+/** zod's message, but "not a number" for text given where a number is expected. */
+const reason = (issue: z.core.$ZodIssue): string =>
+  issue.code === 'invalid_type' && issue.expected === 'number' ? 'not a number' : issue.message;
+
 /** A setting the service cannot start with; its message says which and why. */
 export class ConfigError extends Error {}
 
@@ -168,7 +172,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const given = Object.fromEntries(Object.entries(env).filter(([k, v]) => v !== '' || k === 'GRADSERVE_WARMUP'));
   const parsed = EnvSchema.safeParse(given);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    const value = (name: string) => (env[name] === undefined ? '' : ` (given ${JSON.stringify(env[name])})`);
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}${value(String(i.path[0]))}: ${reason(i)}`).join('; ');
     throw new ConfigError(`invalid configuration: ${problems}`);
   }
   const e = parsed.data;
@@ -204,14 +209,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   };
 }
 
+/** Variables this project's own tools read (lesson scripts, compose, test switches), not the service. */
+const TOOL_VARS = [
+  'GRADSERVE_URL',
+  'GRADSERVE_IMAGE',
+  'GRADSERVE_GPU_IMAGE',
+  'GRADSERVE_PUBLISH',
+  'GRADSERVE_REQUIRE_WEBGPU',
+  'GRADSERVE_REQUIRE_HEADLESSGL',
+];
+
 /**
- * GRADSERVE_* variables the service does not read: most likely misspelt, and otherwise
- * silently ignored. Not those Kubernetes sets for a Service named gradserve
- * (GRADSERVE_SERVICE_HOST, GRADSERVE_PORT_8080_TCP, ...).
+ * GRADSERVE_* variables nothing here reads: most likely misspelt, and otherwise silently
+ * ignored. Not the project's tools' variables, nor those Kubernetes sets for a Service named
+ * gradserve (GRADSERVE_SERVICE_HOST, GRADSERVE_PORT_8080_TCP, ...).
  */
 export function unknownSettings(env: NodeJS.ProcessEnv = process.env): string[] {
   const serviceLink = /^GRADSERVE_(SERVICE_|PORT$|PORT_)/;
-  return Object.keys(env).filter((k) => k.startsWith('GRADSERVE_') && !ENV_VARS.includes(k) && !serviceLink.test(k));
+  const known = (k: string) => ENV_VARS.includes(k) || TOOL_VARS.includes(k) || serviceLink.test(k);
+  return Object.keys(env).filter((k) => k.startsWith('GRADSERVE_') && !known(k));
 }
 
 /** Defaults, for tests and tools that build the app without an environment. */

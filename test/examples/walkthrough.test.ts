@@ -33,15 +33,16 @@ describe('examples/: the lesson series against a running server', () => {
     await engine.close();
   });
 
-  it('lesson.ts (typed from the OpenAPI document) learns XOR', async () => {
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', 'examples/lesson.ts', address], { cwd: root });
+  it('lesson.ts (typed from the OpenAPI document) learns XOR, given the URL in GRADSERVE_URL', async () => {
+    const env = { ...process.env, GRADSERVE_URL: `${address}/` }; // a trailing slash is no second one
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', 'examples/lesson.ts'], { cwd: root, env });
     for (const step of ['1. init', '2. forward', '3. loss', '4. value-and-grad', '5. train', '6. forward'])
       assert.match(stdout, new RegExp(step));
     assert.match(stdout, /→ 0 1 1 0/);
   });
 
   it('lesson.sh (curl and jq) learns XOR', { skip: !(has('curl') && has('jq')) && 'needs curl and jq' }, async () => {
-    const { stdout } = await run('bash', ['examples/lesson.sh', address], { cwd: root });
+    const { stdout } = await run('bash', ['examples/lesson.sh', `${address}/`], { cwd: root });
     assert.match(stdout, /5\. train +final loss 0\.00/);
   });
 });

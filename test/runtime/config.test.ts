@@ -16,15 +16,18 @@ describe('configuration from the environment', () => {
       () => loadConfig({ GRADSERVE_MAX_LAYERS: 'abc' }),
       (err: Error) => {
         assert.ok(err instanceof ConfigError);
-        assert.match(err.message, /^invalid configuration: GRADSERVE_MAX_LAYERS: /);
+        assert.match(err.message, /^invalid configuration: GRADSERVE_MAX_LAYERS \(given "abc"\): /);
         return true;
       },
     );
   });
 
-  it('names GRADSERVE_* variables it does not read, but not those Kubernetes sets for a Service', () => {
+  it("names GRADSERVE_* variables nothing reads, but not its tools' nor those Kubernetes sets for a Service", () => {
     const env = {
       GRADSERVE_MAX_LAYER: '8',
+      GRADSERVE_URL: 'http://127.0.0.1:8080',
+      GRADSERVE_IMAGE: 'gradserve:dev',
+      GRADSERVE_REQUIRE_WEBGPU: '1',
       GRADSERVE_MAX_LAYERS: '8',
       GRADSERVE_SERVICE_HOST: '10.0.0.1',
       GRADSERVE_PORT: 'tcp://10.0.0.1:80',
@@ -41,6 +44,6 @@ describe('configuration from the environment', () => {
       timeout: 30_000,
     });
     assert.equal(run.status, 1, run.stderr);
-    assert.match(run.stderr, /^gradserve: invalid configuration: GRADSERVE_MAX_LAYERS: .+\n$/);
+    assert.match(run.stderr, /^gradserve: invalid configuration: GRADSERVE_MAX_LAYERS \(given "abc"\): .+\n$/);
   });
 });

@@ -23,7 +23,7 @@ import { kernelCode } from './activations.js';
  * generation turns into one v128 load. Forward and dZ_prev block along the batch, dW along
  * its input rows; wide outputs are split into column tiles (`tileWidth`). Blocking applies
  * where the blocked dimension is a multiple of 4; the other backends keep the plain kernels
- * (unrolling cost webgpu 1.2–1.4×, DESIGN.md §6).
+ * (unrolling cost webgpu 1.2–1.4× in the team's design notes' measurements).
  */
 export interface KernelSpec {
   /** the kernel cache's key: the backend, the op and its params */
@@ -256,7 +256,7 @@ export function inputGradSpec(prevAct: Activation, inDim: number, outDim: number
     return {
       op: 'dense.dZprev',
       params: { act: prevAct, in: inDim, out: outDim, batch },
-      // v is read before the loop: on webasm that order compiled ~3× faster (DESIGN.md §6)
+      // v is read before the loop: on webasm that order compiled ~3× faster (measured in the design notes)
       source: `function(dz, w, saved) {
         let v = saved[this.thread.y][this.thread.x];
         let s = 0;
