@@ -46,7 +46,7 @@ export class ShardError extends Error {
     readonly shard: number,
     /** HTTP status of the last attempt; 0 for a network error */
     readonly status: number,
-    /** the server's error code (e.g. FST_ERR_VALIDATION), when it sent one */
+    /** the server's error code (e.g. GRADSERVE_INVALID_REQUEST), when it sent one */
     readonly code?: string,
   ) {
     super(message);
@@ -114,7 +114,8 @@ export async function valueAndGradSharded(
     abort.abort(err);
     throw err;
   }
-  return combine(replies, reduction === 'sum' ? 1 : x.count * y.width, outputEncoding);
+  const predictions = x.count * y.width;
+  return combine(replies, reduction === 'sum' ? 1 : predictions, predictions, outputEncoding);
 }
 
 /* ---------- splitting rows ---------- */
@@ -272,32 +273,65 @@ function parseReply(text: string, label: string, shard: number): ShardReply {
 
 /* ---------- adding the shards up ---------- */
 
-function combine(replies: ShardReply[], divisor: number, encoding: 'json' | 'base64'): ValueAndGradResponse {
+function combine(replies: ShardReply[], divisor: number, predictions: number, encoding: 'json' | 'base64'): ValueAndGradResponse {
   // float64 accumulators: the shards' float32 sums add up without a further float32 rounding.
   let loss = 0;
   const sums = replies[0]!.grads.map((g) => ({
     W: { shape: g.W.shape, acc: new Float64Array(count(g.W)) },
     b: { shape: g.b.shape, acc: new Float64Array(count(g.b)) },
   }));
-  const warnings = new Set<string>();
   for (const r of replies) {
     loss += r.loss;
     r.grads.forEach((g, l) => {
       addInto(sums[l]!.W.acc, g.W);
       addInto(sums[l]!.b.acc, g.b);
     });
-    for (const w of r.warnings ?? []) warnings.add(w);
   }
+  let nonFinite = 0;
   const finish = ({ shape, acc }: { shape: number[]; acc: Float64Array }) => {
     const out = new Float32Array(acc.length);
-    for (let i = 0; i < acc.length; i++) out[i] = Math.fround(acc[i]! / divisor);
+    for (let i = 0; i < acc.length; i++) {
+      out[i] = Math.fround(acc[i]! / divisor);
+      if (!Number.isFinite(out[i]!)) nonFinite++;
+    }
     return encode(shape, out, encoding);
   };
-  return {
-    loss: toNum(Math.fround(loss / divisor)),
-    grads: sums.map((s) => ({ W: finish(s.W), b: finish(s.b) })) as ValueAndGradResponse['grads'],
-    ...(warnings.size > 0 ? { warnings: [...warnings] } : {}),
-  };
+  const grads = sums.map((s) => ({ W: finish(s.W), b: finish(s.b) })) as ValueAndGradResponse['grads'];
+  const mean = Math.fround(loss / divisor);
+  if (!Number.isFinite(mean)) nonFinite++;
+  const warnings = mergeWarnings(
+    replies.map((r) => r.warnings ?? []),
+    predictions,
+    nonFinite,
+  );
+  return { loss: toNum(mean), grads, ...(warnings.length > 0 ? { warnings } : {}) };
+}
+
+const SATURATED = /^(\d+) of (\d+) predictions (.*)$/s;
+const NOT_FINITE = /^\d+ result values? (?:is|are) not finite(.*)$/s;
+
+/**
+ * The shards' warnings as one answer would have them: the server counts per request, so
+ * "k of n predictions saturate" adds up over the shards (their rows are disjoint), "k result
+ * values are not finite" is counted again in the combined answer (a NaN in one shard's
+ * gradient is a NaN in the sum), and any other warning appears once.
+ */
+function mergeWarnings(perShard: string[][], predictions: number, nonFinite: number): string[] {
+  const merged = new Map<string, string>();
+  let saturated = { k: 0, rest: '' };
+  let notFiniteRest = '';
+  for (const w of perShard.flat()) {
+    const sat = SATURATED.exec(w);
+    const nan = NOT_FINITE.exec(w);
+    if (sat) saturated = { k: saturated.k + Number(sat[1]), rest: sat[3]! };
+    else if (nan) notFiniteRest = nan[1]!;
+    else merged.set(w, w);
+  }
+  const out = [...merged.values()];
+  if (saturated.k > 0) out.push(`${saturated.k} of ${predictions} predictions ${saturated.rest}`);
+  if (nonFinite > 0 && notFiniteRest !== '')
+    out.push(`${nonFinite} result value${nonFinite > 1 ? 's are' : ' is'} not finite${notFiniteRest}`);
+  return out;
 }
 
 const count = (t: Base64Tensor) => t.shape.reduce((a, b) => a * b, 1);

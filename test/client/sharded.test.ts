@@ -108,6 +108,17 @@ describe('client: valueAndGradSharded', () => {
     assertSameAnswer(got, await single(url, c as ValueAndGradRequest), c);
   });
 
+  it('gives the warnings one request would: saturated predictions added up, non-finite values counted again', async () => {
+    // sigmoid(20) is exactly 1.0 in float32: rows 0 and 2 saturate, each in a shard of its own
+    const request = { params: [{ W: [[20]], b: [0] }], x: [[1], [0], [1], [0.5]], y: [0, 0, 0, 0] } as ValueAndGradRequest;
+    const whole = await single(url, request);
+    const got = await valueAndGradSharded(url, request, { shards: 4 });
+    assert.match(whole.warnings?.[0] ?? '', /^2 of 4 predictions are exactly 1\.0/);
+    assert.match(whole.warnings?.[1] ?? '', /^3 result values are not finite/);
+    assert.deepEqual(got.warnings, whole.warnings);
+    assert.deepEqual([got.loss, got.grads], [whole.loss, whole.grads]);
+  });
+
   it("fails the whole call when one shard is refused, naming the shard and the server's message", async () => {
     const c = randomCase(rng(6), { widths: [2, 4, 1], batch: 40, activation: 'tanh' });
     const x = c.x.map((r) => [...r]);
