@@ -303,7 +303,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description An error, in fastify's shape. */
+            /** @description The body is not valid JSON or does not fit the schema; `message` names the field and says why. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -318,7 +318,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description An error, in fastify's shape. */
+            /** @description The body did not arrive in full within GRADSERVE_REQUEST_TIMEOUT_MS; the connection is closed. */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -333,7 +333,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description An error, in fastify's shape. */
+            /** @description Over a limit: the body size, or the layers, widths, batch or work this server takes; `message` names the limit. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -348,7 +348,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description An error, in fastify's shape. */
+            /** @description The body is not `application/json`, or its `Content-Encoding` is not gzip or deflate. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -363,9 +363,11 @@ export interface operations {
                     };
                 };
             };
-            /** @description An error, in fastify's shape. */
+            /** @description At capacity, shutting down, or the engine is not answering: retry after `Retry-After` seconds, here or on another replica. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -489,7 +491,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description An error, in fastify's shape. */
+            /** @description The body is not valid JSON or does not fit the schema; `message` names the field and says why. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -504,7 +506,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description An error, in fastify's shape. */
+            /** @description The body did not arrive in full within GRADSERVE_REQUEST_TIMEOUT_MS; the connection is closed. */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -519,7 +521,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description An error, in fastify's shape. */
+            /** @description Over a limit: the body size, or the layers, widths, batch or work this server takes; `message` names the limit. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -534,7 +536,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description An error, in fastify's shape. */
+            /** @description The body is not `application/json`, or its `Content-Encoding` is not gzip or deflate. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -549,9 +551,11 @@ export interface operations {
                     };
                 };
             };
-            /** @description An error, in fastify's shape. */
+            /** @description At capacity, shutting down, or the engine is not answering: retry after `Retry-After` seconds, here or on another replica. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -662,7 +666,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description An error, in fastify's shape. */
+            /** @description The body is not valid JSON or does not fit the schema; `message` names the field and says why. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -677,7 +681,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description An error, in fastify's shape. */
+            /** @description The body did not arrive in full within GRADSERVE_REQUEST_TIMEOUT_MS; the connection is closed. */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -692,7 +696,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description An error, in fastify's shape. */
+            /** @description Over a limit: the body size, or the layers, widths, batch or work this server takes; `message` names the limit. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -707,7 +711,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description An error, in fastify's shape. */
+            /** @description The body is not `application/json`, or its `Content-Encoding` is not gzip or deflate. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -722,9 +726,11 @@ export interface operations {
                     };
                 };
             };
-            /** @description An error, in fastify's shape. */
+            /** @description At capacity, shutting down, or the engine is not answering: retry after `Retry-After` seconds, here or on another replica. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -918,7 +924,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description An error, in fastify's shape. */
+            /** @description The body is not valid JSON or does not fit the schema; `message` names the field and says why. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -933,7 +939,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description An error, in fastify's shape. */
+            /** @description The body did not arrive in full within GRADSERVE_REQUEST_TIMEOUT_MS; the connection is closed. */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -948,7 +954,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description An error, in fastify's shape. */
+            /** @description Over a limit: the body size, or the layers, widths, batch or work this server takes; `message` names the limit. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -963,7 +969,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description An error, in fastify's shape. */
+            /** @description The body is not `application/json`, or its `Content-Encoding` is not gzip or deflate. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -978,9 +984,11 @@ export interface operations {
                     };
                 };
             };
-            /** @description An error, in fastify's shape. */
+            /** @description At capacity, shutting down, or the engine is not answering: retry after `Retry-After` seconds, here or on another replica. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1072,7 +1080,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description An error, in fastify's shape. */
+            /** @description The body is not valid JSON or does not fit the schema; `message` names the field and says why. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1087,7 +1095,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description An error, in fastify's shape. */
+            /** @description The body did not arrive in full within GRADSERVE_REQUEST_TIMEOUT_MS; the connection is closed. */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -1102,7 +1110,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description An error, in fastify's shape. */
+            /** @description Over a limit: the body size, or the layers, widths, batch or work this server takes; `message` names the limit. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1117,7 +1125,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description An error, in fastify's shape. */
+            /** @description The body is not `application/json`, or its `Content-Encoding` is not gzip or deflate. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -1132,9 +1140,11 @@ export interface operations {
                     };
                 };
             };
-            /** @description An error, in fastify's shape. */
+            /** @description At capacity, shutting down, or the engine is not answering: retry after `Retry-After` seconds, here or on another replica. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {

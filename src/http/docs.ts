@@ -16,7 +16,10 @@ export async function registerDocs(app: FastifyInstance, version: string): Promi
         version,
         description:
           "jax.value_and_grad over HTTP: send an MLP's parameters with a batch, get the loss and a gradient tree " +
-          'shaped like the parameters, computed in float32 as JAX does.',
+          'shaped like the parameters, computed in float32 as JAX does. Request bodies may come compressed ' +
+          '(`Content-Encoding: gzip` or `deflate`; the body limit applies to the decompressed bytes), and answers ' +
+          'over 1 KiB are compressed for an `Accept-Encoding` that takes gzip or deflate. Every error has the ' +
+          'shape of ErrorResponse; an unknown path gets 404, a known path with another method 405 with `Allow`.',
         license: { name: 'MIT', identifier: 'MIT' },
       },
       servers: [{ url: '/' }],
@@ -27,7 +30,7 @@ export async function registerDocs(app: FastifyInstance, version: string): Promi
       ],
     },
     transform: jsonSchemaTransform,
-    transformObject: (doc) => withRequestExamples('openapiObject' in doc ? doc.openapiObject : {}),
+    transformObject: (doc) => withErrorAnswers(withRequestExamples('openapiObject' in doc ? doc.openapiObject : {})),
   });
   await app.register(swaggerUi, {
     routePrefix: '/docs',
@@ -36,7 +39,37 @@ export async function registerDocs(app: FastifyInstance, version: string): Promi
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 }
 
-type OpenApi = Partial<{ paths: Record<string, Record<string, { requestBody?: { content?: Record<string, { examples?: unknown }> } }>> }>;
+interface Operation {
+  requestBody?: { content?: Record<string, { examples?: unknown }> };
+  responses?: Record<string, { description?: string; headers?: Record<string, unknown> }>;
+}
+type OpenApi = Partial<{ paths: Record<string, Record<string, Operation>> }>;
+
+/** When each of a compute route's error answers comes (the zod schema is one for all). */
+const ERROR_DESCRIPTIONS: Record<string, string> = {
+  400: 'The body is not valid JSON or does not fit the schema; `message` names the field and says why.',
+  408: 'The body did not arrive in full within GRADSERVE_REQUEST_TIMEOUT_MS; the connection is closed.',
+  413: 'Over a limit: the body size, or the layers, widths, batch or work this server takes; `message` names the limit.',
+  415: 'The body is not `application/json`, or its `Content-Encoding` is not gzip or deflate.',
+  503: 'At capacity, shutting down, or the engine is not answering: retry after `Retry-After` seconds, here or on another replica.',
+};
+
+/** Every compute route's error answers: what brings each, and 503's Retry-After header. */
+function withErrorAnswers<T>(doc: T): T {
+  for (const path of Object.keys(requestExamples)) {
+    const responses = (doc as OpenApi).paths?.[path]?.post?.responses ?? {};
+    for (const [status, description] of Object.entries(ERROR_DESCRIPTIONS)) {
+      const answer = responses[status];
+      if (!answer) continue;
+      answer.description = description;
+      if (status === '503')
+        answer.headers = {
+          'Retry-After': { description: 'Seconds to wait before retrying.', schema: { type: 'integer', minimum: 1 } },
+        };
+    }
+  }
+  return doc;
+}
 
 function withRequestExamples<T>(doc: T): T {
   for (const [path, examples] of Object.entries(requestExamples)) {

@@ -110,6 +110,12 @@ describe('HTTP API (inject)', () => {
     assert.deepEqual(served, committed);
     const example = served.paths['/value-and-grad'].post.requestBody.content['application/json'].examples.xor.value;
     assert.deepEqual(example, xorBody, 'the Swagger UI pre-fills the XOR lesson');
+    for (const path of ['/value-and-grad', '/loss', '/forward', '/train', '/init']) {
+      const { responses } = served.paths[path].post;
+      assert.ok(responses['503'].headers['Retry-After'], `${path}: 503 documents Retry-After`);
+      for (const status of ['400', '408', '413', '415', '503'])
+        assert.doesNotMatch(responses[status].description, /fastify's shape/, `${path} ${status} says when it comes`);
+    }
   });
 
   // Each bad request: a 4xx in fastify's error shape whose message names what is wrong.
