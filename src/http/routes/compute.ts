@@ -32,7 +32,7 @@ export function reportStats(request: FastifyRequest, reply: FastifyReply, stats:
   // op), then the compute itself
   const parse = `parse;dur=${request.bodyParseMs.toFixed(2)};desc="body parsed and validated"`;
   const kernels = stats.compiled.map((k) => `compile-kernel;dur=${k.ms.toFixed(2)};desc="${k.op}"`);
-  const total = `compile;dur=${stats.compileMs.toFixed(2)};desc="${stats.compiled.length} kernels"`;
+  const total = `compile;dur=${stats.compileMs.toFixed(2)};desc="${stats.compiled.length} kernel${stats.compiled.length === 1 ? '' : 's'}"`;
   const compute = `compute;dur=${stats.computeMs.toFixed(2)};desc="${stats.backend}"`;
   reply.header('server-timing', [parse, total, ...kernels, compute].join(', '));
 }
