@@ -172,8 +172,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const given = Object.fromEntries(Object.entries(env).filter(([k, v]) => v !== '' || k === 'GRADSERVE_WARMUP'));
   const parsed = EnvSchema.safeParse(given);
   if (!parsed.success) {
-    const value = (name: string) => (env[name] === undefined ? '' : ` (given ${JSON.stringify(env[name])})`);
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}${value(String(i.path[0]))}: ${reason(i)}`).join('; ');
+    // custom messages (GRADSERVE_WARMUP's) quote the part that is wrong themselves
+    const value = (i: z.core.$ZodIssue) => {
+      const given = env[String(i.path[0])];
+      return given === undefined || i.code === 'custom' ? '' : ` (given ${JSON.stringify(given)})`;
+    };
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}${value(i)}: ${reason(i)}`).join('; ');
     throw new ConfigError(`invalid configuration: ${problems}`);
   }
   const e = parsed.data;
