@@ -6,9 +6,9 @@ import type { Layer } from './types.js';
  * Parameter initialisation with jax.nn.initializers' distributions and scales (not their
  * bits): for W (in × out), fan_in = in, fan_out = out, fan_avg = (in + out) / 2;
  *   normal          N(0, scale²)                                       (scale default 0.01)
- *   glorot_normal   N(0, 1/fan_avg) truncated to ±2σ, σ corrected by /0.8796…
+ *   glorot_normal   σ·t/0.8796, σ² = 1/fan_avg, t a standard normal truncated to ±2
  *   glorot_uniform  U(-√(3/fan_avg), √(3/fan_avg))
- *   he_normal       N(0, 2/fan_in) truncated to ±2σ, σ corrected
+ *   he_normal       σ·t/0.8796, σ² = 2/fan_in
  *   he_uniform      U(-√(6/fan_in), √(6/fan_in))
  * Biases are zeros, or N(0, scale²) with biasScheme "normal". The numbers come from
  * prng.ts (Threefry-2x32, streams 2l for W and 2l+1 for b of layer l), rounded to float32:

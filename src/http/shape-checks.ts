@@ -1,7 +1,7 @@
 import type { InitScheme } from '../engine/init.js';
 import { lossOps } from '../engine/ops/head.js';
 import type { Activation, Loss } from '../engine/types.js';
-import type { Tensor } from './tensors.js';
+import { plural, type Tensor } from './tensors.js';
 
 /**
  * The checks a JSON schema cannot express: layers that chain, x and y that fit the
@@ -35,10 +35,13 @@ export function shapeIssues(body: Body): ShapeIssue[] {
     const [inDim, outDim] = layer.W.shape as [number, number];
     const bLength = layer.b.shape[0]!;
     if (bLength !== outDim) {
-      issues.push({ path: ['params', l, 'b'], message: `has ${bLength} entries; params[${l}].W has ${outDim} columns` });
+      issues.push({
+        path: ['params', l, 'b'],
+        message: `has ${plural(bLength, 'entry', 'entries')}; params[${l}].W has ${plural(outDim, 'column')}`,
+      });
     }
     if (prevOut !== undefined && inDim !== prevOut) {
-      issues.push({ path: ['params', l, 'W'], message: `has ${inDim} rows; layer ${l - 1} outputs ${prevOut} values` });
+      issues.push({ path: ['params', l, 'W'], message: `has ${plural(inDim, 'row')}; layer ${l - 1} outputs ${plural(prevOut, 'value')}` });
     }
     prevOut = outDim;
   });
@@ -46,20 +49,20 @@ export function shapeIssues(body: Body): ShapeIssue[] {
   const inDim = params[0]!.W.shape[0]!;
   const [batch, xCols] = x.shape as [number, number];
   if (xCols !== inDim) {
-    issues.push({ path: ['x'], message: `has ${xCols} columns; params[0].W has ${inDim} rows (inputs)` });
+    issues.push({ path: ['x'], message: `has ${plural(xCols, 'column')}; params[0].W has ${plural(inDim, 'row')} (inputs)` });
   }
   if (y === undefined) return issues;
   const outDim = prevOut!;
   const [yRows, yCols] = y.shape;
   if (yRows !== batch) {
-    issues.push({ path: ['y'], message: `has ${yRows} rows; x has ${batch} (the batch)` });
+    issues.push({ path: ['y'], message: `has ${plural(yRows!, 'row')}; x has ${batch} (the batch)` });
   } else if (yCols === undefined && outDim !== 1) {
     issues.push({
       path: ['y'],
       message: `is a flat list; that form needs 1 output, the last layer has ${outDim} (send batch × ${outDim} rows)`,
     });
   } else if (yCols !== undefined && yCols !== outDim) {
-    issues.push({ path: ['y'], message: `has ${yCols} columns; the last layer outputs ${outDim}` });
+    issues.push({ path: ['y'], message: `has ${plural(yCols, 'column')}; the last layer outputs ${outDim}` });
   }
   return issues;
 }
@@ -79,7 +82,7 @@ export function optionIssues(body: { loss: Loss; outputActivation?: Activation |
 export function trainIssues(body: { x: Tensor; batchSize?: number | undefined }): ShapeIssue[] {
   const rows = body.x.shape[0]!;
   if (body.batchSize === undefined || body.batchSize <= rows) return [];
-  return [{ path: ['batchSize'], message: `is ${body.batchSize}; x has ${rows} rows (leave batchSize out to use them all)` }];
+  return [{ path: ['batchSize'], message: `is ${body.batchSize}; x has ${plural(rows, 'row')} (leave batchSize out to use them all)` }];
 }
 
 export function initIssues(body: { layers: number[]; scheme: InitScheme; biasScheme: string; scale?: number | undefined }): ShapeIssue[] {

@@ -33,10 +33,13 @@ type Ctx = z.core.$RefinementCtx<unknown>;
 type Path = (string | number)[];
 const problem = (ctx: Ctx, path: Path, message: string) => ctx.addIssue({ code: 'custom', path, message });
 
+/** "1 column", "3 columns": for the counts in error messages */
+export const plural = (n: number, noun: string, nouns = `${noun}s`) => `${n} ${n === 1 ? noun : nouns}`;
+
 function fromBase64(t: Base64TensorIn, ranks: number[], ctx: Ctx): Tensor | undefined {
   if (!ranks.includes(t.shape.length)) {
     const wanted = ranks.map((r) => (r === 1 ? '[n]' : '[rows, cols]')).join(' or ');
-    problem(ctx, ['shape'], `has ${t.shape.length} dimensions; this field takes ${wanted}`);
+    problem(ctx, ['shape'], `has ${plural(t.shape.length, 'dimension')}; this field takes ${wanted}`);
     return undefined;
   }
   const count = t.shape.reduce((a, b) => a * b, 1);
@@ -95,7 +98,7 @@ function fromRows(rows: number[][], ctx: Ctx): Tensor | undefined {
   for (let r = 0; r < rows.length; r++) {
     const row = rows[r]!;
     if (row.length !== cols) {
-      problem(ctx, [r], `has ${row.length} entries; row 0 has ${cols}`);
+      problem(ctx, [r], `has ${plural(row.length, 'entry', 'entries')}; row 0 has ${cols}`);
       return undefined;
     }
     // one pass that checks and copies: Float32Array.set from a JS array took 3 ms of an M body

@@ -149,7 +149,7 @@ describe('HTTP API (inject)', () => {
       400,
       /x\[0\]\[1\]: expected number/,
     ],
-    ['ragged W', { ...xorBody, params: [{ W: [[1, 2], [3]], b: [0, 0] }] }, 400, /params\[0\]\.W\[1\] has 1 entries; row 0 has 2/],
+    ['ragged W', { ...xorBody, params: [{ W: [[1, 2], [3]], b: [0, 0] }] }, 400, /params\[0\]\.W\[1\] has 1 entry; row 0 has 2/],
     [
       'layer chain mismatch',
       { ...xorBody, params: [xorCase.params[0], { W: [[1], [2], [3]], b: [0] }] },
@@ -160,7 +160,7 @@ describe('HTTP API (inject)', () => {
       'bias length',
       { ...xorBody, params: [{ W: [[1], [2]], b: [0, 1] }] },
       400,
-      /params\[0\]\.b has 2 entries; params\[0\]\.W has 1 columns/,
+      /params\[0\]\.b has 2 entries; params\[0\]\.W has 1 column/,
     ],
     ['x width', { ...xorBody, x: [[0, 0, 0]], y: [0] }, 400, /x has 3 columns; params\[0\]\.W has 2 rows/],
     ['batch mismatch', { ...xorBody, y: [0, 1] }, 400, /y has 2 rows; x has 4/],

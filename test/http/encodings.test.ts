@@ -95,7 +95,7 @@ describe('binary tensors and compression', () => {
       /^x: expected a list of rows of numbers, or a binary tensor, received string$/,
     ],
     ['a string inside a matrix', { ...xorRequest, x: [[0, 'a']] }, /^x\[0\]\[1\]: expected number, received string$/],
-    ['a ragged matrix', { ...xorRequest, x: [[0, 0], [1]] }, /^x\[1\] has 1 entries; row 0 has 2$/],
+    ['a ragged matrix', { ...xorRequest, x: [[0, 0], [1]] }, /^x\[1\] has 1 entry; row 0 has 2$/],
     ['not base64', { ...xorRequest, x: { dtype: 'float32', shape: [4, 2], data: '@@@@' } }, /^x\.data is not padded base64/],
     ...(
       [
@@ -112,7 +112,7 @@ describe('binary tensors and compression', () => {
     [
       'a vector where a matrix goes',
       { ...xorRequest, x: binary([8], [0, 0, 0, 1, 1, 0, 1, 1]) },
-      /^x\.shape has 1 dimensions; this field takes \[rows, cols\]$/,
+      /^x\.shape has 1 dimension; this field takes \[rows, cols\]$/,
     ],
     [
       'NaN in the bytes',
