@@ -5,7 +5,7 @@
 #   --build-arg BASE_IMAGE=node:24-bookworm-slim
 ARG BASE_IMAGE=node:24-bookworm-slim
 
-# ---- build: all dependencies, src/ bundled into dist/, and the production dependencies apart ----
+# ---- build: all dependencies, src/ bundled into dist/, and what the bundle loads at run time apart ----
 FROM ${BASE_IMAGE} AS build
 WORKDIR /build
 # Extra CA certificates for a TLS-intercepting proxy between this build and the npm registry:
@@ -19,7 +19,8 @@ COPY patches/ patches/
 # (patch-package, run explicitly below for both trees), and npm versions that do not know
 # package.json's allowScripts would try to compile gl, gpu.js's optional headless-GL binding:
 # the image does not offer the headlessgl backend (it needs an X server; forcing it here fails
-# at start-up with a message saying so), so gl is deleted (its build helpers stay, 12 MB). webgpu packages
+# at start-up with a message saying so), so gl is deleted (its build helpers go later, with
+# what the bundle does not load). webgpu packages
 # (gpu.js's, and gradserve's own where present) carry Dawn for every platform (70-85 MB each):
 # only this platform's build is kept. gpu.js is patched (patches/, bench/RESULTS.md issue 3) in
 # /prod too, with the dev tree's patch-package, and checked.
@@ -37,9 +38,10 @@ RUN cat /tmp/extra-ca/*.pem /tmp/extra-ca/*.crt >/tmp/extra-ca.pem 2>/dev/null; 
   && grep -q 'gradserve patch' /prod/node_modules/gpu.js/src/backend/web-assembly/function-node.js \
   && rm -rf /prod/package.json /prod/patches /tmp/extra-ca.pem /root/.npm
 COPY tsconfig.json ./
-COPY scripts/build.ts scripts/
+COPY scripts/build.ts scripts/externals.ts scripts/prune-runtime.ts scripts/
 COPY src/ src/
-RUN npm run build
+# the bundle holds every dependency but the externals: /prod keeps only those and theirs
+RUN npm run build && npx tsx scripts/prune-runtime.ts /prod
 
 # ---- runtime: compiled output and production dependencies, run as an unprivileged user ----
 FROM ${BASE_IMAGE} AS runtime

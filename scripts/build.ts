@@ -7,6 +7,7 @@
  */
 import { rmSync } from 'node:fs';
 import { build } from 'esbuild';
+import { EXTERNALS } from './externals.js';
 
 rmSync('dist', { recursive: true, force: true });
 await build({
@@ -19,10 +20,7 @@ await build({
   target: 'node20.19',
   sourcemap: 'linked',
   logLevel: 'warning',
-  // Loaded from node_modules at run time: gpu.js is required lazily (engine/backend.ts) and
-  // patched in place (patches/); webgpu and gl are native addons; the swagger plugins read
-  // their UI's static files relative to their own folders.
-  external: ['gpu.js', 'webgpu', 'gl', '@fastify/swagger', '@fastify/swagger-ui'],
+  external: EXTERNALS,
   // bundled CommonJS dependencies call require(); an ES module has none of its own
   banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
 });

@@ -5,12 +5,12 @@
 # and image it made and stops the engine if it started it. Fails, never skips, without an engine.
 #   BASE_IMAGE=node:24-bookworm-slim   the Dockerfile's base
 #   DOCKERD_STORAGE_DRIVERS="overlay2 vfs"   tried in turn when this script starts the engine
-#   BUILD_CA_FILE=/etc/ssl/certs/ca-certificates.crt   extra CAs for the build's npm (DESIGN.md §4)
+#   BUILD_CA_FILE=/etc/ssl/certs/ca-certificates.crt   extra CAs for the build's npm
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 base_image=${BASE_IMAGE:-node:24-bookworm-slim}
-max_added_mb=120
+max_added_mb=90
 max_ready_ms=3000
 export DOCKER_BUILDKIT=0 # engines here have no buildx: the legacy builder
 tag=gradserve-test:$$
@@ -60,7 +60,7 @@ if ! docker info >/dev/null 2>&1; then
     echo "installing Debian's docker.io"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io >/dev/null
   fi
-  # overlay2 where the kernel allows it (4x faster builds here than vfs), else vfs (DESIGN.md §4)
+  # overlay2 where the kernel allows it (4x faster builds here than vfs), else vfs
   for driver in ${DOCKERD_STORAGE_DRIVERS:-overlay2 vfs}; do
     setsid dockerd --storage-driver="$driver" </dev/null >"$logs/dockerd-$driver.log" 2>&1 &
     engine_pid=$!
@@ -148,6 +148,9 @@ ok "container healthy"
 
 xor=$("${checks[@]}" xor "$url") || fail "XOR lesson"
 ok "XOR lesson through the published port: $xor"
+
+docs=$("${checks[@]}" docs "$url") || fail "Swagger UI"
+ok "Swagger UI served: $docs"
 
 uid=$(docker exec "$name" id -u)
 [[ $uid != 0 ]] || fail "the service runs as root"

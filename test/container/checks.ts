@@ -4,6 +4,7 @@
  *   ready CONTAINER TIMEOUT_MS        `docker start`s it; prints ms to the first 200 from /readyz, and its URL
  *   xor URL                           the XOR lesson against the float64 reference
  *   info URL FIELD                    prints one field of GET /info (a dotted path: threads.webasm)
+ *   docs URL                          the Swagger UI's page and scripts, and the OpenAPI document
  *   long URL BATCH                    one large value-and-grad: prints its ms
  *   stop-during URL CONTAINER DELAY BATCH   that request, `docker stop` DELAY ms after sending
  *                                     it: the request must still answer 200, after the stop began
@@ -17,7 +18,7 @@ import { relError, valueAndGrad64 } from '../reference/mlp64.js';
 type Answer = { loss: number; grads: { W: number[][]; b: number[] }[] };
 
 const [command, url, ...args] = process.argv.slice(2);
-if (!url) throw new Error('usage: checks.ts ready CONTAINER | xor|info|long|stop-during URL ...');
+if (!url) throw new Error('usage: checks.ts ready CONTAINER | xor|info|docs|long|stop-during URL ...');
 
 async function post(path: string, body: string): Promise<{ status: number; json: Answer }> {
   const res = await fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
@@ -96,6 +97,20 @@ if (command === 'ready') {
   for (const key of args[0]!.split('.')) value = (value as Record<string, unknown> | undefined)?.[key];
   assert.notEqual(value, undefined, `/info has no ${args[0]}`);
   console.log(typeof value === 'object' ? JSON.stringify(value) : value);
+} else if (command === 'docs') {
+  // the UI's files come from @fastify/swagger-ui's own folder, which the image must keep
+  const page = await fetch(`${url}/docs/`);
+  assert.equal(page.status, 200, `/docs/ answered ${page.status}`);
+  const scripts = [...(await page.text()).matchAll(/src="\.\/(static\/[^"]+\.js)"/g)].map((m) => m[1]!);
+  assert.ok(scripts.length > 0, '/docs/ loads no scripts');
+  for (const script of scripts) {
+    const res = await fetch(`${url}/docs/${script}`);
+    assert.equal(res.status, 200, `/docs/${script} answered ${res.status}`);
+    await res.arrayBuffer();
+  }
+  const doc = (await (await fetch(`${url}/openapi.json`)).json()) as { paths: Record<string, unknown> };
+  assert.ok(doc.paths['/value-and-grad'], '/openapi.json has no /value-and-grad');
+  console.log(`/docs/ and its ${scripts.length} scripts, /openapi.json with ${Object.keys(doc.paths).length} paths`);
 } else if (command === 'long') {
   const body = largeRequest(Number(args[0]));
   const t0 = performance.now();
