@@ -26,8 +26,8 @@ declare module 'fastify' {
     jsonWorkers: JsonWorkers;
     /** whether answers are compressed for clients that accept it (GRADSERVE_COMPRESS_RESPONSES) */
     compressResponses: boolean;
-    /** the app's connections: drained() resolves once closing has ended them all */
-    connections: { drained: () => Promise<void> };
+    /** the app's connections: drained() resolves once closing has ended them all; cutOff() closes the rest */
+    connections: ReturnType<typeof drainOnClose>;
   }
   interface FastifyRequest {
     /** what the engine did for this request, for the log line */
@@ -58,7 +58,7 @@ export async function buildApp({ config, engine, jsonWorkers = new JsonWorkers(c
     bodyLimit: config.limits.bodyBytes,
     genReqId: (req) => requestIdFrom(req.headers['x-request-id']),
     logController: new LogController({ disableRequestLogging: true }), // one line per request, below
-    return503OnClosing: true,
+    return503OnClosing: false, // drain.ts answers them, in the service's shape and with Retry-After
     forceCloseConnections: false, // drain.ts ends them gracefully instead
     // a client that cannot send its whole request within the request timeout gets a 408 and
     // loses its connection, so slow uploads cannot hold admission slots for long. Node applies
@@ -150,7 +150,7 @@ export async function buildApp({ config, engine, jsonWorkers = new JsonWorkers(c
     const compute = { engine, gate, limits: config.limits, admission: config.admission };
     await api.register(computeRoutes, compute);
     await api.register(trainRoutes, compute);
-    await api.register(initRoutes, { limits: config.limits });
+    await api.register(initRoutes, compute);
     await api.register(healthRoutes, { engine });
     await api.register(infoRoutes, {
       engine,

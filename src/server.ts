@@ -1,11 +1,13 @@
 import { buildApp } from './app.js';
 import { Engine } from './engine/engine.js';
-import { Errors } from './http/errors.js';
+import { Errors, retryAfter } from './http/errors.js';
 import { JsonWorkers } from './http/json-workers.js';
 import { ConfigError, loadConfig, unknownSettings } from './runtime/config.js';
 import { MALLOC_TUNABLES, mallocTuning } from './runtime/malloc.js';
 
-/** After the grace period and the abort, how long requests get to answer before a hard exit. */
+/** After the grace period and the abort, how long answers get to leave before their connections close. */
+const CUT_OFF_AFTER_MS = 1000;
+/** ... and before a hard exit, if stopping the engine hangs. */
 const FORCE_EXIT_AFTER_MS = 3000;
 
 /** Start the service: config from the environment, engine, app, listen; close gracefully on SIGTERM/SIGINT. */
@@ -46,11 +48,17 @@ async function main(): Promise<void> {
     // 503 that tells their clients to retry elsewhere, and close() can finish.
     const giveUp = setTimeout(() => {
       app.log.warn({ graceMs: config.shutdownGraceMs, ...app.computeGate.stats() }, 'grace period over; abandoning in-flight compute');
-      app.computeGate.abortAll(new Errors.ShuttingDown());
+      app.computeGate.abortAll(retryAfter(new Errors.ShuttingDown(), 1));
     }, config.shutdownGraceMs);
     giveUp.unref();
+    // a client that does not read its answer must not hold the process open
+    const cutOff = setTimeout(() => {
+      const cut = app.connections.cutOff();
+      if (cut > 0) app.log.warn({ connections: cut }, 'answers not taken within the grace period; connections closed');
+    }, config.shutdownGraceMs + CUT_OFF_AFTER_MS);
+    cutOff.unref();
     const force = setTimeout(() => {
-      app.log.error('requests still open after the grace period; exiting');
+      app.log.error('still not stopped after the grace period; exiting');
       process.exit(1);
     }, config.shutdownGraceMs + FORCE_EXIT_AFTER_MS);
     force.unref();

@@ -30,7 +30,7 @@ export const Errors = {
   ClientGone: createError('GRADSERVE_CLIENT_GONE', 'the client closed the connection; its work was abandoned', 499),
   ShuttingDown: createError(
     'GRADSERVE_SHUTTING_DOWN',
-    'the server is shutting down and abandoned this request; retry on another replica',
+    'the server is shutting down and did not complete this request; retry on another replica',
     503,
   ),
 };

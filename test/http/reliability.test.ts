@@ -36,14 +36,14 @@ const post = (url: string, body: unknown, signal?: AbortSignal) =>
   fetch(`${url}/value-and-grad`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' }, signal });
 
 /** A POST over a raw socket, to see what the server takes and sends: `head` is the answer's first bytes. */
-function rawPost(port: number, body: unknown) {
+function rawPost(port: number, body: unknown, path = '/value-and-grad') {
   const bytes = Buffer.from(JSON.stringify(body));
   const socket = connect(port, '127.0.0.1');
   const head = new Promise<string>((resolve, reject) => {
     socket.once('data', (d: Buffer) => resolve(d.toString('latin1', 0, 40)));
     socket.once('error', reject);
   });
-  socket.write(`POST /value-and-grad HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${bytes.length}\r\n\r\n`);
+  socket.write(`POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${bytes.length}\r\n\r\n`);
   socket.write(bytes);
   return { socket, head, bytes: bytes.length };
 }
@@ -242,6 +242,24 @@ describe('overload, timeouts and abandoned work', () => {
       } finally {
         request.socket.destroy();
       }
+    });
+  });
+
+  it('admits /init like the compute routes: an answer not taken holds its slot, so it cannot pile up answers', async () => {
+    await withServer({ admission: { maxConcurrency: 1, maxQueue: 0 } }, async (url, app) => {
+      // 2.25 M parameters: ~45 MB of JSON, far more than the socket buffers hold
+      const request = rawPost(Number(new URL(url).port), { layers: [1500, 1500, 1], seed: 1 }, '/init');
+      request.socket.pause();
+      try {
+        await until('the /init request is admitted', () => app.computeGate.stats().admitted === 1);
+        const refused = await post(url, xorCase);
+        assert.equal(refused.status, 503, 'its slot is held while its answer waits');
+        assert.equal(((await refused.json()) as { code: string }).code, 'GRADSERVE_OVERLOADED');
+      } finally {
+        request.socket.destroy();
+      }
+      await until('its slot is free once the client is gone', () => app.computeGate.stats().admitted === 0);
+      assert.equal((await post(url, xorCase)).status, 200);
     });
   });
 

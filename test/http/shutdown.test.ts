@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { Agent, get, request } from 'node:http';
+import { connect } from 'node:net';
 import { describe, it } from 'node:test';
 import { xorTrainRequest } from '../../src/http/examples.js';
 
@@ -34,14 +35,14 @@ async function startServer(env: Record<string, string>): Promise<{ child: ChildP
  * trained on `cpu`. Its length is set by the step count, not by kernel speed, so the test's
  * timing holds however fast the engine gets.
  */
-async function train(url: string, steps: number): Promise<{ status: number; code?: string; at: number }> {
+async function train(url: string, steps: number): Promise<{ status: number; code?: string; retryAfter: string | null; at: number }> {
   const res = await fetch(`${url}/train`, {
     method: 'POST',
     body: JSON.stringify({ ...xorTrainRequest, steps }),
     headers: { 'content-type': 'application/json' },
   });
   const body = (await res.json()) as { code?: string };
-  return { status: res.status, code: body.code, at: performance.now() };
+  return { status: res.status, code: body.code, retryAfter: res.headers.get('retry-after'), at: performance.now() };
 }
 
 describe('graceful shutdown (a real server process)', () => {
@@ -78,8 +79,28 @@ describe('graceful shutdown (a real server process)', () => {
     const answer = await pending;
     assert.equal(answer.status, 503);
     assert.equal(answer.code, 'GRADSERVE_SHUTTING_DOWN');
+    assert.equal(answer.retryAfter, '1', 'tells its client when to retry');
     const [code] = await exited;
     assert.equal(code, 0, log.join('\n'));
+  });
+
+  it('closes a connection whose client does not take its answer a second after the grace period, and exits 0', async () => {
+    const { child, url, log } = await startServer({ GRADSERVE_SHUTDOWN_GRACE_MS: '300' });
+    const body = JSON.stringify({ layers: [1500, 1500, 1], seed: 1 }); // ~45 MB of JSON: more than the socket buffers hold
+    const socket = connect(Number(new URL(url).port), '127.0.0.1');
+    socket.write(`POST /init HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    socket.pause(); // never reads its answer
+    socket.on('error', () => {});
+    await new Promise((r) => setTimeout(r, 1500)); // drawn, and stuck in the socket
+    const exited = once(child, 'exit');
+    const t0 = performance.now();
+    child.kill('SIGTERM');
+    const [code] = await exited;
+    const took = performance.now() - t0;
+    socket.destroy();
+    assert.equal(code, 0, log.join('\n'));
+    assert.ok(took > 1300 && took < 3000, `stopped ${took.toFixed(0)} ms after SIGTERM: the grace, then a second for answers`);
+    assert.ok(log.some((line) => line.includes('answers not taken within the grace period')));
   });
 
   it('ends idle keep-alive connections at once instead of waiting out the grace period', async () => {

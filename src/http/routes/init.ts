@@ -2,14 +2,20 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { z } from 'zod';
 import { initParams } from '../../engine/init.js';
-import type { Limits } from '../../runtime/config.js';
+import { admitCompute } from '../admission.js';
 import { ResultEncoder } from '../encode.js';
 import { Errors } from '../errors.js';
 import { sendAnswer } from '../json-body.js';
 import { enforceInitLimits } from '../limits.js';
 import { type InitResponse, postSchemas } from '../schemas.js';
+import type { ComputeRouteOptions } from './compute.js';
 
-export const initRoutes: FastifyPluginAsync<{ limits: Limits }> = async (app, { limits }) => {
+/**
+ * /init draws on the main thread and can answer tens of MB: it is admitted, bounded and timed
+ * like the compute routes, so that clients that do not read their answers cannot pile them up.
+ */
+export const initRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app, { gate, limits, admission }) => {
+  admitCompute(app, gate, admission.requestTimeoutMs);
   app.withTypeProvider<ZodTypeProvider>().post(
     '/init',
     {
@@ -34,7 +40,8 @@ export const initRoutes: FastifyPluginAsync<{ limits: Limits }> = async (app, { 
       }
       // initial values are always finite: the encoder writes plain numbers
       const enc = new ResultEncoder(request.body.outputEncoding);
-      const encoded = enc.layers(initParams({ layers, seed, scheme, biasScheme, scale }));
+      const params = await gate.run(request.computeSignal, async () => initParams({ layers, seed, scheme, biasScheme, scale }));
+      const encoded = enc.layers(params);
       return sendAnswer(reply, { params: encoded as z.infer<typeof InitResponse>['params'] }, enc);
     },
   );
