@@ -10,6 +10,17 @@ const CUT_OFF_AFTER_MS = 1000;
 /** ... and before a hard exit, if stopping the engine hangs. */
 const FORCE_EXIT_AFTER_MS = 3000;
 
+/** A reason the service cannot start that the operator can act on (a backend, the address): one line, not a stack. */
+class CannotStart extends Error {}
+
+async function orCannotStart<T>(what: string, step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (err) {
+    throw new CannotStart(`${what}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
 /** Start the service: config from the environment, engine, app, listen; close gracefully on SIGTERM/SIGINT. */
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -17,13 +28,15 @@ async function main(): Promise<void> {
   // so the first large body does not wait for them
   const jsonWorkers = new JsonWorkers(config.jsonOffload);
   jsonWorkers.start();
-  const engine = await Engine.create({
-    backend: config.backend,
-    kernelCacheSize: config.kernelCacheSize,
-    webasmThreads: config.webasmThreads,
-    thresholds: config.thresholds,
-    requireGpu: config.requireGpu,
-  });
+  const engine = await orCannotStart('the compute engine cannot start', () =>
+    Engine.create({
+      backend: config.backend,
+      kernelCacheSize: config.kernelCacheSize,
+      webasmThreads: config.webasmThreads,
+      thresholds: config.thresholds,
+      requireGpu: config.requireGpu,
+    }),
+  );
   const app = await buildApp({ config, engine, jsonWorkers });
   for (const name of unknownSettings()) {
     app.log.warn({ variable: name }, `${name} is not a setting of gradserve and is ignored (README, "Configuration" lists them)`);
@@ -72,12 +85,17 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
 
-  await app.listen({ port: config.port, host: config.host });
+  await orCannotStart(`cannot listen on ${config.host} port ${config.port} (HOST, PORT)`, () =>
+    app.listen({ port: config.port, host: config.host }),
+  );
   app.log.info({ backend: engine.backendName, docs: '/docs' }, 'gradserve ready');
 }
 
 main().catch((err: unknown) => {
-  // a setting's mistake is the operator's to fix: its message, not a stack trace
-  console.error(err instanceof ConfigError ? `gradserve: ${err.message}` : err);
+  // a setting's mistake is the operator's to fix: its message, not a stack trace (LOG_LEVEL=debug adds the cause's)
+  if (err instanceof ConfigError || err instanceof CannotStart) {
+    console.error(`gradserve: ${err.message}`);
+    if (err.cause && /^(debug|trace)$/.test(process.env.LOG_LEVEL ?? '')) console.error(err.cause);
+  } else console.error(err);
   process.exit(1);
 });

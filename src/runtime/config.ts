@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { DEFAULT_CPU_MAX_WORK, DEFAULT_GPU_MIN_WORK, type Thresholds } from '../engine/dispatch.js';
 import { ACTIVATIONS, type Activation, BACKEND_CHOICES } from '../engine/types.js';
+import { enforceLimits } from '../http/limits.js';
 import { usableCpus } from './cpus.js';
 
 /** A network shape to compile at start-up: `2,4,1x4` or `64,128,128,1x1024:relu` (tanh by default). */
@@ -52,6 +53,13 @@ const CPUS = usableCpus();
  */
 export const jsonWorkersFor = (cpus: number): number => Math.max(1, Math.ceil(cpus / 3));
 
+/** A duration for a timer: Node fires any delay over 2³¹ − 1 ms (24.8 days) after 1 ms. */
+const Milliseconds = z.coerce
+  .number()
+  .int()
+  .positive()
+  .max(2 ** 31 - 1, 'at most 2147483647 (24.8 days, the longest timer Node keeps)');
+
 /** Every setting comes from the environment, read and validated here and nowhere else. */
 const EnvSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
@@ -71,7 +79,7 @@ const EnvSchema = z.object({
     .default(64 * 1024 * 1024),
   GRADSERVE_KERNEL_CACHE_SIZE: z.coerce.number().int().positive().default(64),
   GRADSERVE_WEBASM_THREADS: z.coerce.number().int().positive().max(256).default(CPUS),
-  GRADSERVE_SHUTDOWN_GRACE_MS: z.coerce.number().int().positive().default(10_000),
+  GRADSERVE_SHUTDOWN_GRACE_MS: Milliseconds.default(10_000),
   GRADSERVE_MAX_TRAIN_STEPS: z.coerce.number().int().positive().default(100_000),
   GRADSERVE_MAX_TRAIN_WORK: z.coerce.number().int().positive().default(1e9),
   GRADSERVE_MAX_INIT_PARAMS: z.coerce
@@ -86,13 +94,13 @@ const EnvSchema = z.object({
   GRADSERVE_MAX_CONCURRENCY: z.coerce.number().int().positive().default(2),
   GRADSERVE_MAX_QUEUE: z.coerce.number().int().min(0).default(256),
   GRADSERVE_READ_AHEAD: z.coerce.number().int().min(0).default(8),
-  GRADSERVE_REQUEST_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
+  GRADSERVE_REQUEST_TIMEOUT_MS: Milliseconds.default(30_000),
   GRADSERVE_WARMUP: Warmup,
   GRADSERVE_COMPRESS_RESPONSES: z
     .enum(['0', '1'])
     .default('1')
     .transform((v) => v === '1'),
-  GRADSERVE_JSON_WORKERS: z.coerce.number().int().min(0).default(jsonWorkersFor(CPUS)),
+  GRADSERVE_JSON_WORKERS: z.coerce.number().int().min(0).max(64).default(jsonWorkersFor(CPUS)),
   GRADSERVE_JSON_OFFLOAD_BYTES: z.coerce
     .number()
     .int()
@@ -181,7 +189,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid configuration: ${problems}`);
   }
   const e = parsed.data;
-  return {
+  const config: Config = {
     port: e.PORT,
     host: e.HOST,
     logLevel: e.LOG_LEVEL,
@@ -211,6 +219,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     jsonOffload: { workers: e.GRADSERVE_JSON_WORKERS, minBytes: e.GRADSERVE_JSON_OFFLOAD_BYTES },
     compressResponses: e.GRADSERVE_COMPRESS_RESPONSES,
   };
+  // a warm-up shape the service would refuse as a request is a mistake, and may not fit in memory
+  for (const shape of config.warmup) {
+    try {
+      enforceLimits(shape, config.limits);
+    } catch (err) {
+      const name = `${shape.widths.join(',')}x${shape.batch}`;
+      throw new ConfigError(`invalid configuration: GRADSERVE_WARMUP: "${name}": ${(err as Error).message}`);
+    }
+  }
+  return config;
 }
 
 /** Variables this project's own tools read (lesson scripts, compose, test switches), not the service. */

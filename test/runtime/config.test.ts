@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { type AddressInfo, createServer } from 'node:net';
 import { describe, it } from 'node:test';
 import { ConfigError, defaultConfig, loadConfig, unknownSettings } from '../../src/runtime/config.js';
 
@@ -35,6 +36,41 @@ describe('configuration from the environment', () => {
       OTHER: '1',
     };
     assert.deepEqual(unknownSettings(env), ['GRADSERVE_MAX_LAYER']);
+  });
+
+  it('refuses values the service could not honour: timers past 2³¹ ms, a JSON thread pool over 64, a warm-up shape over a limit', () => {
+    const refused: [Record<string, string>, RegExp][] = [
+      [{ GRADSERVE_REQUEST_TIMEOUT_MS: '2147483648' }, /GRADSERVE_REQUEST_TIMEOUT_MS \(given "2147483648"\): at most 2147483647/],
+      [{ GRADSERVE_SHUTDOWN_GRACE_MS: '99999999999' }, /GRADSERVE_SHUTDOWN_GRACE_MS \(given "99999999999"\): at most 2147483647/],
+      [{ GRADSERVE_JSON_WORKERS: '65' }, /GRADSERVE_JSON_WORKERS \(given "65"\)/],
+      [
+        { GRADSERVE_WARMUP: '100000,1x1' },
+        /GRADSERVE_WARMUP: "100000,1x1": a layer is 100000 wide; the limit is 8192 \(GRADSERVE_MAX_WIDTH\)/,
+      ],
+      [{ GRADSERVE_WARMUP: '2,1x100000', GRADSERVE_MAX_BATCH: '1000' }, /GRADSERVE_WARMUP: "2,1x100000": .*GRADSERVE_MAX_BATCH/],
+    ];
+    for (const [env, message] of refused) assert.throws(() => loadConfig(env), message, JSON.stringify(env));
+    assert.equal(loadConfig({ GRADSERVE_REQUEST_TIMEOUT_MS: '2147483647' }).admission.requestTimeoutMs, 2 ** 31 - 1);
+  });
+
+  it('says in one line when it cannot listen (the port taken), no stack trace', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const { port } = taken.address() as AddressInfo;
+    try {
+      const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+        env: { ...process.env, PORT: String(port), GRADSERVE_WARMUP: 'none', LOG_LEVEL: 'silent' },
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      assert.equal(run.status, 1, run.stderr);
+      assert.match(
+        run.stderr,
+        new RegExp(`^gradserve: cannot listen on 127\\.0\\.0\\.1 port ${port} \\(HOST, PORT\\): listen EADDRINUSE.*\\n$`),
+      );
+    } finally {
+      taken.close();
+    }
   });
 
   it('stops the server at start-up with one line that says what is wrong, no stack trace', () => {
