@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import compress from '@fastify/compress';
-import Fastify, { type FastifyInstance, LogController } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyRequest, LogController } from 'fastify';
 import type { Engine } from './engine/engine.js';
 import type { RunStats } from './engine/types.js';
 import { ComputeGate } from './http/admission.js';
@@ -52,6 +52,9 @@ export interface AppDeps {
 const OVERDUE_CHECK_MS = 1000;
 
 /** Build the app without listening: server.ts listens, tests use inject or listen on port 0. */
+/** A request's URL for its log line: the route's pattern, or an unknown path without its query (which may hold secrets). */
+const loggedUrl = (request: FastifyRequest) => request.routeOptions.url ?? request.url.split('?', 1)[0]!.slice(0, 200);
+
 export async function buildApp({ config, engine, jsonWorkers = new JsonWorkers(config.jsonOffload) }: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     logger: loggerOptions(config),
@@ -100,7 +103,7 @@ export async function buildApp({ config, engine, jsonWorkers = new JsonWorkers(c
     request.log.info(
       {
         method: request.method,
-        url: request.routeOptions.url ?? request.url.slice(0, 200),
+        url: loggedUrl(request),
         status: reply.statusCode,
         durationMs: Number(reply.elapsedTime.toFixed(2)),
         backend: stats?.backend,
@@ -119,7 +122,7 @@ export async function buildApp({ config, engine, jsonWorkers = new JsonWorkers(c
       request.log.info(
         {
           method: request.method,
-          url: request.routeOptions.url ?? request.url.slice(0, 200),
+          url: loggedUrl(request),
           status: unfinishedStatus(reply.raw),
           durationMs: Number(reply.elapsedTime.toFixed(2)),
         },

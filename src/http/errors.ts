@@ -206,7 +206,9 @@ export function unfinishedStatus(response: object): number {
  */
 export function clientErrorHandler(timeoutMs: number) {
   return function (this: FastifyInstance, err: Error & { code?: string }, socket: Duplex): void {
-    if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    // the client hung up: reset, or closed its side before its request was whole (it gets
+    // no answer, and a request under way is logged and counted as 499)
+    if (err.code === 'ECONNRESET' || err.code === 'HPE_INVALID_EOF_STATE' || socket.destroyed) return void socket.destroy();
     const [status, code, message] =
       err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
         ? [408, 'GRADSERVE_UPLOAD_TIMEOUT', new Errors.UploadTimeout(timeoutMs).message]

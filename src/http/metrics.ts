@@ -1,7 +1,10 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Engine } from '../engine/engine.js';
 import { unfinishedStatus } from './errors.js';
+
+/** Methods counted by name; any other is counted as "other". */
+const COMMON_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']);
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
@@ -76,7 +79,6 @@ export function registerMetrics(app: FastifyInstance, engine: Engine): void {
   mirrored('gradserve_kernel_compiles_total', 'Kernels compiled', () => cache().compiles);
   mirrored('gradserve_kernel_cache_hits_total', 'Kernel cache hits', () => cache().hits);
   mirrored('gradserve_kernel_cache_evictions_total', 'Kernels evicted from the cache', () => cache().evictions);
-  mirrored('gradserve_kernel_compile_seconds_total', 'Time spent compiling kernels', () => cache().compileMsTotal / 1000);
   new Gauge({
     name: 'gradserve_kernel_cache_size',
     help: 'Kernels in the cache',
@@ -107,19 +109,23 @@ export function registerMetrics(app: FastifyInstance, engine: Engine): void {
   });
   for (const backend of engine.info().backends) backendInfo.set({ choice: engine.backendName, backend }, 1);
 
-  app.addHook('onResponse', async (request, reply) => {
-    // the route's pattern, never the raw URL: unknown paths would make unbounded label values
-    const labels = { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) };
+  // the route's pattern, never the raw URL, and the common methods by name: what a client
+  // sends must not make new label values without end
+  const count = (request: FastifyRequest, status: number, seconds: number) => {
+    const method = COMMON_METHODS.has(request.method) ? request.method : 'other';
+    const labels = { method, route: request.routeOptions.url ?? 'unmatched', status: String(status) };
     requests.inc(labels);
-    latency.observe(labels, reply.elapsedTime / 1000);
+    latency.observe(labels, seconds);
+  };
+  app.addHook('onResponse', async (request, reply) => {
+    count(request, reply.statusCode, reply.elapsedTime / 1000);
     const stats = request.runStats;
-    if (stats) compute.observe({ route: labels.route, backend: stats.backend }, stats.computeMs / 1000);
+    if (stats) compute.observe({ route: request.routeOptions.url ?? 'unmatched', backend: stats.backend }, stats.computeMs / 1000);
   });
-
+  // answers that never finished (499, 408) are counted and timed too, to when the connection closed
   app.addHook('onRequest', async (request, reply) => {
     reply.raw.once('close', () => {
-      if (reply.raw.writableFinished) return;
-      requests.inc({ method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(unfinishedStatus(reply.raw)) });
+      if (!reply.raw.writableFinished) count(request, unfinishedStatus(reply.raw), reply.elapsedTime / 1000);
     });
   });
 

@@ -82,17 +82,20 @@ describe('operations: /info and /metrics', () => {
     assert.ok(Math.abs(perKernel.reduce((s, m) => s + Number(m[1]), 0) - total) < 0.05, timing);
     await app.inject({ method: 'POST', url: '/value-and-grad', payload: xorRequest });
     await app.inject({ method: 'POST', url: '/value-and-grad', payload: { ...xorRequest, x: [] } });
-    await app.inject('/no/such/path');
+    await app.inject('/no/such/path?api_key=secret');
+    await app.inject({ method: 'PROPFIND', url: '/no/such/path' });
     const after = await scrape();
     const moved = (name: string, labels = '') => sample(after, name, labels) - sample(before, name, labels);
     assert.equal(moved('gradserve_http_requests_total', vg), 2);
     assert.equal(moved('gradserve_http_requests_total', 'method="POST",route="/value-and-grad",status="400"'), 1);
     assert.equal(moved('gradserve_http_requests_total', 'method="GET",route="unmatched",status="404"'), 1);
+    assert.equal(moved('gradserve_http_requests_total', 'method="other",route="unmatched",status="404"'), 1);
     assert.equal(moved('gradserve_http_request_duration_seconds_count', vg), 2);
     assert.equal(moved('gradserve_engine_compute_seconds_count', 'route="/value-and-grad",backend="cpu"'), 2);
     assert.equal(moved('gradserve_kernel_compiles_total'), 5); // the first request compiled the XOR network's kernels
     assert.equal(moved('gradserve_kernel_cache_hits_total'), 5); // the second found them all
-    assert.ok(moved('gradserve_kernel_compile_seconds_total') > 0);
+    assert.ok(moved('gradserve_kernel_compile_seconds_sum', 'backend="cpu",op="dense.forward"') > 0);
+    assert.doesNotMatch(after, /^gradserve_kernel_compile_seconds_total/m, 'no counter in the histogram family');
     assert.equal(moved('gradserve_kernel_compile_seconds_count', 'backend="cpu",op="dense.forward"'), 2);
     assert.equal(moved('gradserve_kernel_compile_seconds_count', 'backend="cpu",op="dense.dZprev"'), 1);
     assert.equal(sample(after, 'gradserve_kernel_cache_size'), 5);

@@ -294,6 +294,34 @@ describe('overload, timeouts and abandoned work', () => {
       assert.deepEqual(app.computeGate.stats(), { admitted: 0, running: 0, waiting: 0, unread: 0 });
       const metrics = await (await fetch(`${url}/metrics`)).text();
       assert.match(metrics, /gradserve_http_requests_total\{method="POST",route="\/value-and-grad",status="499"\} 1\n/, 'counted');
+      assert.match(
+        metrics,
+        /gradserve_http_request_duration_seconds_count\{method="POST",route="\/value-and-grad",status="499"\} 1\n/,
+        'timed',
+      );
+    });
+  });
+
+  it('takes a client that closes its side in the middle of its upload as gone: counted as 499, not 400', async () => {
+    await withServer({}, async (url) => {
+      const socket = connect(Number(new URL(url).port), '127.0.0.1');
+      const closed = new Promise<string>((resolve) => {
+        let got = '';
+        socket.on('data', (d: Buffer) => {
+          got += d.toString('latin1');
+        });
+        socket.on('close', () => resolve(got));
+      });
+      socket.write(
+        'POST /value-and-grad HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"params": [',
+      );
+      await new Promise((r) => setTimeout(r, 100));
+      socket.end(); // FIN, 990 bytes short
+      assert.equal(await closed, '', 'no answer to a client that is gone');
+      const metrics = await (await fetch(`${url}/metrics`)).text();
+      assert.match(metrics, /gradserve_http_requests_total\{method="POST",route="\/value-and-grad",status="499"\} 1\n/);
+      assert.doesNotMatch(metrics, /route="\/value-and-grad",status="400"/);
+      assert.equal((await post(url, xorCase)).status, 200);
     });
   });
 
