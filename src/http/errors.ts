@@ -204,23 +204,35 @@ export function unfinishedStatus(response: object): number {
  * answer is written to the socket, which is then closed, as fastify's default does, in the
  * service's error shape.
  */
+/**
+ * What a socket error that Node's HTTP server reports (its 'clientError' event) is answered:
+ * undefined when the client hung up (reset, or closed its side before its request was whole:
+ * it gets no answer, and a request under way is logged and counted as 499).
+ */
+export function clientErrorStatus(err: Error & { code?: string }, socket: Duplex): 400 | 408 | 431 | undefined {
+  if (err.code === 'ECONNRESET' || err.code === 'HPE_INVALID_EOF_STATE' || socket.destroyed) return undefined;
+  return err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+}
+
+/** The response of the request under way on a socket, if any (Node keeps it there). */
+export const responseOn = (socket: Duplex) => (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+
 export function clientErrorHandler(timeoutMs: number) {
   return function (this: FastifyInstance, err: Error & { code?: string }, socket: Duplex): void {
-    // the client hung up: reset, or closed its side before its request was whole (it gets
-    // no answer, and a request under way is logged and counted as 499)
-    if (err.code === 'ECONNRESET' || err.code === 'HPE_INVALID_EOF_STATE' || socket.destroyed) return void socket.destroy();
-    const [status, code, message] =
-      err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-        ? [408, 'GRADSERVE_UPLOAD_TIMEOUT', new Errors.UploadTimeout(timeoutMs).message]
-        : err.code === 'HPE_HEADER_OVERFLOW'
-          ? [431, 'GRADSERVE_HEADERS_TOO_LARGE', 'the request headers are larger than the server accepts']
-          : [400, 'GRADSERVE_BAD_HTTP', 'the request is not valid HTTP/1.1'];
+    const status = clientErrorStatus(err, socket);
+    if (status === undefined) return void socket.destroy();
+    const [code, message] =
+      status === 408
+        ? ['GRADSERVE_UPLOAD_TIMEOUT', new Errors.UploadTimeout(timeoutMs).message]
+        : status === 431
+          ? ['GRADSERVE_HEADERS_TOO_LARGE', 'the request headers are larger than the server accepts']
+          : ['GRADSERVE_BAD_HTTP', 'the request is not valid HTTP/1.1'];
     this.log.warn({ code, err: err.message }, message);
     // as Node's own handler does: never write into an answer under way on this socket (one
     // answered before its body arrived has closed the connection, see installErrorHandlers)
-    const answering = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent;
+    const response = responseOn(socket);
+    const answering = response?.headersSent;
     // the request under way, if any, is logged and counted with this status, not as a hang-up
-    const response = (socket as Duplex & { _httpMessage?: object })._httpMessage;
     if (response) Object.assign(response, { [CLOSED_WITH]: status });
     if (socket.writable && !answering) {
       const reason = status === 408 ? 'Request Timeout' : status === 431 ? 'Request Header Fields Too Large' : 'Bad Request';

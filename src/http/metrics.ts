@@ -1,7 +1,8 @@
+import type { Duplex } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Engine } from '../engine/engine.js';
-import { unfinishedStatus } from './errors.js';
+import { clientErrorStatus, responseOn, unfinishedStatus } from './errors.js';
 
 /** Methods counted by name; any other is counted as "other". */
 const COMMON_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']);
@@ -127,6 +128,18 @@ export function registerMetrics(app: FastifyInstance, engine: Engine): void {
     reply.raw.once('close', () => {
       if (!reply.raw.writableFinished) count(request, unfinishedStatus(reply.raw), reply.elapsedTime / 1000);
     });
+  });
+
+  // answers Node's server asks for before fastify has a request (malformed HTTP, headers too
+  // large); one for a request under way is counted by that request, above. First, before
+  // fastify's clientErrorHandler closes the socket
+  app.server.prependListener('clientError', (err: Error, socket: Duplex) => {
+    const status = clientErrorStatus(err, socket);
+    if (status !== undefined && !responseOn(socket)) {
+      const labels = { method: 'other', route: 'unmatched', status: String(status) };
+      requests.inc(labels);
+      latency.observe(labels, 0);
+    }
   });
 
   app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {

@@ -302,6 +302,32 @@ describe('overload, timeouts and abandoned work', () => {
     });
   });
 
+  it('answers malformed HTTP with 400 and oversized headers with 431 in its error shape, counts them, and serves on', async () => {
+    await withServer({}, async (url) => {
+      const exchange = (bytes: string) =>
+        new Promise<string>((resolve, reject) => {
+          const socket = connect(Number(new URL(url).port), '127.0.0.1');
+          let got = '';
+          socket.on('data', (d: Buffer) => {
+            got += d.toString('latin1');
+          });
+          socket.on('close', () => resolve(got));
+          socket.on('error', reject);
+          socket.write(bytes);
+        });
+      const garbage = await exchange('NOT HTTP AT ALL\r\n\r\n');
+      assert.match(garbage, /^HTTP\/1\.1 400 Bad Request\r\n/);
+      assert.match(garbage, /"code":"GRADSERVE_BAD_HTTP"/);
+      const huge = await exchange(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+      assert.match(huge, /^HTTP\/1\.1 431 Request Header Fields Too Large\r\n/);
+      assert.match(huge, /"code":"GRADSERVE_HEADERS_TOO_LARGE"/);
+      const metrics = await (await fetch(`${url}/metrics`)).text();
+      assert.match(metrics, /gradserve_http_requests_total\{method="other",route="unmatched",status="400"\} 1\n/);
+      assert.match(metrics, /gradserve_http_requests_total\{method="other",route="unmatched",status="431"\} 1\n/);
+      assert.equal((await post(url, xorCase)).status, 200);
+    });
+  });
+
   it('takes a client that closes its side in the middle of its upload as gone: counted as 499, not 400', async () => {
     await withServer({}, async (url) => {
       const socket = connect(Number(new URL(url).port), '127.0.0.1');
