@@ -199,12 +199,6 @@ export function unfinishedStatus(response: object): number {
 }
 
 /**
- * Errors that Node's HTTP server finds before a request reaches fastify, or while its body
- * arrives: the request timeout (a stalled upload), oversized headers, malformed HTTP. The
- * answer is written to the socket, which is then closed, as fastify's default does, in the
- * service's error shape.
- */
-/**
  * What a socket error that Node's HTTP server reports (its 'clientError' event) is answered:
  * undefined when the client hung up (reset, or closed its side before its request was whole:
  * it gets no answer, and a request under way is logged and counted as 499).
@@ -217,6 +211,12 @@ export function clientErrorStatus(err: Error & { code?: string }, socket: Duplex
 /** The response of the request under way on a socket, if any (Node keeps it there). */
 export const responseOn = (socket: Duplex) => (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
 
+/**
+ * Errors that Node's HTTP server finds before a request reaches fastify, or while its body
+ * arrives: the request timeout (a stalled upload), oversized headers, malformed HTTP. The
+ * answer is written to the socket, which is then closed, as fastify's default does, in the
+ * service's error shape.
+ */
 export function clientErrorHandler(timeoutMs: number) {
   return function (this: FastifyInstance, err: Error & { code?: string }, socket: Duplex): void {
     const status = clientErrorStatus(err, socket);

@@ -112,9 +112,9 @@ export function registerMetrics(app: FastifyInstance, engine: Engine): void {
 
   // the route's pattern, never the raw URL, and the common methods by name: what a client
   // sends must not make new label values without end
-  const count = (request: FastifyRequest, status: number, seconds: number) => {
-    const method = COMMON_METHODS.has(request.method) ? request.method : 'other';
-    const labels = { method, route: request.routeOptions.url ?? 'unmatched', status: String(status) };
+  const count = (request: FastifyRequest | undefined, status: number, seconds: number) => {
+    const method = request && COMMON_METHODS.has(request.method) ? request.method : 'other';
+    const labels = { method, route: request?.routeOptions.url ?? 'unmatched', status: String(status) };
     requests.inc(labels);
     latency.observe(labels, seconds);
   };
@@ -135,11 +135,7 @@ export function registerMetrics(app: FastifyInstance, engine: Engine): void {
   // fastify's clientErrorHandler closes the socket
   app.server.prependListener('clientError', (err: Error, socket: Duplex) => {
     const status = clientErrorStatus(err, socket);
-    if (status !== undefined && !responseOn(socket)) {
-      const labels = { method: 'other', route: 'unmatched', status: String(status) };
-      requests.inc(labels);
-      latency.observe(labels, 0);
-    }
+    if (status !== undefined && !responseOn(socket)) count(undefined, status, 0);
   });
 
   app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {

@@ -48,6 +48,18 @@ function rawPost(port: number, body: unknown, path = '/value-and-grad') {
   return { socket, head, bytes: bytes.length };
 }
 
+/** Everything `socket` receives until it closes, as text. */
+function receivedUntilClose(socket: Socket): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let got = '';
+    socket.on('data', (d: Buffer) => {
+      got += d.toString('latin1');
+    });
+    socket.on('close', () => resolve(got));
+    socket.on('error', reject);
+  });
+}
+
 /** Wait until `done()` holds, checking every 5 ms; fail with `what` after `ms`. */
 async function until(what: string, done: () => boolean, ms = 5000): Promise<void> {
   for (let waited = 0; !done(); waited += 5) {
@@ -304,17 +316,11 @@ describe('overload, timeouts and abandoned work', () => {
 
   it('answers malformed HTTP with 400 and oversized headers with 431 in its error shape, counts them, and serves on', async () => {
     await withServer({}, async (url) => {
-      const exchange = (bytes: string) =>
-        new Promise<string>((resolve, reject) => {
-          const socket = connect(Number(new URL(url).port), '127.0.0.1');
-          let got = '';
-          socket.on('data', (d: Buffer) => {
-            got += d.toString('latin1');
-          });
-          socket.on('close', () => resolve(got));
-          socket.on('error', reject);
-          socket.write(bytes);
-        });
+      const exchange = (bytes: string) => {
+        const socket = connect(Number(new URL(url).port), '127.0.0.1');
+        socket.write(bytes);
+        return receivedUntilClose(socket);
+      };
       const garbage = await exchange('NOT HTTP AT ALL\r\n\r\n');
       assert.match(garbage, /^HTTP\/1\.1 400 Bad Request\r\n/);
       assert.match(garbage, /"code":"GRADSERVE_BAD_HTTP"/);
@@ -331,13 +337,7 @@ describe('overload, timeouts and abandoned work', () => {
   it('takes a client that closes its side in the middle of its upload as gone: counted as 499, not 400', async () => {
     await withServer({}, async (url) => {
       const socket = connect(Number(new URL(url).port), '127.0.0.1');
-      const closed = new Promise<string>((resolve) => {
-        let got = '';
-        socket.on('data', (d: Buffer) => {
-          got += d.toString('latin1');
-        });
-        socket.on('close', () => resolve(got));
-      });
+      const closed = receivedUntilClose(socket);
       socket.write(
         'POST /value-and-grad HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"params": [',
       );
@@ -355,13 +355,7 @@ describe('overload, timeouts and abandoned work', () => {
     await withServer({}, async (url) => {
       const body = gzipSync(JSON.stringify(xorCase));
       const socket = connect(Number(new URL(url).port), '127.0.0.1');
-      const closed = new Promise<string>((resolve) => {
-        let got = '';
-        socket.on('data', (d: Buffer) => {
-          got += d.toString('latin1');
-        });
-        socket.on('close', () => resolve(got));
-      });
+      const closed = receivedUntilClose(socket);
       const head = `POST /value-and-grad HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: ${body.length}\r\n\r\n`;
       socket.end(Buffer.concat([Buffer.from(head), body]));
       // Node takes the half-close as a hang-up, unless the answer was written first (the gzip
