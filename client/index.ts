@@ -25,8 +25,14 @@ export interface ShardedOptions {
   retries?: number;
   /** the longest wait between attempts, whatever Retry-After says (default 10 000 ms) */
   maxRetryDelayMs?: number;
-  /** per attempt (default 120 000 ms) */
+  /** per attempt (default 120 000 ms); an attempt that times out is retried like a network error */
   timeoutMs?: number;
+  /**
+   * the most shards sent at once (default: all of them). Shards beyond what the replicas
+   * admit (GRADSERVE_MAX_CONCURRENCY + GRADSERVE_MAX_QUEUE each) are refused with 503 and
+   * retried; with short server queues, keep this at or below what they admit.
+   */
+  maxInFlight?: number;
   /** a fetch to use instead of the global one (tests, proxies, custom agents) */
   fetch?: typeof fetch;
   signal?: AbortSignal;
@@ -66,10 +72,15 @@ export async function valueAndGradSharded(
     (e) => new URL('value-and-grad', e.endsWith('/') ? e : `${e}/`).href,
   );
   if (urls.length === 0) throw new TypeError('endpoints is empty; give at least one gradserve URL');
+  if (typeof options !== 'object' || options === null) throw new TypeError('options is missing; give at least { shards }');
   const { shards } = options;
   if (!Number.isInteger(shards) || shards < 1) throw new TypeError(`shards is ${shards}; it must be a whole number ≥ 1`);
   const retries = options.retries ?? 3;
   if (!Number.isInteger(retries) || retries < 0) throw new TypeError(`retries is ${retries}; it must be a whole number ≥ 0`);
+  const { timeoutMs = 120_000, maxInFlight = shards } = options;
+  if (!(timeoutMs > 0)) throw new TypeError(`timeoutMs is ${timeoutMs}; it must be a number of milliseconds > 0`);
+  if (!Number.isInteger(maxInFlight) || maxInFlight < 1)
+    throw new TypeError(`maxInFlight is ${maxInFlight}; it must be a whole number ≥ 1`);
 
   // The shards are sent with reduction and outputEncoding of their own: check the caller's
   // here, since the server never sees them.
@@ -91,8 +102,9 @@ export async function valueAndGradSharded(
   const signal = options.signal ? AbortSignal.any([options.signal, abort.signal]) : abort.signal;
   // Every shard carries all of params: send them binary, so each replica parses them fast.
   const params = request.params.map((layer) => ({ ...layer, W: packed(layer.W), b: packed(layer.b) }));
+  const inFlight = limiter(maxInFlight);
   const answers = Promise.all(
-    bounds.slice(0, n).map((start, i) => {
+    bounds.slice(0, n).map(async (start, i) => {
       const end = bounds[i + 1]!;
       // Every shard asks for sums (so they add up) and base64 tensors (exact float32, small, fast).
       const body = JSON.stringify({
@@ -104,7 +116,7 @@ export async function valueAndGradSharded(
         outputEncoding: 'base64',
       });
       const label = `shard ${i + 1} of ${n} (rows ${start}–${end - 1})`;
-      return postShard(urls, i, body, label, { ...options, retries, signal });
+      return inFlight(() => postShard(urls, i, body, label, { ...options, retries, timeoutMs, signal }));
     }),
   );
   let replies: ShardReply[];
@@ -116,6 +128,22 @@ export async function valueAndGradSharded(
   }
   const predictions = x.count * y.width;
   return combine(replies, reduction === 'sum' ? 1 : predictions, predictions, outputEncoding);
+}
+
+/** Runs at most `limit` of the tasks given to it at once, the rest in the order given. */
+function limiter(limit: number): <T>(task: () => Promise<T>) => Promise<T> {
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  return async (task) => {
+    if (running >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
+    running++;
+    try {
+      return await task();
+    } finally {
+      running--;
+      waiting.shift()?.();
+    }
+  };
 }
 
 /* ---------- splitting rows ---------- */
@@ -133,6 +161,8 @@ function rowsOf(t: ValueAndGradRequest['x'] | ValueAndGradRequest['y'], field: s
     return { count: t.length, width: Array.isArray(first) ? first.length : 1, slice: (s, e) => t.slice(s, e) };
   }
   if (t && typeof t === 'object' && t.dtype === 'float32' && Array.isArray(t.shape) && typeof t.data === 'string') {
+    if (t.shape.length < 1 || t.shape.length > 2)
+      throw new TypeError(`${field}.shape has ${t.shape.length} dimensions; expected [rows] or [rows, cols]`);
     const [count = 0, width = 1] = t.shape;
     const bytes = Buffer.from(t.data, 'base64');
     if (bytes.length !== count * width * 4)
@@ -181,12 +211,13 @@ interface ShardReply {
   warnings?: string[];
 }
 
-type PostOptions = Required<Pick<ShardedOptions, 'retries' | 'signal'>> & ShardedOptions;
+type PostOptions = Required<Pick<ShardedOptions, 'retries' | 'signal' | 'timeoutMs'>> & ShardedOptions;
 
 async function postShard(urls: string[], shard: number, body: string, label: string, o: PostOptions): Promise<ShardReply> {
   const doFetch = o.fetch ?? fetch;
   let last = '';
   let lastStatus = 0;
+  let lastCode: string | undefined;
   for (let attempt = 0; ; attempt++) {
     // Round-robin: shard i starts on endpoint i, and each retry moves to the next one.
     const url = urls[(shard + attempt) % urls.length]!;
@@ -196,13 +227,14 @@ async function postShard(urls: string[], shard: number, body: string, label: str
         method: 'POST',
         headers: { 'content-type': 'application/json', accept: 'application/json' },
         body,
-        signal: AbortSignal.any([o.signal, AbortSignal.timeout(o.timeoutMs ?? 120_000)]),
+        signal: AbortSignal.any([o.signal, AbortSignal.timeout(o.timeoutMs)]),
       });
       const text = await res.text();
       if (res.ok) return parseReply(text, label, shard);
       const { code, message } = parseError(text);
       last = `${res.status}${code ? ` ${code}` : ''}: ${message}`;
       lastStatus = res.status;
+      lastCode = code;
       if (!RETRYABLE.has(res.status)) throw new ShardError(`${label} failed: ${last}`, shard, res.status, code);
       retryAfter = res.headers.get('retry-after');
     } catch (err) {
@@ -211,24 +243,29 @@ async function postShard(urls: string[], shard: number, body: string, label: str
       // A replica that died or is not there: connection refused, or reset mid-answer. Try the next one.
       last = `network error from ${url}: ${explain(err)}`;
       lastStatus = 0;
+      lastCode = undefined;
     }
     if (attempt === o.retries) break;
     o.onRetry?.({ shard, attempt, url, reason: last });
     await sleep(backoff(attempt, retryAfter, o.maxRetryDelayMs), o.signal);
   }
-  throw new ShardError(`${label} failed after ${o.retries + 1} attempts; last: ${last}`, shard, lastStatus);
+  throw new ShardError(`${label} failed after ${o.retries + 1} attempts; last: ${last}`, shard, lastStatus, lastCode);
 }
 
-/** Retry-After (seconds or an HTTP date) when the server sent one, else exponential from 100 ms; capped. */
+/**
+ * Retry-After (seconds or an HTTP date) when the server sent one, else exponential from 100 ms;
+ * up to half as long again at random, so that shards refused together do not all come back
+ * together; capped.
+ */
 function backoff(attempt: number, retryAfter: string | null, capMs = 10_000): number {
   let ms = 100 * 2 ** attempt;
-  if (retryAfter !== null) {
+  if (retryAfter !== null && retryAfter.trim() !== '') {
     const seconds = Number(retryAfter);
     const date = Date.parse(retryAfter);
     if (Number.isFinite(seconds)) ms = seconds * 1000;
     else if (Number.isFinite(date)) ms = date - Date.now();
   }
-  return Math.min(Math.max(ms, 0), capMs);
+  return Math.min(Math.max(ms, 0) * (1 + Math.random() / 2), capMs);
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -288,17 +325,21 @@ function combine(replies: ShardReply[], divisor: number, predictions: number, en
     });
   }
   let nonFinite = 0;
+  // a total beyond float32's range overflowed in one request's float32 sum: so it does here,
+  // before the division for a mean could bring it back into range
+  const finished = (total: number) => {
+    const sum = Math.fround(total);
+    const value = Number.isFinite(sum) ? Math.fround(total / divisor) : sum;
+    if (!Number.isFinite(value)) nonFinite++;
+    return value;
+  };
   const finish = ({ shape, acc }: { shape: number[]; acc: Float64Array }) => {
     const out = new Float32Array(acc.length);
-    for (let i = 0; i < acc.length; i++) {
-      out[i] = Math.fround(acc[i]! / divisor);
-      if (!Number.isFinite(out[i]!)) nonFinite++;
-    }
+    for (let i = 0; i < acc.length; i++) out[i] = finished(acc[i]!);
     return encode(shape, out, encoding);
   };
   const grads = sums.map((s) => ({ W: finish(s.W), b: finish(s.b) })) as ValueAndGradResponse['grads'];
-  const mean = Math.fround(loss / divisor);
-  if (!Number.isFinite(mean)) nonFinite++;
+  const mean = finished(loss);
   const warnings = mergeWarnings(
     replies.map((r) => r.warnings ?? []),
     predictions,
@@ -309,6 +350,8 @@ function combine(replies: ShardReply[], divisor: number, predictions: number, en
 
 const SATURATED = /^(\d+) of (\d+) predictions (.*)$/s;
 const NOT_FINITE = /^\d+ result values? (?:is|are) not finite(.*)$/s;
+/** the server's wording, for a non-finite value that only the combining made (an overflow) */
+const NOT_FINITE_REST = ' (in JSON written as "NaN", "Infinity" or "-Infinity"); float32 overflowed or took log(0), as it would in JAX.';
 
 /**
  * The shards' warnings as one answer would have them: the server counts per request, so
@@ -319,7 +362,7 @@ const NOT_FINITE = /^\d+ result values? (?:is|are) not finite(.*)$/s;
 function mergeWarnings(perShard: string[][], predictions: number, nonFinite: number): string[] {
   const merged = new Map<string, string>();
   let saturated = { k: 0, rest: '' };
-  let notFiniteRest = '';
+  let notFiniteRest = NOT_FINITE_REST;
   for (const w of perShard.flat()) {
     const sat = SATURATED.exec(w);
     const nan = NOT_FINITE.exec(w);
@@ -329,8 +372,7 @@ function mergeWarnings(perShard: string[][], predictions: number, nonFinite: num
   }
   const out = [...merged.values()];
   if (saturated.k > 0) out.push(`${saturated.k} of ${predictions} predictions ${saturated.rest}`);
-  if (nonFinite > 0 && notFiniteRest !== '')
-    out.push(`${nonFinite} result value${nonFinite > 1 ? 's are' : ' is'} not finite${notFiniteRest}`);
+  if (nonFinite > 0) out.push(`${nonFinite} result value${nonFinite > 1 ? 's are' : ' is'} not finite${notFiniteRest}`);
   return out;
 }
 

@@ -119,6 +119,35 @@ describe('client: valueAndGradSharded', () => {
     assert.deepEqual([got.loss, got.grads], [whole.loss, whole.grads]);
   });
 
+  it('overflows where one request would: a total beyond float32 is Infinity before the mean divides it, with the warning', async () => {
+    // each row's squared error is 1e38: finite per shard, 8e38 in all, beyond float32's 3.4e38
+    const base = { params: [{ W: [[1e19]], b: [0] }], x: Array.from({ length: 8 }, () => [1]), y: Array(8).fill(0) };
+    for (const reduction of ['mean', 'sum'] as const) {
+      const request = { ...base, loss: 'mse', outputActivation: 'linear', reduction } as ValueAndGradRequest;
+      const whole = await single(url, request);
+      assert.equal(whole.loss, 'Infinity');
+      const got = await valueAndGradSharded(url, request, { shards: 8 });
+      assert.deepEqual([got.loss, got.grads, got.warnings], [whole.loss, whole.grads, whole.warnings], reduction);
+    }
+  });
+
+  it('sends at most maxInFlight shards at once, and still equals one request', async () => {
+    const c = randomCase(rng(11), { widths: [3, 8, 1], batch: 64, activation: 'tanh' }) as ValueAndGradRequest;
+    let open = 0;
+    let most = 0;
+    const counting: typeof fetch = async (input, init) => {
+      most = Math.max(most, ++open);
+      try {
+        return await fetch(input, init);
+      } finally {
+        open--;
+      }
+    };
+    const got = await valueAndGradSharded(url, c, { shards: 8, maxInFlight: 2, fetch: counting });
+    assert.equal(most, 2);
+    assertSameAnswer(got, await single(url, c), c as unknown as Case64);
+  });
+
   it("fails the whole call when one shard is refused, naming the shard and the server's message", async () => {
     const c = randomCase(rng(6), { widths: [2, 4, 1], batch: 40, activation: 'tanh' });
     const x = c.x.map((r) => [...r]);
@@ -146,6 +175,11 @@ describe('client: valueAndGradSharded', () => {
       valueAndGradSharded(url, { ...c, x: { dtype: 'float32', shape: [8, 2], data: 'AAAA' } }, { shards: 2 }),
       /x.data holds 3 bytes/,
     );
+    const cube = { dtype: 'float32' as const, shape: [8, 1, 2], data: Buffer.alloc(64).toString('base64') };
+    await assert.rejects(valueAndGradSharded(url, { ...c, x: cube }, { shards: 2 }), /x.shape has 3 dimensions/);
+    await assert.rejects(valueAndGradSharded(url, c, { shards: 2, timeoutMs: -5 }), /timeoutMs is -5/);
+    await assert.rejects(valueAndGradSharded(url, c, { shards: 2, maxInFlight: 0 }), /maxInFlight is 0/);
+    await assert.rejects(valueAndGradSharded(url, c, undefined as unknown as { shards: number }), /options is missing/);
   });
 
   it('retries 503s, honouring Retry-After, and moves past a dead replica', async () => {
@@ -184,10 +218,12 @@ describe('client: valueAndGradSharded', () => {
     const busy: typeof fetch = async () =>
       new Response('{"code":"GRADSERVE_OVERLOADED","message":"busy"}', { status: 503, headers: { 'retry-after': '30' } });
     const t0 = performance.now();
-    await assert.rejects(
-      valueAndGradSharded(url, c, { shards: 2, retries: 2, maxRetryDelayMs: 20, fetch: busy }),
-      /shard \d of 2 \(rows \d–\d\) failed after 3 attempts; last: 503 GRADSERVE_OVERLOADED: busy/,
-    );
+    await assert.rejects(valueAndGradSharded(url, c, { shards: 2, retries: 2, maxRetryDelayMs: 20, fetch: busy }), (err: unknown) => {
+      assert.ok(err instanceof ShardError);
+      assert.match(err.message, /shard \d of 2 \(rows \d–\d\) failed after 3 attempts; last: 503 GRADSERVE_OVERLOADED: busy/);
+      assert.equal(err.code, 'GRADSERVE_OVERLOADED', "the last attempt's code");
+      return true;
+    });
     assert.ok(performance.now() - t0 < 1000, 'Retry-After capped by maxRetryDelayMs');
     await assert.rejects(
       valueAndGradSharded(await deadUrl(), c, { shards: 1, retries: 1 }),
