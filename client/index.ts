@@ -104,7 +104,7 @@ export async function valueAndGradSharded(
   const params = request.params.map((layer) => ({ ...layer, W: packed(layer.W), b: packed(layer.b) }));
   const inFlight = limiter(maxInFlight);
   const answers = Promise.all(
-    bounds.slice(0, n).map(async (start, i) => {
+    bounds.slice(0, n).map((start, i) => {
       const end = bounds[i + 1]!;
       // Every shard asks for sums (so they add up) and base64 tensors (exact float32, small, fast).
       const body = JSON.stringify({
@@ -360,7 +360,7 @@ const NOT_FINITE_REST = ' (in JSON written as "NaN", "Infinity" or "-Infinity");
  * gradient is a NaN in the sum), and any other warning appears once.
  */
 function mergeWarnings(perShard: string[][], predictions: number, nonFinite: number): string[] {
-  const merged = new Map<string, string>();
+  const others = new Set<string>();
   let saturated = { k: 0, rest: '' };
   let notFiniteRest = NOT_FINITE_REST;
   for (const w of perShard.flat()) {
@@ -368,9 +368,9 @@ function mergeWarnings(perShard: string[][], predictions: number, nonFinite: num
     const nan = NOT_FINITE.exec(w);
     if (sat) saturated = { k: saturated.k + Number(sat[1]), rest: sat[3]! };
     else if (nan) notFiniteRest = nan[1]!;
-    else merged.set(w, w);
+    else others.add(w);
   }
-  const out = [...merged.values()];
+  const out = [...others];
   if (saturated.k > 0) out.push(`${saturated.k} of ${predictions} predictions ${saturated.rest}`);
   if (nonFinite > 0) out.push(`${nonFinite} result value${nonFinite > 1 ? 's are' : ' is'} not finite${notFiniteRest}`);
   return out;
