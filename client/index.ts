@@ -59,6 +59,13 @@ export class ShardError extends Error {
   }
 }
 
+/** The route under a base URL, keeping the base's path (an ingress prefix) and query (a gateway's key). */
+function routeUrl(base: string, route: string): string {
+  const url = new URL(base);
+  url.pathname = `${url.pathname.replace(/\/$/, '')}/${route}`;
+  return url.href;
+}
+
 /** Statuses that say "try again, maybe elsewhere": overload or shutdown (503), and a balancer with no healthy replica (502, 504). */
 const RETRYABLE = new Set([502, 503, 504]);
 
@@ -67,10 +74,7 @@ export async function valueAndGradSharded(
   request: ValueAndGradRequest,
   options: ShardedOptions,
 ): Promise<ValueAndGradResponse> {
-  // relative, so that a base URL with a path (an ingress prefix) keeps it
-  const urls = (Array.isArray(endpoints) ? endpoints : [endpoints]).map(
-    (e) => new URL('value-and-grad', e.endsWith('/') ? e : `${e}/`).href,
-  );
+  const urls = (Array.isArray(endpoints) ? endpoints : [endpoints]).map((e) => routeUrl(e, 'value-and-grad'));
   if (urls.length === 0) throw new TypeError('endpoints is empty; give at least one gradserve URL');
   if (typeof options !== 'object' || options === null) throw new TypeError('options is missing; give at least { shards }');
   const { shards } = options;

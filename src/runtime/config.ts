@@ -53,59 +53,57 @@ const CPUS = usableCpus();
  */
 export const jsonWorkersFor = (cpus: number): number => Math.max(1, Math.ceil(cpus / 3));
 
+const DECIMAL = /^\s*[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$/i;
+
+/**
+ * A number written in decimal (`8080`, `4e9`): z.coerce.number() alone would also read `0x10`,
+ * `0b1`, `Infinity` and blanks (as 0, so `PORT=" "` would pick a random port).
+ */
+const decimal = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (typeof v === 'string' && DECIMAL.test(v) ? Number(v) : v), schema);
+
 /** A duration for a timer: Node fires any delay over 2³¹ − 1 ms (24.8 days) after 1 ms. */
-const Milliseconds = z.coerce
-  .number()
-  .int()
-  .positive()
-  .max(2 ** 31 - 1, 'at most 2147483647 (24.8 days, the longest timer Node keeps)');
+const Milliseconds = decimal(
+  z
+    .number()
+    .int()
+    .positive()
+    .max(2 ** 31 - 1, 'at most 2147483647 (24.8 days, the longest timer Node keeps)'),
+);
 
 /** Every setting comes from the environment, read and validated here and nowhere else. */
 const EnvSchema = z.object({
-  PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  PORT: decimal(z.number().int().min(0).max(65535)).default(8080),
   HOST: z.string().min(1).default('127.0.0.1'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   GRADSERVE_BACKEND: z.enum(BACKEND_CHOICES).default('auto'),
-  GRADSERVE_CPU_MAX_WORK: z.coerce.number().int().min(0).default(DEFAULT_CPU_MAX_WORK),
-  GRADSERVE_GPU_MIN_WORK: z.coerce.number().int().min(0).default(DEFAULT_GPU_MIN_WORK),
+  GRADSERVE_CPU_MAX_WORK: decimal(z.number().int().min(0)).default(DEFAULT_CPU_MAX_WORK),
+  GRADSERVE_GPU_MIN_WORK: decimal(z.number().int().min(0)).default(DEFAULT_GPU_MIN_WORK),
   GRADSERVE_REQUIRE_GPU: z
     .enum(['0', '1'])
     .default('0')
     .transform((v) => v === '1'),
-  GRADSERVE_BODY_LIMIT: z.coerce
-    .number()
-    .int()
-    .positive()
-    .default(64 * 1024 * 1024),
-  GRADSERVE_KERNEL_CACHE_SIZE: z.coerce.number().int().positive().default(64),
-  GRADSERVE_WEBASM_THREADS: z.coerce.number().int().positive().max(256).default(CPUS),
+  GRADSERVE_BODY_LIMIT: decimal(z.number().int().positive()).default(64 * 1024 * 1024),
+  GRADSERVE_KERNEL_CACHE_SIZE: decimal(z.number().int().positive()).default(64),
+  GRADSERVE_WEBASM_THREADS: decimal(z.number().int().positive().max(256)).default(CPUS),
   GRADSERVE_SHUTDOWN_GRACE_MS: Milliseconds.default(10_000),
-  GRADSERVE_MAX_TRAIN_STEPS: z.coerce.number().int().positive().default(100_000),
-  GRADSERVE_MAX_TRAIN_WORK: z.coerce.number().int().positive().default(1e9),
-  GRADSERVE_MAX_INIT_PARAMS: z.coerce
-    .number()
-    .int()
-    .positive()
-    .default(4 * 1024 * 1024),
-  GRADSERVE_MAX_LAYERS: z.coerce.number().int().positive().default(32),
-  GRADSERVE_MAX_WIDTH: z.coerce.number().int().positive().default(8192),
-  GRADSERVE_MAX_BATCH: z.coerce.number().int().positive().default(65_536),
-  GRADSERVE_MAX_WORK: z.coerce.number().int().positive().default(4e9),
-  GRADSERVE_MAX_CONCURRENCY: z.coerce.number().int().positive().default(2),
-  GRADSERVE_MAX_QUEUE: z.coerce.number().int().min(0).default(256),
-  GRADSERVE_READ_AHEAD: z.coerce.number().int().min(0).default(8),
+  GRADSERVE_MAX_TRAIN_STEPS: decimal(z.number().int().positive()).default(100_000),
+  GRADSERVE_MAX_TRAIN_WORK: decimal(z.number().int().positive()).default(1e9),
+  GRADSERVE_MAX_INIT_PARAMS: decimal(z.number().int().positive()).default(4 * 1024 * 1024),
+  GRADSERVE_MAX_LAYERS: decimal(z.number().int().positive()).default(32),
+  GRADSERVE_MAX_WIDTH: decimal(z.number().int().positive()).default(8192),
+  GRADSERVE_MAX_BATCH: decimal(z.number().int().positive()).default(65_536),
+  GRADSERVE_MAX_WORK: decimal(z.number().int().positive()).default(4e9),
+  GRADSERVE_MAX_CONCURRENCY: decimal(z.number().int().positive()).default(2),
+  GRADSERVE_MAX_QUEUE: decimal(z.number().int().min(0)).default(256),
+  GRADSERVE_READ_AHEAD: decimal(z.number().int().min(0)).default(8),
   GRADSERVE_REQUEST_TIMEOUT_MS: Milliseconds.default(30_000),
   GRADSERVE_WARMUP: Warmup,
   GRADSERVE_COMPRESS_RESPONSES: z
     .enum(['0', '1'])
     .default('1')
     .transform((v) => v === '1'),
-  GRADSERVE_JSON_WORKERS: z.coerce.number().int().min(0).max(64).default(jsonWorkersFor(CPUS)),
-  GRADSERVE_JSON_OFFLOAD_BYTES: z.coerce
-    .number()
-    .int()
-    .min(0)
-    .default(64 * 1024),
+  GRADSERVE_JSON_WORKERS: decimal(z.number().int().min(0).max(64)).default(jsonWorkersFor(CPUS)),
+  GRADSERVE_JSON_OFFLOAD_BYTES: decimal(z.number().int().min(0)).default(64 * 1024),
 });
 
 /** The variables loadConfig reads, for tools that check a deployment's environment. */

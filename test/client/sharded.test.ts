@@ -182,6 +182,22 @@ describe('client: valueAndGradSharded', () => {
     await assert.rejects(valueAndGradSharded(url, c, undefined as unknown as { shards: number }), /options is missing/);
   });
 
+  it("posts to the route under each base URL, keeping the base's path prefix and query", async () => {
+    const c = randomCase(rng(10), { widths: [2, 3, 1], batch: 6, activation: 'tanh' }) as ValueAndGradRequest;
+    const posted: string[] = [];
+    const viaGateway: typeof fetch = (input, init) => {
+      posted.push(String(input));
+      return fetch(`${url}/value-and-grad`, init);
+    };
+    const bases = ['http://gw.example/team/gradserve?key=k1', 'http://gw.example/other/?key=k2', 'http://gw.example'];
+    await valueAndGradSharded(bases, c, { shards: 3, fetch: viaGateway });
+    assert.deepEqual(posted.sort(), [
+      'http://gw.example/other/value-and-grad?key=k2',
+      'http://gw.example/team/gradserve/value-and-grad?key=k1',
+      'http://gw.example/value-and-grad',
+    ]);
+  });
+
   it('retries 503s, honouring Retry-After, and moves past a dead replica', async () => {
     const c = randomCase(rng(8), { widths: [3, 6, 1], batch: 64, activation: 'tanh' });
     const request = c as ValueAndGradRequest;

@@ -23,6 +23,18 @@ describe('configuration from the environment', () => {
     );
   });
 
+  it('reads numbers written in decimal only: 4e9 and 8080, not 0x10, 0b1, Infinity or blanks', () => {
+    assert.equal(loadConfig({ GRADSERVE_MAX_WORK: '4e9', PORT: ' 8081 ' }).limits.work, 4e9);
+    assert.equal(loadConfig({ PORT: '8081' }).port, 8081);
+    for (const given of ['0x10', '0b1', '0o7', 'Infinity', ' ', '1_000']) {
+      assert.throws(
+        () => loadConfig({ PORT: given }),
+        { message: `invalid configuration: PORT (given ${JSON.stringify(given)}): not a number` },
+        given,
+      );
+    }
+  });
+
   it("names GRADSERVE_* variables nothing reads, but not its tools' nor those Kubernetes sets for a Service", () => {
     const env = {
       GRADSERVE_MAX_LAYER: '8',
