@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import type { Activation, Loss, Matrix, Problem, Reduction } from '../src/engine/types.js';
 import { xorRequest } from '../src/http/examples.js';
 import type { Case64 } from './reference/mlp64.js';
@@ -69,3 +70,15 @@ export function toEngineProblem(c: Case64): Problem {
 
 /** The XOR lesson request (README's quick start), as the API documents it. */
 export const xorCase: Case64 = JSON.parse(JSON.stringify(xorRequest));
+
+/** Everything `socket` receives until it closes, as text. */
+export function receivedUntilClose(socket: Socket): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let got = '';
+    socket.on('data', (d: Buffer) => {
+      got += d.toString('latin1');
+    });
+    socket.on('close', () => resolve(got));
+    socket.on('error', reject);
+  });
+}

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import createError from '@fastify/error';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -227,7 +228,9 @@ export function clientErrorHandler(timeoutMs: number) {
         : status === 431
           ? ['GRADSERVE_HEADERS_TOO_LARGE', 'the request headers are larger than the server accepts']
           : ['GRADSERVE_BAD_HTTP', 'the request is not valid HTTP/1.1'];
-    this.log.warn({ code, err: err.message }, message);
+    // no fastify request exists yet to carry an id: give the answer and its log line one
+    const reqId = randomUUID();
+    this.log.warn({ reqId, code, err: err.message }, message);
     // as Node's own handler does: never write into an answer under way on this socket (one
     // answered before its body arrived has closed the connection, see installErrorHandlers)
     const response = responseOn(socket);
@@ -238,7 +241,7 @@ export function clientErrorHandler(timeoutMs: number) {
       const reason = status === 408 ? 'Request Timeout' : status === 431 ? 'Request Header Fields Too Large' : 'Bad Request';
       const body = JSON.stringify({ statusCode: status, code, error: reason, message });
       socket.write(
-        `HTTP/1.1 ${status} ${reason}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${body}`,
+        `HTTP/1.1 ${status} ${reason}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\nX-Request-Id: ${reqId}\r\nConnection: close\r\n\r\n${body}`,
       );
     }
     socket.destroy(err);

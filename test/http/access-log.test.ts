@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { connect } from 'node:net';
 import { describe, it } from 'node:test';
 import { xorRequest } from '../../src/http/examples.js';
+import { receivedUntilClose } from '../helpers.js';
 
 describe('the access log (a real server process)', () => {
   it('writes one JSON line per request, with the route or the path but never a query string', async () => {
@@ -11,6 +13,7 @@ describe('the access log (a real server process)', () => {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let output = '';
+    let badHttp = '';
     child.stdout!.on('data', (chunk: Buffer) => {
       output += chunk.toString();
     });
@@ -25,6 +28,10 @@ describe('the access log (a real server process)', () => {
         body: JSON.stringify(xorRequest),
       });
       assert.equal(computed.status, 200);
+      // Node refuses malformed HTTP before fastify has a request: its answer and log line share an id all the same
+      const socket = connect(Number(new URL(url).port), '127.0.0.1');
+      socket.write('NOT HTTP AT ALL\r\n\r\n');
+      badHttp = await receivedUntilClose(socket);
     } finally {
       child.kill('SIGTERM');
       await exited;
@@ -45,5 +52,9 @@ describe('the access log (a real server process)', () => {
     assert.equal(requests[1]!.backend, 'cpu');
     assert.ok(typeof requests[1]!.durationMs === 'number');
     assert.doesNotMatch(output, /SECRET/, 'no query string in the log');
+    const refused = lines.find((l) => l.code === 'GRADSERVE_BAD_HTTP');
+    assert.ok(refused, 'the malformed request is logged');
+    assert.match(String(refused.reqId), /^[0-9a-f-]{36}$/);
+    assert.match(badHttp, new RegExp(`^HTTP/1\\.1 400 Bad Request\r\n[^]*X-Request-Id: ${refused.reqId}\r\n`));
   });
 });

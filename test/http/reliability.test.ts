@@ -7,7 +7,7 @@ import { buildApp } from '../../src/app.js';
 import { Engine } from '../../src/engine/engine.js';
 import { ComputeGate } from '../../src/http/admission.js';
 import { type Config, defaultConfig } from '../../src/runtime/config.js';
-import { randomCase, rng, xorCase } from '../helpers.js';
+import { randomCase, receivedUntilClose, rng, xorCase } from '../helpers.js';
 import { relError, valueAndGrad64 } from '../reference/mlp64.js';
 
 type Overrides = { limits?: Partial<Config['limits']>; admission?: Partial<Config['admission']> };
@@ -46,18 +46,6 @@ function rawPost(port: number, body: unknown, path = '/value-and-grad') {
   socket.write(`POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${bytes.length}\r\n\r\n`);
   socket.write(bytes);
   return { socket, head, bytes: bytes.length };
-}
-
-/** Everything `socket` receives until it closes, as text. */
-function receivedUntilClose(socket: Socket): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let got = '';
-    socket.on('data', (d: Buffer) => {
-      got += d.toString('latin1');
-    });
-    socket.on('close', () => resolve(got));
-    socket.on('error', reject);
-  });
 }
 
 /** Wait until `done()` holds, checking every 5 ms; fail with `what` after `ms`. */
