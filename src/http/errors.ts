@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import createError from '@fastify/error';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -10,8 +11,14 @@ export const Errors = {
   InvalidJson: createError<[string]>('GRADSERVE_INVALID_JSON', '%s', 400),
   NotFound: createError<[string, string]>('GRADSERVE_NOT_FOUND', 'no route %s %s', 404),
   MethodNotAllowed: createError<[string, string, string]>('GRADSERVE_METHOD_NOT_ALLOWED', '%s takes %s, not %s', 405),
-  // a body within the size limit that asks for more work or output than a setting allows
+  // Node refuses these before fastify has a request (clientErrorHandler)
+  BadHttp: createError('GRADSERVE_BAD_HTTP', 'the request is not valid HTTP/1.1', 400),
+  HeadersTooLarge: createError('GRADSERVE_HEADERS_TOO_LARGE', 'the request headers are larger than the server accepts', 431),
+  // a fastify error that carries no code of its own
+  BadRequest: createError<[string]>('GRADSERVE_BAD_REQUEST', '%s', 400),
+  Internal: createError('GRADSERVE_INTERNAL', 'internal error; the request id is in the x-request-id header', 500),
   EngineUnavailable: createError<[string]>('GRADSERVE_ENGINE_UNAVAILABLE', 'the compute engine is not answering: %s', 503),
+  // a body within the size limit that asks for more work or output than a setting allows
   LimitExceeded: createError<[string]>('GRADSERVE_LIMIT_EXCEEDED', '%s', 413),
   Overloaded: createError<[number]>(
     'GRADSERVE_OVERLOADED',
@@ -35,6 +42,14 @@ export const Errors = {
     503,
   ),
 };
+
+/** The methods a route may have; metrics count any other as "other". */
+export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const;
+
+/** Every error answer's body: fastify's shape, with the service's code. */
+export function errorBody(statusCode: number, code: string, message: string) {
+  return { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Client Error', message };
+}
 
 /** A 503 that tells the client when to come back (the Retry-After header). */
 export function retryAfter<E extends Error>(err: E, seconds: number): E & { retryAfter: number } {
@@ -144,48 +159,47 @@ export function installErrorHandlers(app: FastifyInstance, bodyLimit: number): v
     if (!request.raw.complete) reply.header('connection', 'close');
     if (hasZodFastifySchemaValidationErrors(err)) {
       const e = new Errors.InvalidRequest(validationMessage(err.validation as Issue[]));
-      return reply.code(400).send({ statusCode: 400, code: e.code, error: 'Bad Request', message: e.message });
+      return reply.code(400).send(errorBody(400, e.code, e.message));
     }
     const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
     if (err.retryAfter !== undefined) reply.header('retry-after', String(err.retryAfter));
     if (status >= 500) {
-      if (status === 503) request.log.warn({ code: err.code }, err.message);
-      else request.log.error({ err }, 'request failed');
-      return reply.code(status).send({
-        statusCode: status,
-        code: err.code && status === 503 ? err.code : 'GRADSERVE_INTERNAL',
-        error: status === 503 ? 'Service Unavailable' : 'Internal Server Error',
-        message: status === 503 ? err.message : 'internal error; the request id is in the x-request-id header',
-      });
+      if (status === 503) {
+        request.log.warn({ code: err.code }, err.message);
+        return reply.code(503).send(errorBody(503, err.code ?? new Errors.Internal().code, err.message));
+      }
+      request.log.error({ err }, 'request failed');
+      const e = new Errors.Internal();
+      return reply.code(status).send(errorBody(status, e.code, e.message));
     }
     let message = err.message;
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
       message = `request body is larger than the limit of ${bodyLimit} bytes (GRADSERVE_BODY_LIMIT)`;
     if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') message = `${err.message}; send Content-Type: application/json`;
-    return reply.code(status).send({ statusCode: status, code: err.code ?? 'GRADSERVE_BAD_REQUEST', error: httpReason(status), message });
+    return reply.code(status).send(errorBody(status, err.code ?? new Errors.BadRequest(message).code, message));
   });
   app.setNotFoundHandler(answerNoRoute);
   // answered before fastify parses a body for it: an unknown URL is a 404 (or 405) whatever it was sent
   app.addHook('onRequest', async (request, reply) => {
+    // for clientErrorHandler, which sees only the socket
+    Object.assign(reply.raw, { [REQUEST_ID]: request.id });
     if (request.is404) return answerNoRoute(request, reply);
   });
 }
 
-const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const;
-
 /** 405 with Allow for a known path asked with another method, 404 otherwise. */
 function answerNoRoute(request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const path = request.url.split('?')[0]!.slice(0, 200);
-  const allowed = METHODS.filter((method) => request.server.hasRoute({ method, url: path }));
+  const allowed = HTTP_METHODS.filter((method) => request.server.hasRoute({ method, url: path }));
   if (allowed.length > 0) {
     const e = new Errors.MethodNotAllowed(path, allowed.join(', '), request.method);
     return reply
       .code(405)
       .header('allow', allowed.join(', '))
-      .send({ statusCode: 405, code: e.code, error: 'Method Not Allowed', message: e.message });
+      .send(errorBody(405, e.code, e.message));
   }
   const e = new Errors.NotFound(request.method, path);
-  return reply.code(404).send({ statusCode: 404, code: e.code, error: 'Not Found', message: e.message });
+  return reply.code(404).send(errorBody(404, e.code, e.message));
 }
 
 const CLOSED_WITH = Symbol('status clientErrorHandler wrote');
@@ -209,8 +223,12 @@ export function clientErrorStatus(err: Error & { code?: string }, socket: Duplex
   return err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
 }
 
+/** Where the id of a request under way is kept on its raw response, for clientErrorHandler. */
+const REQUEST_ID = Symbol('request id');
+
 /** The response of the request under way on a socket, if any (Node keeps it there). */
-export const responseOn = (socket: Duplex) => (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+export const responseOn = (socket: Duplex) =>
+  (socket as Duplex & { _httpMessage?: { headersSent?: boolean; [REQUEST_ID]?: string } })._httpMessage;
 
 /**
  * Errors that Node's HTTP server finds before a request reaches fastify, or while its body
@@ -222,41 +240,22 @@ export function clientErrorHandler(timeoutMs: number) {
   return function (this: FastifyInstance, err: Error & { code?: string }, socket: Duplex): void {
     const status = clientErrorStatus(err, socket);
     if (status === undefined) return void socket.destroy();
-    const [code, message] =
-      status === 408
-        ? ['GRADSERVE_UPLOAD_TIMEOUT', new Errors.UploadTimeout(timeoutMs).message]
-        : status === 431
-          ? ['GRADSERVE_HEADERS_TOO_LARGE', 'the request headers are larger than the server accepts']
-          : ['GRADSERVE_BAD_HTTP', 'the request is not valid HTTP/1.1'];
-    // no fastify request exists yet to carry an id: give the answer and its log line one
-    const reqId = randomUUID();
-    this.log.warn({ reqId, code, err: err.message }, message);
+    const e = status === 408 ? new Errors.UploadTimeout(timeoutMs) : status === 431 ? new Errors.HeadersTooLarge() : new Errors.BadHttp();
+    const response = responseOn(socket);
+    // a stalled upload's request has its id; Node refuses the others before fastify has a request
+    const reqId = response?.[REQUEST_ID] ?? randomUUID();
+    this.log.warn({ reqId, code: e.code, err: err.message }, e.message);
     // as Node's own handler does: never write into an answer under way on this socket (one
     // answered before its body arrived has closed the connection, see installErrorHandlers)
-    const response = responseOn(socket);
     const answering = response?.headersSent;
     // the request under way, if any, is logged and counted with this status, not as a hang-up
     if (response) Object.assign(response, { [CLOSED_WITH]: status });
     if (socket.writable && !answering) {
-      const reason = status === 408 ? 'Request Timeout' : status === 431 ? 'Request Header Fields Too Large' : 'Bad Request';
-      const body = JSON.stringify({ statusCode: status, code, error: reason, message });
+      const body = JSON.stringify(errorBody(status, e.code, e.message));
       socket.write(
-        `HTTP/1.1 ${status} ${reason}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\nX-Request-Id: ${reqId}\r\nConnection: close\r\n\r\n${body}`,
+        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\nX-Request-Id: ${reqId}\r\nConnection: close\r\n\r\n${body}`,
       );
     }
     socket.destroy(err);
   };
-}
-
-function httpReason(status: number): string {
-  const reasons: Record<number, string> = {
-    400: 'Bad Request',
-    404: 'Not Found',
-    405: 'Method Not Allowed',
-    406: 'Not Acceptable',
-    413: 'Payload Too Large',
-    415: 'Unsupported Media Type',
-    429: 'Too Many Requests',
-  };
-  return reasons[status] ?? 'Client Error';
 }

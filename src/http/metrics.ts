@@ -2,10 +2,10 @@ import type { Duplex } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Engine } from '../engine/engine.js';
-import { clientErrorStatus, responseOn, unfinishedStatus } from './errors.js';
+import { clientErrorStatus, HTTP_METHODS, responseOn, unfinishedStatus } from './errors.js';
 
 /** Methods counted by name; any other is counted as "other". */
-const COMMON_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']);
+const COMMON_METHODS = new Set<string>(HTTP_METHODS);
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 

@@ -162,16 +162,12 @@ describe('overload, timeouts and abandoned work', () => {
     // they held them for good and every later request timed out in the queue
     await withServer({ admission: { requestTimeoutMs: 800, maxConcurrency: 1, readAhead: 1 } }, async (url, app) => {
       const port = Number(new URL(url).port);
-      const stalled = [0, 1].map(() => {
+      const stalled = [0, 1].map((i) => {
         const socket = connect(port, '127.0.0.1');
-        const answer = new Promise<string>((resolve) => {
-          let got = '';
-          socket.on('data', (d: Buffer) => {
-            got += d.toString('latin1');
-          });
-          socket.on('close', () => resolve(got));
-        });
-        socket.write('POST /value-and-grad HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{"par');
+        const answer = receivedUntilClose(socket).catch(() => '');
+        socket.write(
+          `POST /value-and-grad HTTP/1.1\r\nHost: x\r\nX-Request-Id: stalled-${i}\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{"par`,
+        );
         return { socket, answer };
       });
       try {
@@ -179,9 +175,10 @@ describe('overload, timeouts and abandoned work', () => {
         const metrics = await (await fetch(`${url}/metrics`)).text();
         assert.match(metrics, /^gradserve_admitted_requests\{state="io"\} 2$/m, 'visible to an operator');
         const t0 = performance.now();
-        for (const { answer } of stalled) {
+        for (const [i, { answer }] of stalled.entries()) {
           const text = await answer;
           assert.match(text, /^HTTP\/1\.1 408 /, text.slice(0, 80));
+          assert.match(text, new RegExp(`\r\nX-Request-Id: stalled-${i}\r\n`), "the request's own id");
           assert.match(text, /"code":"GRADSERVE_UPLOAD_TIMEOUT"/);
           assert.match(text, /GRADSERVE_REQUEST_TIMEOUT_MS/);
         }
