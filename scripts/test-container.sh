@@ -130,6 +130,17 @@ leftovers=$(docker run --rm --user 0 --entrypoint find "$tag" / -xdev \( -name '
 [[ -z $leftovers ]] || fail "CA files in the shipped image: $leftovers"
 ok "image config: user $user, health check on /healthz, no extra CA file or setting"
 
+# wait_healthy CONTAINER SECONDS: until docker reports it healthy; $status holds the last state seen
+wait_healthy() {
+  local _
+  for _ in $(seq $(($2 * 2))); do
+    status=$(docker inspect -f '{{.State.Health.Status}}' "$1")
+    [[ $status == healthy ]] && return 0
+    sleep 0.5
+  done
+  return 1
+}
+
 # ---- run: ready time, health, the XOR lesson, non-root ----
 # the health interval is shortened so the test need not wait 10 s; the check itself is the image's
 docker create --name "$name" -p 127.0.0.1::8080 --health-interval=1s "$tag" >/dev/null
@@ -138,12 +149,7 @@ read -r ready_ms url < <("${checks[@]}" ready "$name" 30000 || echo failed) # it
 ((ready_ms <= max_ready_ms)) || fail "ready $ready_ms ms after docker start (target <= $max_ready_ms ms)"
 ok "ready (/readyz 200) $ready_ms ms after docker start, on $(docker exec "$name" node --version) in the container"
 
-for _ in $(seq 60); do
-  status=$(docker inspect -f '{{.State.Health.Status}}' "$name")
-  [[ $status == healthy ]] && break
-  sleep 0.5
-done
-[[ $status == healthy ]] || fail "container health is $status"
+wait_healthy "$name" 30 || fail "container health is $status"
 ok "container healthy"
 
 xor=$("${checks[@]}" xor "$url") || fail "XOR lesson"
@@ -213,12 +219,7 @@ export GRADSERVE_IMAGE=$tag GRADSERVE_GPU_IMAGE=$tag-gpu GRADSERVE_PUBLISH=127.0
 compose=("${compose_cmd[@]}" -p "gradservetest$$" -f docker/compose.yaml)
 "${compose[@]}" up -d --no-build >"$logs/compose.log" 2>&1 || { cat "$logs/compose.log" >&2; fail "compose up"; }
 compose_id=$("${compose[@]}" ps -q gradserve)
-for _ in $(seq 80); do
-  status=$(docker inspect -f '{{.State.Health.Status}}' "$compose_id")
-  [[ $status == healthy ]] && break
-  sleep 0.5
-done
-[[ $status == healthy ]] || fail "compose service health is $status"
+wait_healthy "$compose_id" 40 || fail "compose service health is $status"
 limits=$(docker inspect -f 'cpus {{.HostConfig.NanoCpus}} memory {{.HostConfig.Memory}} read-only {{.HostConfig.ReadonlyRootfs}} restart {{.HostConfig.RestartPolicy.Name}}' "$compose_id")
 "${checks[@]}" xor "http://127.0.0.1:$compose_port" >/dev/null || fail "XOR lesson through compose"
 "${compose[@]}" down >/dev/null 2>&1

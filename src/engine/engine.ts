@@ -4,9 +4,8 @@ import { DEFAULT_CPU_MAX_WORK, DEFAULT_GPU_MIN_WORK, pickBackend, shapeOf, type 
 import { KernelCache, type KernelCacheStats, type Lease } from './kernel-cache.js';
 import { backward, forward, predictions, type RunKernel } from './mlp.js';
 import { type KernelSpec, unpackRows } from './ops/dense.js';
-import { type TrainLoop, type TrainOptions, trainLoop } from './train.js';
+import { rowsPerStep, type TrainLoop, type TrainOptions, trainLoop } from './train.js';
 import type {
-  Activation,
   BackendChoice,
   BackendName,
   ForwardProblem,
@@ -16,6 +15,7 @@ import type {
   Problem,
   RunStats,
   ValueAndGradResult,
+  WarmupShape,
 } from './types.js';
 import { type AdapterInfo, findAdapter, hasGpuDevice } from './webgpu.js';
 
@@ -138,7 +138,7 @@ export class Engine {
   /** Train from problem.layers; `loss` and `head` are those of the final params on the whole batch. */
   async train(problem: Problem, options: TrainOptions, signal?: AbortSignal): Promise<TrainResult> {
     // each step's size is its minibatch's
-    const step = { ...problem, x: { ...problem.x, rows: Math.min(options.batchSize ?? problem.x.rows, problem.x.rows) } };
+    const step = { ...problem, x: { ...problem.x, rows: rowsPerStep(options, problem.x.rows) } };
     return this.withRunner(step, signal, async (run, stats) => {
       const loop = await trainLoop(problem, options, async (p) => {
         const pass = await forward(p, run);
@@ -154,7 +154,7 @@ export class Engine {
    * dispatcher picks for each), so that the first requests of those shapes compile nothing.
    * Returns how many kernels were compiled and how long that took.
    */
-  async warmUp(shapes: { widths: number[]; batch: number; activation: Activation }[]): Promise<{ kernels: number; ms: number }> {
+  async warmUp(shapes: WarmupShape[]): Promise<{ kernels: number; ms: number }> {
     let kernels = 0;
     let ms = 0;
     for (const { widths, batch, activation } of shapes) {

@@ -9,7 +9,7 @@ interface GlContext {
 type CreateGlContext = (width: number, height: number, options?: object) => GlContext | null;
 
 /** Debian's packages that gl@8.1.6 compiles against (it builds from source: no prebuilt binary here). */
-export const GL_BUILD_PACKAGES = 'libxi-dev libglew-dev libx11-dev libxext-dev g++ make python3';
+const GL_BUILD_PACKAGES = 'libxi-dev libglew-dev libx11-dev libxext-dev g++ make python3';
 
 let verdict: string | undefined | null = null;
 

@@ -32,11 +32,12 @@ const TRUNCATED_STDDEV = 0.87962566103423978;
 
 type Sampler = (word: number) => number;
 
+const normal =
+  (stddev: number): Sampler =>
+  (w) =>
+    stddev * inverseCdfNormal(w, ERF_ALMOST_ONE);
+
 function weightSampler(scheme: InitScheme, fanIn: number, fanOut: number, scale: number): Sampler {
-  const normal =
-    (stddev: number): Sampler =>
-    (w) =>
-      stddev * inverseCdfNormal(w, ERF_ALMOST_ONE);
   const truncated = (variance: number): Sampler => {
     const stddev = Math.sqrt(variance) / TRUNCATED_STDDEV;
     return (w) => stddev * inverseCdfNormal(w, ERF_SQRT2);
@@ -71,8 +72,7 @@ export function initParams(o: InitOptions): Layer[] {
   return o.layers.slice(1).map((out, l) => {
     const inDim = o.layers[l]!;
     const W = fill(inDim * out, o.seed, 2 * l, weightSampler(o.scheme, inDim, out, o.scale));
-    const b =
-      o.biasScheme === 'zeros' ? new Float32Array(out) : fill(out, o.seed, 2 * l + 1, (w) => o.scale * inverseCdfNormal(w, ERF_ALMOST_ONE));
+    const b = o.biasScheme === 'zeros' ? new Float32Array(out) : fill(out, o.seed, 2 * l + 1, normal(o.scale));
     return { W: { rows: inDim, cols: out, data: W }, b };
   });
 }

@@ -28,7 +28,6 @@ export interface KernelCacheStats {
 }
 
 export interface Lease {
-  kernel: CompiledKernel;
   /**
    * Run the kernel: its result, or a promise of it (as the backend answers). The first call
    * builds it and is timed as compile.
@@ -74,7 +73,6 @@ export class KernelCache {
     const held = entry;
     let released = false;
     return {
-      kernel: held.kernel,
       call: (...args) => (held.fresh ? this.firstCall(held, args, onCompile) : held.kernel.run(...args)),
       release: () => {
         if (released) return;

@@ -12,6 +12,9 @@ export interface TrainOptions {
   seed: number;
 }
 
+/** How many rows each step computes: batchSize, or the whole batch when it is absent or larger. */
+export const rowsPerStep = (options: Pick<TrainOptions, 'batchSize'>, rows: number): number => Math.min(options.batchSize ?? rows, rows);
+
 export interface HistoryEntry {
   step: number;
   loss: number;
@@ -28,7 +31,7 @@ export interface TrainLoop {
 export type ValueAndGrad = (problem: Problem) => Promise<{ loss: number; grads: LayerGrad[] }>;
 
 /** History keeps every step up to this many, then every ⌈steps / HISTORY_POINTS⌉-th and the last. */
-export const HISTORY_POINTS = 100;
+const HISTORY_POINTS = 100;
 
 /** The first stream of the minibatch shuffle; epoch e uses stream SHUFFLE_STREAM + e. */
 const SHUFFLE_STREAM = 0x80000000;
@@ -48,7 +51,7 @@ export async function trainLoop(problem: Problem, options: TrainOptions, valueAn
     tensors.map((t) => t.length),
   );
   const n = problem.x.rows;
-  const batchSize = Math.min(options.batchSize ?? n, n);
+  const batchSize = rowsPerStep(options, n);
   const nextBatch = batchSize < n ? minibatches(n, batchSize, options.seed) : undefined;
   const interval = Math.ceil(options.steps / HISTORY_POINTS);
   const history: HistoryEntry[] = [];

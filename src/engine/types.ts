@@ -41,10 +41,15 @@ export interface Problem extends ForwardProblem {
   reduction: Reduction;
 }
 
-export interface LayerGrad {
-  W: Matrix;
-  b: Float32Array;
+/** A network shape for Engine.warmUp to compile ahead of its first request. */
+export interface WarmupShape {
+  widths: number[];
+  batch: number;
+  activation: Activation;
 }
+
+/** A layer's gradients: the shapes of its W and b. */
+export type LayerGrad = Layer;
 
 /** What one engine call did, for Server-Timing and the request log. */
 /** A kernel built during a call: gpu.js compiles on first use, so this is its first call's time. */

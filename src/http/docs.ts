@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { jsonSchemaTransform } from 'fastify-type-provider-zod';
 import { requestExamples } from './examples.js';
 
-export const API_TITLE = 'gradserve';
+const API_TITLE = 'gradserve';
 
 /** The OpenAPI document (generated from the zod schemas) and the Swagger UI at /docs. */
 export async function registerDocs(app: FastifyInstance, version: string): Promise<void> {

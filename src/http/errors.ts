@@ -60,7 +60,7 @@ export function retryAfter<E extends Error>(err: E, seconds: number): E & { retr
 const MAX_ISSUES = 5;
 
 /** ['params', 1, 'W', 0] → params[1].W[0] */
-export function fieldPath(path: readonly PropertyKey[]): string {
+function fieldPath(path: readonly PropertyKey[]): string {
   let out = '';
   for (const part of path) {
     if (typeof part === 'number') out += `[${part}]`;

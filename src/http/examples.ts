@@ -1,3 +1,5 @@
+import { toBase64Tensor } from './tensors.js';
+
 /** The XOR lesson's network: the example every endpoint's documentation starts from. */
 export const xorRequest = {
   params: [
@@ -42,9 +44,7 @@ export const xorTrainRequest = {
 } as const;
 
 /** Float32 values as a binary tensor (little-endian, row-major, base64), as a client would send them. */
-function binary(shape: number[], values: readonly number[]) {
-  return { dtype: 'float32', shape, data: Buffer.from(new Float32Array(values).buffer).toString('base64') } as const;
-}
+const binary = (shape: number[], values: readonly number[]) => toBase64Tensor(shape, new Float32Array(values));
 
 /** The XOR request with every tensor binary, asking for binary tensors back. */
 export const xorBinaryRequest = {

@@ -120,7 +120,6 @@ export const TrainRequest = z
   })
   .superRefine((body, ctx) => report(ctx, () => [...shapeIssues(body), ...optionIssues(body), ...trainIssues(body)]))
   .describe('An MLP, a batch, the loss options and an optimizer: gradient descent from params.');
-export type TrainRequest = z.infer<typeof TrainRequest>;
 
 export const InitRequest = z
   .strictObject({
@@ -133,7 +132,6 @@ export const InitRequest = z
   })
   .superRefine((body, ctx) => report(ctx, () => initIssues(body)))
   .describe('The shape of an MLP and how to initialise it.');
-export type InitRequest = z.infer<typeof InitRequest>;
 
 /** JSON has no NaN or Infinity: non-finite results are written as these strings. */
 const Num = z

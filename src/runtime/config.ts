@@ -1,16 +1,10 @@
 import { z } from 'zod';
 import { DEFAULT_CPU_MAX_WORK, DEFAULT_GPU_MIN_WORK, type Thresholds } from '../engine/dispatch.js';
-import { ACTIVATIONS, type Activation, BACKEND_CHOICES } from '../engine/types.js';
+import { ACTIVATIONS, type Activation, BACKEND_CHOICES, type WarmupShape } from '../engine/types.js';
 import { enforceLimits } from '../http/limits.js';
 import { usableCpus } from './cpus.js';
 
 /** A network shape to compile at start-up: `2,4,1x4` or `64,128,128,1x1024:relu` (tanh by default). */
-export interface WarmupShape {
-  widths: number[];
-  batch: number;
-  activation: Activation;
-}
-
 const WARMUP_SHAPE = /^(\d+(?:,\d+)+)x(\d+)(?::(\w+))?$/;
 
 /**

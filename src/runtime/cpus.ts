@@ -25,7 +25,7 @@ export function usableCpus(read: ReadText = readText, affinity = availableParall
 }
 
 /** The CPU quota (CPUs' worth of time per period) of this process's cgroup and its parents, if any. */
-export function cgroupCpuQuota(read: ReadText = readText): number | undefined {
+function cgroupCpuQuota(read: ReadText = readText): number | undefined {
   const quotas: number[] = [];
   // cgroup v2: "0::/path" in /proc/self/cgroup; cpu.max is "max 100000" or "200000 100000".
   // In a container's cgroup namespace the path is "/", and the limit is on the root.

@@ -214,7 +214,7 @@ export const activationOps: Record<Activation, ActivationOp> = {
 };
 
 /** An activation's kernel code for `backend`: webasm takes the variants that make no calls out of WebAssembly. */
-export function kernelCode(act: Activation, backend?: BackendName): Pick<ActivationOp, 'kernelForward' | 'kernelBackward'> {
+export function kernelCode(act: Activation, backend: BackendName): Pick<ActivationOp, 'kernelForward' | 'kernelBackward'> {
   const op = activationOps[act];
   if (backend !== 'webasm') return op;
   return { kernelForward: op.kernelForwardWasm ?? op.kernelForward, kernelBackward: op.kernelBackwardWasm ?? op.kernelBackward };

@@ -48,7 +48,7 @@ export interface KernelSpec {
   minThreadedCells?: number;
 }
 
-export const BLOCK = 4;
+const BLOCK = 4;
 /** multiply-adds that outweigh a worker round trip (about 0.1 ms at a few GMAC/s per thread) */
 const THREAD_MIN_MACS = 1 << 19;
 /** minThreadedCells for cells of `macs` multiply-adds each */

@@ -4,7 +4,6 @@ import type { z } from 'zod';
 import { initParams } from '../../engine/init.js';
 import { admitCompute } from '../admission.js';
 import { ResultEncoder } from '../encode.js';
-import { Errors } from '../errors.js';
 import { sendAnswer } from '../json-body.js';
 import { enforceInitLimits } from '../limits.js';
 import { type InitResponse, postSchemas } from '../schemas.js';
@@ -32,12 +31,6 @@ export const initRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app, {
     async (request, reply) => {
       const { layers, seed, scheme, biasScheme, scale = 0.01 } = request.body;
       enforceInitLimits(layers, limits);
-      const count = layers.slice(1).reduce((s, out, l) => s + (layers[l]! + 1) * out, 0);
-      if (count > limits.initParams) {
-        throw new Errors.LimitExceeded(
-          `layers ${JSON.stringify(layers).slice(0, 80)} make ${count} parameters; the limit is ${limits.initParams} (GRADSERVE_MAX_INIT_PARAMS)`,
-        );
-      }
       // initial values are always finite: the encoder writes plain numbers
       const enc = new ResultEncoder(request.body.outputEncoding);
       const params = await gate.run(request.computeSignal, async () => initParams({ layers, seed, scheme, biasScheme, scale }));

@@ -1,30 +1,13 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import type { Limits } from '../../runtime/config.js';
+import { shapeOf } from '../../engine/dispatch.js';
 import { admitCompute } from '../admission.js';
 import { ResultEncoder } from '../encode.js';
-import { Errors } from '../errors.js';
 import { sendAnswer } from '../json-body.js';
+import { enforceTrainLimits } from '../limits.js';
 import { toProblem } from '../problem.js';
-import { postSchemas, type TrainRequest } from '../schemas.js';
+import { postSchemas } from '../schemas.js';
 import { type ComputeRouteOptions, reportStats, within } from './compute.js';
-
-/** Refuse a run over the settings' limits before it starts, naming the setting. */
-function checkTrainLimits(body: TrainRequest, limits: Limits): void {
-  if (body.steps > limits.trainSteps) {
-    throw new Errors.LimitExceeded(`steps is ${body.steps}; the limit is ${limits.trainSteps} (GRADSERVE_MAX_TRAIN_STEPS)`);
-  }
-  const batch = body.x.shape[0]!;
-  const rows = Math.min(body.batchSize ?? batch, batch);
-  const macs = body.params.reduce((s, p) => s + (p.W.shape[0]! + 1) * p.W.shape[1]!, 0);
-  const work = body.steps * rows * macs;
-  if (work > limits.trainWork) {
-    throw new Errors.LimitExceeded(
-      `steps × rows per step × Σ (in + 1)·out is ${body.steps} × ${rows} × ${macs} = ${work}; the limit is ${limits.trainWork} ` +
-        '(GRADSERVE_MAX_TRAIN_WORK): use fewer steps, a smaller batchSize or a smaller network',
-    );
-  }
-}
 
 export const trainRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app, { engine, gate, limits, admission }) => {
   admitCompute(app, gate, admission.requestTimeoutMs);
@@ -44,9 +27,9 @@ export const trainRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app, 
     },
     async (request, reply) => {
       const body = request.body;
-      checkTrainLimits(body, limits);
-      const problem = within(toProblem(body), limits);
       const { optimizer, steps, batchSize, seed } = body;
+      const problem = within(toProblem(body), limits);
+      enforceTrainLimits(shapeOf(problem), { steps, batchSize }, limits);
       const result = await gate.run(request.computeSignal, (signal) =>
         engine.train(problem, { optimizer, steps, batchSize, seed }, signal),
       );
