@@ -9,7 +9,7 @@
  *   npm run build && npx tsx bench/cluster.ts [seconds=10] [connections=16] [largeBatch=16384]
  */
 import { type ValueAndGradRequest, valueAndGradSharded } from '../client/index.js';
-import { xorRequest } from '../src/http/examples.js';
+import { xorRequest } from '../src/http/request-examples.js';
 import { type Balancer, startBalancer, startCluster } from '../test/cluster/cluster.js';
 import { randomCase, rng } from '../test/helpers.js';
 import { loadTest, machine } from './lib.js';

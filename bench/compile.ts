@@ -9,7 +9,7 @@
  * timing varies from run to run, the median and range of each over `runs` fresh runs.
  *   npm run build && npx tsx bench/compile.ts [runs, default 3]
  */
-import { xorRequest } from '../src/http/examples.js';
+import { xorRequest } from '../src/http/request-examples.js';
 import { body, machine, type Server, serverTiming, startServer } from './lib.js';
 
 const M = body([64, 128, 128, 1], 1024);

@@ -19,7 +19,7 @@
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { xorRequest } from '../src/http/examples.js';
+import { xorRequest } from '../src/http/request-examples.js';
 import { body, loadTest, machine, type Server, startServer, torchPython } from './lib.js';
 
 const seconds = Number(process.argv[2] ?? 5);

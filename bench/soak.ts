@@ -6,7 +6,7 @@
  * malformed ones), and the server's RSS at start and end.
  *   npm run build && npx tsx bench/soak.ts [seconds=300] [clients=8]
  */
-import { xorRequest } from '../src/http/examples.js';
+import { xorRequest } from '../src/http/request-examples.js';
 import { body, machine, percentile, postJson, startServer } from './lib.js';
 
 const seconds = Number(process.argv[2] ?? 300);

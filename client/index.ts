@@ -4,12 +4,12 @@
  * and divide by the total element count for `mean`. Because a mean is a sum over rows,
  * the answer equals one request's answer to float32 rounding.
  *
- * Typed from the OpenAPI document (examples/api.d.ts); imports nothing of the server.
+ * Typed from the OpenAPI document (openapi/api.d.ts); imports nothing of the server.
  * Needs Node ≥ 20 (fetch, Buffer).
  *
  *   const { loss, grads } = await valueAndGradSharded(['http://a:8080', 'http://b:8080'], request, { shards: 4 });
  */
-import type { paths } from '../examples/api.js';
+import type { paths } from '../openapi/api.js';
 
 type ValueAndGrad = paths['/value-and-grad']['post'];
 export type ValueAndGradRequest = ValueAndGrad['requestBody']['content']['application/json'];
@@ -343,13 +343,13 @@ function combine(replies: ShardReply[], divisor: number, predictions: number, en
     return encode(shape, out, encoding);
   };
   const grads = sums.map((s) => ({ W: finish(s.W), b: finish(s.b) })) as ValueAndGradResponse['grads'];
-  const mean = finished(loss);
+  const reduced = finished(loss);
   const warnings = mergeWarnings(
     replies.map((r) => r.warnings ?? []),
     predictions,
     nonFinite,
   );
-  return { loss: toNum(mean), grads, ...(warnings.length > 0 ? { warnings } : {}) };
+  return { loss: toNum(reduced), grads, ...(warnings.length > 0 ? { warnings } : {}) };
 }
 
 const SATURATED = /^(\d+) of (\d+) predictions (.*)$/s;

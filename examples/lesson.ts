@@ -1,11 +1,11 @@
 /**
  * The lesson series against a running gradserve, step by step:
  *   init → forward → loss → value-and-grad → train → forward again.
- * Types come from the OpenAPI document (examples/api.d.ts, by openapi-typescript).
+ * Types come from the OpenAPI document (openapi/api.d.ts, by openapi-typescript).
  *
  *   npx tsx examples/lesson.ts [http://127.0.0.1:8080]
  */
-import type { paths } from './api.js';
+import type { paths } from '../openapi/api.js';
 
 type Body<P extends keyof paths> = paths[P] extends { post: { requestBody?: { content: { 'application/json': infer B } } } } ? B : never;
 type Reply<P extends keyof paths> = paths[P] extends { post: { responses: { 200: { content: { 'application/json': infer R } } } } }
@@ -22,9 +22,19 @@ async function post<P extends keyof paths>(path: P, body: Body<P>): Promise<Repl
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(body),
   });
-  const json = await res.json();
-  if (!res.ok) throw new Error(`${path}: ${res.status} ${(json as { message: string }).message}`);
-  return json as Reply<P>;
+  // an error from something in between (a proxy's 502 page) may not be JSON: say what came back
+  if (!res.ok) {
+    const text = await res.text();
+    const message = (() => {
+      try {
+        return (JSON.parse(text) as { message: string }).message;
+      } catch {
+        return text.slice(0, 200);
+      }
+    })();
+    throw new Error(`${path}: ${res.status} ${message}`);
+  }
+  return (await res.json()) as Reply<P>;
 }
 
 /** Tensors come back as JSON rows unless a request asks for "outputEncoding": "base64". */

@@ -1,5 +1,5 @@
 /**
- * Writes openapi/openapi.json from the running app's zod schemas, and examples/api.d.ts
+ * Writes openapi/openapi.json from the running app's zod schemas, and openapi/api.d.ts
  * (the client types, by openapi-typescript) from that document; with --check, fails when
  * either committed file differs from what the code generates.
  */
@@ -10,14 +10,14 @@ import { Engine } from '../src/engine/engine.js';
 import { defaultConfig } from '../src/runtime/config.js';
 
 const documentFile = new URL('../openapi/openapi.json', import.meta.url);
-const typesFile = new URL('../examples/api.d.ts', import.meta.url);
+const typesFile = new URL('../openapi/api.d.ts', import.meta.url);
 
 const engine = await Engine.create({ backend: 'cpu', kernelCacheSize: 4 });
 const app = await buildApp({ config: { ...defaultConfig(), logLevel: 'silent' }, engine });
 await app.ready();
 const document = app.swagger() as OpenAPI3;
 await app.close();
-engine.close();
+await engine.close();
 
 const generated = new Map([
   [documentFile, `${JSON.stringify(document, null, 2)}\n`],
@@ -35,7 +35,7 @@ if (process.argv.includes('--check')) {
       process.exit(1);
     }
   }
-  console.log('openapi/openapi.json and examples/api.d.ts are up to date');
+  console.log('openapi/openapi.json and openapi/api.d.ts are up to date');
 } else {
   for (const [file, text] of generated) {
     writeFileSync(file, text);

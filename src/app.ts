@@ -51,9 +51,10 @@ export interface AppDeps {
 /** How often Node looks for requests not received in full within the request timeout (its default: 30 s). */
 const OVERDUE_CHECK_MS = 1000;
 
-/** Build the app without listening: server.ts listens, tests use inject or listen on port 0. */
 /** A request's URL for its log line: the route's pattern, or an unknown path without its query (which may hold secrets). */
 const loggedUrl = (request: FastifyRequest) => request.routeOptions.url ?? request.url.split('?', 1)[0]!.slice(0, 200);
+
+/** Build the app without listening: server.ts listens, tests use inject or listen on port 0. */
 
 export async function buildApp({ config, engine, jsonWorkers = new JsonWorkers(config.jsonOffload) }: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
@@ -66,7 +67,8 @@ export async function buildApp({ config, engine, jsonWorkers = new JsonWorkers(c
     // a client that cannot send its whole request within the request timeout gets a 408 and
     // loses its connection, so slow uploads cannot hold admission slots for long. Node applies
     // it only when given to http.createServer (fastify sets it on the server afterwards, which
-    // Node 20 ignores), and looks for overdue requests every connectionsCheckingInterval
+    // Node 20 ignores, and would set 0 if it were left out here), and looks for overdue
+    // requests every connectionsCheckingInterval
     requestTimeout: config.admission.requestTimeoutMs,
     http: { requestTimeout: config.admission.requestTimeoutMs, connectionsCheckingInterval: OVERDUE_CHECK_MS },
     clientErrorHandler: clientErrorHandler(config.admission.requestTimeoutMs),

@@ -82,13 +82,19 @@ async function main(): Promise<void> {
     app.log.info('stopped');
     process.exit(0);
   };
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  process.on('SIGINT', () => void shutdown('SIGINT'));
+  // a step of shutdown that fails must still end the process, with a line saying why
+  const stop = (signal: string) =>
+    shutdown(signal).catch((err: unknown) => {
+      app.log.error({ err }, 'shutdown failed');
+      process.exit(1);
+    });
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
 
   await orCannotStart(`cannot listen on ${config.host} port ${config.port} (HOST, PORT)`, () =>
     app.listen({ port: config.port, host: config.host }),
   );
-  app.log.info({ backend: engine.backendName, docs: '/docs' }, 'gradserve ready');
+  app.log.info({ backend: engine.choice, backends: engine.info().backends, docs: '/docs' }, 'gradserve ready');
 }
 
 main().catch((err: unknown) => {

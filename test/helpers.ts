@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type { Activation, Loss, Matrix, Problem, Reduction } from '../src/engine/types.js';
-import { xorRequest } from '../src/http/examples.js';
+import { xorRequest } from '../src/http/request-examples.js';
 import type { Case64 } from './reference/mlp64.js';
 
 /** mulberry32: a small seeded PRNG, so every test case is reproducible. */

@@ -11,16 +11,6 @@ const { GPU } = require('gpu.js') as typeof import('gpu.js');
 const { WebGPUContext } = require('gpu.js') as { WebGPUContext: { destroy(): Promise<void> } };
 let liveWebgpuBackends = 0;
 
-/**
- * A backend is one gpu.js GPU instance in one mode. `webasm` kernels run under the async
- * contract, which lets gpu.js split large kernels over its worker threads and keeps the
- * event loop free meanwhile; `cpu` is plain JavaScript, the reference; `webgpu` compiles
- * kernels to WGSL compute shaders run by Dawn (kernels answer with a promise); `headlessgl`
- * compiles them to WebGL 1 fragment shaders (GLSL, highp float under the `precision` tactic,
- * float32 textures in and out under single precision) run by the optional native package
- * `gl`, on the X display's GL (Mesa's llvmpipe under Xvfb here). GL kernels run synchronously
- * (WebGL 1 has no non-blocking readback), like cpu's: the engine yields between them.
- */
 /** Settings of gpu.js's webasm backend as patched for gradserve (patches/, bench/RESULTS.md). */
 export interface WebasmKernelOptions {
   /**
@@ -34,6 +24,16 @@ export interface WebasmKernelOptions {
   minThreadedCells?: number;
 }
 
+/**
+ * A backend is one gpu.js GPU instance in one mode. `webasm` kernels run under the async
+ * contract, which lets gpu.js split large kernels over its worker threads and keeps the
+ * event loop free meanwhile; `cpu` is plain JavaScript, the reference; `webgpu` compiles
+ * kernels to WGSL compute shaders run by Dawn (kernels answer with a promise); `headlessgl`
+ * compiles them to WebGL 1 fragment shaders (GLSL, highp float under the `precision` tactic,
+ * float32 textures in and out under single precision) run by the optional native package
+ * `gl`, on the X display's GL (Mesa's llvmpipe under Xvfb here). GL kernels run synchronously
+ * (WebGL 1 has no non-blocking readback), like cpu's: the engine yields between them.
+ */
 export interface Backend {
   readonly name: BackendName;
   createKernel(source: string, output: number[], webasm?: WebasmKernelOptions): CompiledKernel;
@@ -49,14 +49,13 @@ const PROBE_X = 64;
  * the container's CPU limit).
  */
 export function createBackend(name: BackendName, threads: number): Backend {
-  if (name === 'webgpu') {
-    installNavigatorGpu();
-    liveWebgpuBackends++;
-  }
+  if (name === 'webgpu') installNavigatorGpu();
   // gl, the display and float textures, named in a clear error before gpu.js gets to fail
   // on them (gpu.js would throw "not supported" without saying what is missing)
   if (name === 'headlessgl') assertHeadlessGl();
   const gpu = new GPU({ mode: name });
+  // counted once it exists, so that a constructor that throws leaves no count behind
+  if (name === 'webgpu') liveWebgpuBackends++;
   const asyncMode = name === 'webasm';
   const createKernel = (source: string, output: number[], webasm?: WebasmKernelOptions): CompiledKernel => {
     if (webasm && name !== 'webasm') throw new Error(`webasm kernel options given to the ${name} backend`);

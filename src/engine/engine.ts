@@ -103,11 +103,6 @@ export class Engine {
     return new Engine(options.backend, backends, new KernelCache(options.kernelCacheSize), thresholds, gpuAdapter, webasmThreads);
   }
 
-  /** The configured choice: a backend's name, or `auto`. */
-  get backendName(): BackendChoice {
-    return this.choice;
-  }
-
   /** Where a problem of this size runs. */
   backendFor(problem: ForwardProblem): BackendName {
     return pickBackend(workOf(shapeOf(problem)), [...this.backends.keys()], this.thresholds);
@@ -179,7 +174,10 @@ export class Engine {
   /** Hear of every kernel compiled, with its time (metrics); returns the way to stop. */
   onCompile(listener: (compile: KernelCompile) => void): () => void {
     this.compileListeners.push(listener);
-    return () => this.compileListeners.splice(this.compileListeners.indexOf(listener), 1);
+    return () => {
+      const i = this.compileListeners.indexOf(listener);
+      if (i >= 0) this.compileListeners.splice(i, 1);
+    };
   }
 
   info(): EngineInfo {

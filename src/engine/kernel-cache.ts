@@ -1,9 +1,4 @@
-/**
- * A bounded LRU of compiled kernels, counted. The key names the backend, the op and every
- * size and option that changes the compiled code (see kernelKey). Kernels are leased for
- * the length of a request: an entry evicted while a request still uses it is destroyed
- * when the last lease is returned, never under a running computation.
- */
+/** A kernel as a backend compiled it. */
 export interface CompiledKernel {
   run: (...args: unknown[]) => unknown;
   destroy: () => void;
@@ -43,6 +38,12 @@ export function kernelKey(parts: Record<string, string | number>): string {
   return key;
 }
 
+/**
+ * A bounded LRU of compiled kernels, counted. The key names the backend, the op and every
+ * size and option that changes the compiled code (see kernelKey). Kernels are leased for
+ * the length of a request: an entry evicted while a request still uses it is destroyed
+ * when the last lease is returned, never under a running computation.
+ */
 export class KernelCache {
   private readonly entries = new Map<string, Entry>();
   private compiles = 0;

@@ -1,7 +1,7 @@
 import type { Matrix } from './types.js';
 
-/** matrices of at most this many values are copied into rows rather than viewed (toRows) */
-const COPIED_ROWS_UPTO = 64;
+/** V8 keeps typed arrays of at most this many bytes inside its heap (typed_array_max_size_in_heap) */
+const ON_HEAP_BYTES = 64;
 
 /**
  * The rows of a matrix, padded with zero rows up to `rows`, as gpu.js reads 2-D arguments:
@@ -11,7 +11,7 @@ const COPIED_ROWS_UPTO = 64;
  */
 export function toRows(m: Matrix, rows = m.rows): Float32Array[] {
   const out: Float32Array[] = [];
-  const copy = m.data.length <= COPIED_ROWS_UPTO;
+  const copy = m.data.byteLength <= ON_HEAP_BYTES;
   for (let r = 0; r < m.rows; r++) {
     out.push(copy ? m.data.slice(r * m.cols, (r + 1) * m.cols) : m.data.subarray(r * m.cols, (r + 1) * m.cols));
   }

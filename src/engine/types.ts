@@ -51,7 +51,6 @@ export interface WarmupShape {
 /** A layer's gradients: the shapes of its W and b. */
 export type LayerGrad = Layer;
 
-/** What one engine call did, for Server-Timing and the request log. */
 /** A kernel built during a call: gpu.js compiles on first use, so this is its first call's time. */
 export interface KernelCompile {
   backend: BackendName;
@@ -59,6 +58,7 @@ export interface KernelCompile {
   ms: number;
 }
 
+/** What one engine call did, for Server-Timing and the request log. */
 export interface RunStats {
   backend: BackendName;
   /** the kernels this call compiled, in order */

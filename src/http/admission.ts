@@ -120,7 +120,7 @@ export class ComputeGate {
     return raceAbort(job, signal);
   }
 
-  /** A per-request signal that aborts after the request timeout; register it for abortAll. */
+  /** Register a request's controller, for abortAll to reach; the function returned unregisters it. */
   track(controller: AbortController): () => void {
     this.inFlight.add(controller);
     return () => this.inFlight.delete(controller);

@@ -2,7 +2,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import { jsonSchemaTransform } from 'fastify-type-provider-zod';
-import { requestExamples } from './examples.js';
+import { requestExamples } from './request-examples.js';
 
 const API_TITLE = 'gradserve';
 

@@ -108,7 +108,7 @@ export function registerMetrics(app: FastifyInstance, engine: Engine): void {
     labelNames: ['choice', 'backend'],
     registers,
   });
-  for (const backend of engine.info().backends) backendInfo.set({ choice: engine.backendName, backend }, 1);
+  for (const backend of engine.info().backends) backendInfo.set({ choice: engine.choice, backend }, 1);
 
   // the route's pattern, never the raw URL, and the common methods by name: what a client
   // sends must not make new label values without end

@@ -84,7 +84,7 @@ function paddedBase64Length(text: string): number {
   return (text.length / 4) * 3 - pad;
 }
 
-function fromRows(rows: number[][], ctx: Ctx): Tensor | undefined {
+function fromJsonRows(rows: number[][], ctx: Ctx): Tensor | undefined {
   if (rows.length === 0) {
     problem(ctx, [], 'is empty; it needs at least one row');
     return undefined;
@@ -137,7 +137,7 @@ const JsonMatrix = z.array(JsonVector).describe('A list of rows, all of the same
 export const MatrixIn = z
   .union([JsonMatrix, Base64Tensor], { error: 'expected a list of rows of numbers, or a binary tensor' })
   .transform((v, ctx) => {
-    const t = Array.isArray(v) ? fromRows(v, ctx) : fromBase64(v, [2], ctx);
+    const t = Array.isArray(v) ? fromJsonRows(v, ctx) : fromBase64(v, [2], ctx);
     return t ?? z.NEVER;
   });
 
@@ -158,7 +158,7 @@ export const TargetsIn = z
       problem(ctx, [], 'mixes numbers and rows; send all rows or all numbers');
       return z.NEVER;
     }
-    const t = Array.isArray(v[0]) ? fromRows(v as number[][], ctx) : fromList(v as number[], ctx);
+    const t = Array.isArray(v[0]) ? fromJsonRows(v as number[][], ctx) : fromList(v as number[], ctx);
     return t ?? z.NEVER;
   });
 

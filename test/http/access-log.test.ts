@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { connect } from 'node:net';
 import { describe, it } from 'node:test';
-import { xorRequest } from '../../src/http/examples.js';
+import { xorRequest } from '../../src/http/request-examples.js';
 import { receivedUntilClose } from '../helpers.js';
 
 describe('the access log (a real server process)', () => {

@@ -4,7 +4,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
 import { Engine } from '../../src/engine/engine.js';
-import { xorBinaryRequest, xorForwardRequest, xorRequest } from '../../src/http/examples.js';
+import { xorBinaryRequest, xorForwardRequest, xorRequest } from '../../src/http/request-examples.js';
 import { defaultConfig } from '../../src/runtime/config.js';
 import { randomCase, rng, xorCase } from '../helpers.js';
 import { relError, valueAndGrad64 } from '../reference/mlp64.js';

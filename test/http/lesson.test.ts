@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
 import { Engine } from '../../src/engine/engine.js';
-import { xorForwardRequest, xorInitRequest, xorTrainRequest } from '../../src/http/examples.js';
+import { xorForwardRequest, xorInitRequest, xorTrainRequest } from '../../src/http/request-examples.js';
 import { defaultConfig } from '../../src/runtime/config.js';
 import { randomCase, rng, xorCase } from '../helpers.js';
 import { predict64, relError, valueAndGrad64 } from '../reference/mlp64.js';

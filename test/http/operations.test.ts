@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { buildApp, VERSION } from '../../src/app.js';
 import { Engine } from '../../src/engine/engine.js';
-import { xorRequest } from '../../src/http/examples.js';
+import { xorRequest } from '../../src/http/request-examples.js';
 import { defaultConfig } from '../../src/runtime/config.js';
 import { MALLOC_TUNABLES, mallocTuning } from '../../src/runtime/malloc.js';
 

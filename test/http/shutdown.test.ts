@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { Agent, get, request } from 'node:http';
 import { connect } from 'node:net';
 import { describe, it } from 'node:test';
-import { xorTrainRequest } from '../../src/http/examples.js';
+import { xorTrainRequest } from '../../src/http/request-examples.js';
 
 /** Start src/server.ts as its own process on a free port; resolve with its URL once it listens. */
 async function startServer(env: Record<string, string>): Promise<{ child: ChildProcess; url: string; log: string[] }> {

@@ -8,12 +8,14 @@ import { kernelCode } from './activations.js';
  * baked into the source (loop bounds the compiler can see); the batch dimension is the
  * padded bucket size, so a new batch size inside a bucket reuses every kernel.
  *
- * Forward:   A = act(A_prev @ W + b)                       out × batch
+ * Matrices are arrays of rows, m[row][col]; the outputs below are in gpu.js's [x, y] order,
+ * [cols, rows] (A is batch × out as the README writes it).
+ *
+ * Forward:   A = act(A_prev @ W + b)                       output [out, batch]
  *            (an activation whose derivative reads z: Z = A_prev @ W + b, then A = act(Z))
- * Backward:  dW = A_prevᵀ @ dZ                              out × in
- *            db = Σ_batch dZ                                out  (on the host, biasGrad)
- *            dZ_prev = (dZ @ Wᵀ) ⊙ act_prev'(A_prev or Z_prev) in × batch  (fused)
- * Matrices are arrays of rows: m[row][col], output [cols, rows] in gpu.js's [x, y] order.
+ * Backward:  dW = A_prevᵀ @ dZ                              output [out, in]
+ *            db = Σ_batch dZ                                out values (on the host, biasGrad)
+ *            dZ_prev = (dZ @ Wᵀ) ⊙ act_prev'(A_prev or Z_prev) output [in, batch] (fused)
  *
  * On `webasm` the kernels are blocked for the SIMD code gpu.js generates, where the four
  * lanes are four neighbouring thread.x (bench/RESULTS.md, issue 3): each thread computes
@@ -23,7 +25,7 @@ import { kernelCode } from './activations.js';
  * generation turns into one v128 load. Forward and dZ_prev block along the batch, dW along
  * its input rows; wide outputs are split into column tiles (`tileWidth`). Blocking applies
  * where the blocked dimension is a multiple of 4; the other backends keep the plain kernels
- * (unrolling cost webgpu 1.2–1.4× in the team's design notes' measurements).
+ * (unrolling made webgpu 1.2–1.4× slower, measured before this code was written).
  */
 export interface KernelSpec {
   /** the kernel cache's key: the backend, the op and its params */
@@ -256,7 +258,7 @@ export function inputGradSpec(prevAct: Activation, inDim: number, outDim: number
     return {
       op: 'dense.dZprev',
       params: { act: prevAct, in: inDim, out: outDim, batch },
-      // v is read before the loop: on webasm that order compiled ~3× faster (measured in the design notes)
+      // v is read before the loop: on webasm that order compiled ~3× faster (measured before this code was written)
       source: `function(dz, w, saved) {
         let v = saved[this.thread.y][this.thread.x];
         let s = 0;

@@ -31,7 +31,7 @@ export const healthRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app, 
       } catch (err) {
         throw new Errors.EngineUnavailable(err instanceof Error ? err.message : String(err));
       }
-      return { status: 'ready' as const, backend: engine.backendName, backends: engine.info().backends };
+      return { status: 'ready' as const, backend: engine.choice, backends: engine.info().backends };
     },
   );
 };

@@ -29,7 +29,7 @@ export const infoRoutes: FastifyPluginAsync<InfoOptions> = async (app, { engine,
       const info = engine.info();
       return {
         version,
-        backend: engine.backendName,
+        backend: engine.choice,
         backends: info.backends,
         kernelCache: info.kernelCache,
         limits,
