@@ -82,3 +82,18 @@ export function receivedUntilClose(socket: Socket): Promise<string> {
     socket.on('error', reject);
   });
 }
+
+/** A binary tensor as a client builds one: float32, little-endian, row-major, base64. */
+export const binary = (shape: number[], values: readonly number[]) => ({
+  dtype: 'float32' as const,
+  shape,
+  data: Buffer.from(Float32Array.from(values).buffer).toString('base64'),
+});
+
+/** A case with every tensor binary: what a client sends to keep parsing cheap. */
+export const binaryCase = (c: Case64) => ({
+  ...c,
+  params: c.params.map((p) => ({ W: binary([p.W.length, p.W[0]!.length], p.W.flat()), b: binary([p.b.length], p.b) })),
+  x: binary([c.x.length, c.x[0]!.length], c.x.flat()),
+  y: binary([c.y.length, c.y[0]!.length], c.y.flat()),
+});

@@ -6,15 +6,8 @@ import { buildApp } from '../../src/app.js';
 import { Engine } from '../../src/engine/engine.js';
 import { xorBinaryRequest, xorForwardRequest, xorRequest } from '../../src/http/request-examples.js';
 import { defaultConfig } from '../../src/runtime/config.js';
-import { randomCase, rng, xorCase } from '../helpers.js';
+import { binary, randomCase, rng, xorCase } from '../helpers.js';
 import { relError, valueAndGrad64 } from '../reference/mlp64.js';
-
-/** A binary tensor as a client builds one: float32, little-endian, row-major, base64. */
-const binary = (shape: number[], values: number[]) => ({
-  dtype: 'float32',
-  shape,
-  data: Buffer.from(new Float32Array(values).buffer).toString('base64'),
-});
 
 /** A binary tensor from a response, back to numbers (checked independently of the server's encoder). */
 function decode(t: { dtype: string; shape: number[]; data: string }): { shape: number[]; values: number[] } {
