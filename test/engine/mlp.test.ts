@@ -54,6 +54,9 @@ for (const backend of BACKENDS) {
           }
         }
         await assertMatchesReference(engine, randomCase(rand, { widths: [3, 4, 3], batch: 5, activation }), `${activation} 1 hidden`);
+        // random values never hit z = 0 exactly; XOR's [0, 0] row does, where two biases are 0
+        // (relu'(0) = 0 and leaky_relu'(0) = 1, as JAX differentiates them)
+        await assertMatchesReference(engine, { ...xorCase, activation }, `${activation} xor, z = 0`);
       });
     }
 
