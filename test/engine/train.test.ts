@@ -6,7 +6,7 @@ import { BACKENDS } from '../../src/engine/types.js';
 import { backendSkips } from '../backend-skips.js';
 import { randomCase, rng, toEngineProblem, xorCase } from '../helpers.js';
 import { relError } from '../reference/mlp64.js';
-import { train64 } from '../reference/train64.js';
+import { minibatchRows, train64 } from '../reference/train64.js';
 
 const optimizers: OptimizerOptions[] = [
   { name: 'sgd', learningRate: 0.3 },
@@ -58,24 +58,42 @@ for (const backend of BACKENDS) {
       assert.deepEqual(result.history.at(-1)?.step, 499);
     });
 
-    it('draws minibatches from the seed: the same seed gives the same run, another seed another', async () => {
+    it('draws minibatches as the README describes (a seeded shuffle per epoch, epochs cut into batches), as the float64 reference does', async () => {
       const c = randomCase(rng(4), { widths: [2, 6, 1], batch: 10, activation: 'tanh' });
-      const run = (seed: number, batchSize?: number) =>
-        engine.train(toEngineProblem(c), { optimizer: { name: 'sgd', learningRate: 0.1 }, steps: 7, batchSize, seed });
-      const a = await run(1, 3);
-      const b = await run(1, 3);
-      const other = await run(2, 3);
-      assert.deepEqual(a.params, b.params);
-      assert.notDeepEqual(a.params, other.params);
-      // a batchSize of the whole batch is the full batch, unshuffled
-      assert.deepEqual((await run(1, 10)).params, (await run(5)).params);
+      const optimizer = { name: 'sgd', learningRate: 0.1 } as const;
+      // 7 steps of 3 rows: 21 rows, so batches straddle epochs and three epochs' shuffles are used
+      for (const seed of [0, 1]) {
+        const got = await engine.train(toEngineProblem(c), { optimizer, steps: 7, batchSize: 3, seed });
+        const ref = train64(c, optimizer, 7, { batchSize: 3, seed });
+        got.params.forEach((p, l) => {
+          assert.ok(relError(Array.from(p.W.data), ref.params[l]!.W.flat()) <= TRAJECTORY_TOLERANCE, `seed ${seed}: W[${l}]`);
+          assert.ok(relError(Array.from(p.b), ref.params[l]!.b) <= TRAJECTORY_TOLERANCE, `seed ${seed}: b[${l}]`);
+        });
+        got.history.forEach((h) => {
+          assert.ok(Math.abs(h.loss - ref.losses[h.step]!) <= TRAJECTORY_TOLERANCE * ref.losses[h.step]!, `seed ${seed}: step ${h.step}`);
+        });
+      }
+      // the shuffles differ between epochs and between seeds (else the check above could pass by chance)
+      const epochs = minibatchRows(10, 10, 0, 2);
+      assert.notDeepEqual(epochs[0], epochs[1]);
+      assert.notDeepEqual(minibatchRows(10, 10, 1, 1)[0], epochs[0]);
+      // a batchSize of the whole batch is the full batch, as the reference's full-batch run
+      const whole = await engine.train(toEngineProblem(c), { optimizer, steps: 3, batchSize: 10, seed: 1 });
+      const full = train64(c, optimizer, 3);
+      assert.ok(relError(Array.from(whole.params[0]!.W.data), full.params[0]!.W.flat()) <= TRAJECTORY_TOLERANCE);
     });
 
     it('stops at the first non-finite loss and keeps the params that produced it', async () => {
       const c = randomCase(rng(8), { widths: [2, 3, 1], batch: 4, activation: 'linear', loss: 'mse' });
-      const result = await engine.train(toEngineProblem(c), { optimizer: { name: 'sgd', learningRate: 1e30 }, steps: 50, seed: 0 });
-      assert.ok(result.stoppedAt !== undefined && result.stoppedAt < 50, `stopped at ${result.stoppedAt}`);
+      const optimizer = { name: 'sgd', learningRate: 1e30 } as const;
+      const result = await engine.train(toEngineProblem(c), { optimizer, steps: 50, seed: 0 });
+      const stoppedAt = result.stoppedAt;
+      assert.ok(stoppedAt !== undefined && stoppedAt > 0 && stoppedAt < 50, `stopped at ${stoppedAt}`);
       assert.ok(!Number.isFinite(result.history.at(-1)!.loss));
+      // the params are those before the step whose loss was not finite: a run of that many steps ends with them
+      const before = await engine.train(toEngineProblem(c), { optimizer, steps: stoppedAt, seed: 0 });
+      assert.deepEqual(result.params, before.params);
+      for (const p of result.params) assert.ok([...p.W.data, ...p.b].every(Number.isFinite), 'finite params');
     });
   });
 }
