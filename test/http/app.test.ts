@@ -197,6 +197,31 @@ describe('HTTP API (inject)', () => {
       400,
       /x\[0\]\[1\] is outside float32's range/,
     ],
+    [
+      'a bias beyond float32',
+      { ...xorBody, params: [{ W: [[1], [2]], b: [-4e38] }] },
+      400,
+      /params\[0\]\.b\[0\] is outside float32's range/,
+    ],
+    ['flat y beyond float32', { ...xorBody, y: [0, 1, 1e39, 0] }, 400, /y\[2\] is outside float32's range/],
+    [
+      'flat y for 2 outputs',
+      {
+        ...xorBody,
+        params: [
+          {
+            W: [
+              [1, 0],
+              [0, 1],
+            ],
+            b: [0, 0],
+          },
+        ],
+        y: [0, 1, 1, 0],
+      },
+      400,
+      /y is a flat list; that form needs 1 output, the last layer has 2 \(send batch × 2 rows\)/,
+    ],
     ['deeply nested junk', { ...xorBody, x: [[[[[[[[[[0]]]]]]]]]] }, 400, /x\[0\]\[0\]: expected number, received array/],
     ['not an object', [1, 2, 3], 400, /body: expected object/],
     ['null body fields', { params: null, x: null, y: null }, 400, /params: expected array/],

@@ -7,6 +7,7 @@ import { xorForwardRequest, xorInitRequest, xorTrainRequest } from '../../src/ht
 import { defaultConfig } from '../../src/runtime/config.js';
 import { randomCase, rng, xorCase } from '../helpers.js';
 import { predict64, relError, valueAndGrad64 } from '../reference/mlp64.js';
+import { train64 } from '../reference/train64.js';
 
 const json = <T>(o: T): T => JSON.parse(JSON.stringify(o));
 
@@ -73,6 +74,41 @@ describe('the lesson series over HTTP: /init, /forward, /train', () => {
     // the returned params are what the final loss says they are
     const ref = valueAndGrad64({ ...xorCase, params: body.params });
     assert.ok(Math.abs(ref.loss - body.loss) <= 1e-5 * ref.loss);
+  });
+
+  it("POST /train without an optimizer's optional settings takes optax's defaults, as the float64 reference does", async () => {
+    const c = randomCase(rng(31), { widths: [3, 5, 2], batch: 6, activation: 'tanh', loss: 'mse' });
+    const defaults = [
+      { sent: { name: 'momentum', learningRate: 0.1 }, ref: { name: 'momentum', learningRate: 0.1, momentum: 0.9 } },
+      { sent: { name: 'adam', learningRate: 0.05 }, ref: { name: 'adam', learningRate: 0.05, b1: 0.9, b2: 0.999, eps: 1e-8 } },
+    ] as const;
+    for (const { sent, ref } of defaults) {
+      const steps = 12;
+      const res = await post('/train', { ...json(c), optimizer: sent, steps });
+      assert.equal(res.statusCode, 200, res.body);
+      const expected = train64(c, ref, steps);
+      const got = res.json().params as { W: number[][]; b: number[] }[];
+      got.forEach((p, l) => {
+        assert.ok(relError(p.W.flat(), expected.params[l]!.W.flat()) <= 5e-5, `${sent.name}: W[${l}]`);
+        assert.ok(relError(p.b, expected.params[l]!.b) <= 5e-5, `${sent.name}: b[${l}]`);
+      });
+    }
+  });
+
+  it('POST /train stopped by a non-finite loss after some steps says at which, and returns the params before it', async () => {
+    const c = randomCase(rng(8), { widths: [2, 3, 1], batch: 4, activation: 'linear', loss: 'mse' });
+    const res = await post('/train', { ...json(c), optimizer: { name: 'sgd', learningRate: 1e30 }, steps: 50 });
+    assert.equal(res.statusCode, 200, res.body);
+    const { warnings, history, params } = res.json();
+    const stoppedAt = history.at(-1).step;
+    assert.ok(stoppedAt > 0 && stoppedAt < 50, `stopped at ${stoppedAt}`);
+    assert.ok(!Number.isFinite(history.at(-1).loss));
+    assert.match(
+      warnings.join(' '),
+      new RegExp(`training stopped at step ${stoppedAt}: its loss is not finite; params are those before that step`),
+    );
+    const before = await post('/train', { ...json(c), optimizer: { name: 'sgd', learningRate: 1e30 }, steps: stoppedAt });
+    assert.deepEqual(params, before.json().params);
   });
 
   it('POST /train of params whose loss is already not finite stops at step 0 and says why, not to lower the learning rate', async () => {
