@@ -198,6 +198,69 @@ describe('client: valueAndGradSharded', () => {
     ]);
   });
 
+  describe('failures, with a fetch that behaves as a network could', { timeout: 10_000 }, () => {
+    const c = randomCase(rng(8), { widths: [3, 6, 1], batch: 64, activation: 'tanh' }) as ValueAndGradRequest;
+    /** A fetch that never answers, until its signal aborts it (as the real one rejects). */
+    const hanging = (init?: RequestInit) =>
+      new Promise<Response>((_, reject) => {
+        init?.signal?.addEventListener('abort', () => reject(init.signal!.reason), { once: true });
+      });
+
+    it('gives up on an attempt after timeoutMs and retries it', async () => {
+      let attempts = 0;
+      const slowFirst: typeof fetch = (input, init) => (attempts++ === 0 ? hanging(init) : fetch(input, init));
+      const t0 = performance.now();
+      const got = await valueAndGradSharded(url, c, { shards: 1, timeoutMs: 200, fetch: slowFirst });
+      assert.equal(attempts, 2);
+      assert.ok(performance.now() - t0 < 5000);
+      assertSameAnswer(got, await single(url, c), c as Case64);
+    });
+
+    it("stops at once when the caller's signal aborts: rejects with its reason and sends nothing more", async () => {
+      let attempts = 0;
+      const counting: typeof fetch = (_input, init) => {
+        attempts++;
+        return hanging(init);
+      };
+      const controller = new AbortController();
+      const call = valueAndGradSharded(url, c, { shards: 2, fetch: counting, signal: controller.signal });
+      await new Promise((r) => setTimeout(r, 50));
+      controller.abort(new Error('caller gave up'));
+      await assert.rejects(call, /caller gave up/);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(attempts, 2, 'no retries after the abort');
+    });
+
+    it('retries 502 and 504 as it does 503 (a balancer with no healthy replica)', async () => {
+      for (const status of [502, 504]) {
+        let attempts = 0;
+        const gateway: typeof fetch = (input, init) =>
+          attempts++ === 0 ? Promise.resolve(new Response('<html>bad gateway</html>', { status })) : fetch(input, init);
+        const got = await valueAndGradSharded(url, c, { shards: 1, fetch: gateway, maxRetryDelayMs: 10 });
+        assert.equal(attempts, 2, `${status} retried`);
+        assertSameAnswer(got, await single(url, c), c as Case64);
+      }
+    });
+
+    it("aborts the other shards' requests when one fails for good", async () => {
+      const aborted: boolean[] = [];
+      const oneRefused: typeof fetch = (_input, init) => {
+        const body = JSON.parse(String(init?.body)) as { x: { shape: number[] } };
+        const first = aborted.length === 0;
+        aborted.push(false);
+        if (first) return Promise.resolve(new Response('{"code":"GRADSERVE_INVALID_REQUEST","message":"no"}', { status: 400 }));
+        const k = aborted.length - 1;
+        init?.signal?.addEventListener('abort', () => {
+          aborted[k] = true;
+        });
+        assert.ok(body.x.shape[0]! > 0);
+        return hanging(init);
+      };
+      await assert.rejects(valueAndGradSharded(url, c, { shards: 3, fetch: oneRefused }), /failed: 400 GRADSERVE_INVALID_REQUEST: no/);
+      assert.deepEqual(aborted, [false, true, true], 'the two pending shards were aborted');
+    });
+  });
+
   it('retries 503s, honouring Retry-After, and moves past a dead replica', async () => {
     const c = randomCase(rng(8), { widths: [3, 6, 1], batch: 64, activation: 'tanh' });
     const request = c as ValueAndGradRequest;
