@@ -1,7 +1,8 @@
+import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import type { Activation, Loss, Matrix, Problem, Reduction } from '../src/engine/types.js';
 import { xorRequest } from '../src/http/request-examples.js';
-import type { Case64 } from './reference/mlp64.js';
+import { type Case64, relError } from './reference/mlp64.js';
 
 /** mulberry32: a small seeded PRNG, so every test case is reproducible. */
 export function rng(seed: number): () => number {
@@ -97,3 +98,14 @@ export const binaryCase = (c: Case64) => ({
   x: binary([c.x.length, c.x[0]!.length], c.x.flat()),
   y: binary([c.y.length, c.y[0]!.length], c.y.flat()),
 });
+
+type Grads = { W: number[][]; b: number[] }[];
+
+/** A JSON answer's gradient tree against the float64 reference's: as many layers, and each W and b within `tolerance`. */
+export function assertGradsMatch(grads: Grads, reference: Grads, label = '', tolerance = 1e-5): void {
+  assert.equal(grads.length, reference.length, `${label} layers`);
+  grads.forEach((g, l) => {
+    assert.ok(relError(g.W.flat(), reference[l]!.W.flat()) <= tolerance, `${label} dW[${l}]`);
+    assert.ok(relError(g.b, reference[l]!.b) <= tolerance, `${label} db[${l}]`);
+  });
+}

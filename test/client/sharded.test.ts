@@ -58,7 +58,7 @@ describe('client: valueAndGradSharded', () => {
   });
   after(async () => {
     await app.close();
-    engine.close();
+    await engine.close();
   });
 
   const cases: { name: string; c: Case64 }[] = [
@@ -332,7 +332,7 @@ describe('client: valueAndGradSharded', () => {
       assertSameAnswer(got, await single(busy.url, request), c);
     } finally {
       await busy.app.close();
-      busy.engine.close();
+      await busy.engine.close();
     }
   });
 });

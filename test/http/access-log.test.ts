@@ -19,7 +19,12 @@ describe('the access log (a real server process)', () => {
     });
     const exited = once(child, 'exit');
     try {
-      while (!/Server listening at/.test(output)) await new Promise((r) => setTimeout(r, 20));
+      const started = performance.now();
+      while (!/Server listening at/.test(output)) {
+        assert.equal(child.exitCode, null, `the server exited before listening:\n${output}`);
+        assert.ok(performance.now() - started < 30_000, 'the server did not listen within 30 s');
+        await new Promise((r) => setTimeout(r, 20));
+      }
       const url = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output)![1]!;
       assert.equal((await fetch(`${url}/no/such/path?api_key=SECRET`)).status, 404);
       const computed = await fetch(`${url}/value-and-grad?token=SECRET`, {

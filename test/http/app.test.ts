@@ -5,8 +5,8 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
 import { Engine } from '../../src/engine/engine.js';
 import { defaultConfig } from '../../src/runtime/config.js';
-import { xorCase } from '../helpers.js';
-import { relError, valueAndGrad64 } from '../reference/mlp64.js';
+import { assertGradsMatch, xorCase } from '../helpers.js';
+import { valueAndGrad64 } from '../reference/mlp64.js';
 
 const xorBody = {
   params: xorCase.params,
@@ -27,10 +27,7 @@ async function makeApp(overrides: Partial<ReturnType<typeof defaultConfig>> = {}
 function assertXorAnswer(body: { loss: number; grads: { W: number[][]; b: number[] }[] }): void {
   const ref = valueAndGrad64(xorCase);
   assert.ok(Math.abs(body.loss - ref.loss) <= 1e-6 * ref.loss, `loss ${body.loss} vs ${ref.loss}`);
-  body.grads.forEach((g, l) => {
-    assert.ok(relError(g.W.flat(), ref.grads[l]!.W.flat()) <= 1e-5, `dW[${l}]`);
-    assert.ok(relError(g.b, ref.grads[l]!.b) <= 1e-5, `db[${l}]`);
-  });
+  assertGradsMatch(body.grads, ref.grads);
 }
 
 /** The gradient tree has exactly the params' structure: same layers, same keys, same shapes. */
@@ -60,6 +57,17 @@ describe('HTTP API (inject)', () => {
     assert.equal(body.warnings, undefined);
     assert.equal(res.headers['x-request-id'], 'lesson-3');
     assert.match(String(res.headers['server-timing']), /compile;dur=[\d.]+.*compute;dur=[\d.]+;desc="webasm"/);
+  });
+
+  it('echoes a plain-token x-request-id, and replaces any other (or none) with a UUID', async () => {
+    const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+    const idFor = async (id?: string) =>
+      String((await app.inject({ url: '/healthz', headers: id === undefined ? {} : { 'x-request-id': id } })).headers['x-request-id']);
+    assert.equal(await idFor('batch-7:shard.2_A'), 'batch-7:shard.2_A');
+    assert.equal(await idFor('a'.repeat(128)), 'a'.repeat(128));
+    for (const bad of ['has spaces', 'a'.repeat(129), '', 'new\u2028line', '<script>'])
+      assert.match(await idFor(bad), UUID, JSON.stringify(bad));
+    assert.match(await idFor(), UUID);
   });
 
   it('POST /loss returns the same loss, and defaults match the explicit options', async () => {

@@ -99,7 +99,8 @@ describe('graceful shutdown (a real server process)', () => {
     const took = performance.now() - t0;
     socket.destroy();
     assert.equal(code, 0, log.join('\n'));
-    assert.ok(took > 1300 && took < 3000, `stopped ${took.toFixed(0)} ms after SIGTERM: the grace, then a second for answers`);
+    // (exit code 0, above, rules out the forced exit 3 s after the grace; the upper bound is loose for a loaded machine)
+    assert.ok(took > 1300 && took < 6000, `stopped ${took.toFixed(0)} ms after SIGTERM: the grace, then a second for answers`);
     assert.ok(log.some((line) => line.includes('answers not taken within the grace period')));
   });
 
