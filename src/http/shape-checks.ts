@@ -19,6 +19,17 @@ interface Body {
   y?: Tensor;
 }
 
+/** Do the layers chain from x's columns, each b as long as its W's outputs, with W read as `inOut` says? */
+function fits(params: Body['params'], x: Tensor, inOut: (W: Tensor) => [number, number]): boolean {
+  let width = x.shape[1] ?? 1;
+  for (const { W, b } of params) {
+    const [inDim, outDim] = inOut(W);
+    if (inDim !== width || b.shape[0] !== outDim) return false;
+    width = outDim;
+  }
+  return true;
+}
+
 /**
  * Every tensor already has its shape (see tensors.ts: rectangular, finite, in float32's
  * range); what is left is whether the shapes fit together.
@@ -28,6 +39,15 @@ export function shapeIssues(body: Body): ShapeIssue[] {
   const { params, x, y } = body;
   if (params.length === 0) {
     issues.push({ path: ['params'], message: 'is empty; it needs at least one layer' });
+    return issues;
+  }
+  // one clear message for the commonest mistake, rather than one mismatch per layer
+  if (!fits(params, x, (W) => W.shape as [number, number]) && fits(params, x, (W) => [W.shape[1]!, W.shape[0]!])) {
+    issues.push({
+      path: ['params'],
+      message:
+        "has every W as out × in (PyTorch's nn.Linear.weight layout); W is in × out here, as in JAX (x @ W + b): send each W transposed",
+    });
     return issues;
   }
   let prevOut: number | undefined;

@@ -230,6 +230,12 @@ describe('HTTP API (inject)', () => {
       400,
       /y is a flat list; that form needs 1 output, the last layer has 2 \(send batch × 2 rows\)/,
     ],
+    [
+      'every W transposed (PyTorch layout)',
+      { ...xorBody, params: xorCase.params.map((p) => ({ W: p.W[0]!.map((_, j) => p.W.map((row) => row[j]!)), b: p.b })) },
+      400,
+      /^params has every W as out × in \(PyTorch's nn\.Linear\.weight layout\); W is in × out here, as in JAX \(x @ W \+ b\): send each W transposed$/,
+    ],
     ['deeply nested junk', { ...xorBody, x: [[[[[[[[[[0]]]]]]]]]] }, 400, /x\[0\]\[0\]: expected number, received array/],
     ['not an object', [1, 2, 3], 400, /body: expected object/],
     ['null body fields', { params: null, x: null, y: null }, 400, /params: expected array/],
