@@ -247,7 +247,7 @@ export interface operations {
                      */
                     outputActivation?: "tanh" | "relu" | "sigmoid" | "linear" | "leaky_relu" | "gelu" | "silu" | "softplus" | "elu";
                     /**
-                     * @description bce: binary cross-entropy with JAX's clip(p, 1e-8, 1 - 1e-8). bce_logits: optax.sigmoid_binary_cross_entropy on the last layer's pre-activation (outputActivation must be linear). mse: mean of (pred − y)² over all elements.
+                     * @description bce: binary cross-entropy with JAX's clip(p, 1e-8, 1 - 1e-8). bce_logits: optax.sigmoid_binary_cross_entropy on the last layer's pre-activation z, −y·log_sigmoid(z) − (1 − y)·log_sigmoid(−z) (outputActivation must be linear). mse: (pred − y)², no ½. Each per element, then reduced as reduction says.
                      * @default bce
                      * @enum {string}
                      */
@@ -462,7 +462,7 @@ export interface operations {
                      */
                     outputActivation?: "tanh" | "relu" | "sigmoid" | "linear" | "leaky_relu" | "gelu" | "silu" | "softplus" | "elu";
                     /**
-                     * @description bce: binary cross-entropy with JAX's clip(p, 1e-8, 1 - 1e-8). bce_logits: optax.sigmoid_binary_cross_entropy on the last layer's pre-activation (outputActivation must be linear). mse: mean of (pred − y)² over all elements.
+                     * @description bce: binary cross-entropy with JAX's clip(p, 1e-8, 1 - 1e-8). bce_logits: optax.sigmoid_binary_cross_entropy on the last layer's pre-activation z, −y·log_sigmoid(z) − (1 − y)·log_sigmoid(−z) (outputActivation must be linear). mse: (pred − y)², no ½. Each per element, then reduced as reduction says.
                      * @default bce
                      * @enum {string}
                      */
@@ -633,11 +633,15 @@ export interface operations {
                      */
                     outputEncoding?: "json" | "base64";
                     /**
-                     * @description Activation of the last layer.
-                     * @default sigmoid
+                     * @description Activation of the last layer. Default: the loss's, as /train uses (sigmoid for bce or no loss, linear for bce_logits and mse).
                      * @enum {string}
                      */
                     outputActivation?: "tanh" | "relu" | "sigmoid" | "linear" | "leaky_relu" | "gelu" | "silu" | "softplus" | "elu";
+                    /**
+                     * @description The loss the network was trained with, only to pick outputActivation's default as /train does; nothing is computed with it.
+                     * @enum {string}
+                     */
+                    loss?: "bce" | "bce_logits" | "mse";
                 };
             };
         };
@@ -825,7 +829,7 @@ export interface operations {
                      */
                     outputActivation?: "tanh" | "relu" | "sigmoid" | "linear" | "leaky_relu" | "gelu" | "silu" | "softplus" | "elu";
                     /**
-                     * @description bce: binary cross-entropy with JAX's clip(p, 1e-8, 1 - 1e-8). bce_logits: optax.sigmoid_binary_cross_entropy on the last layer's pre-activation (outputActivation must be linear). mse: mean of (pred − y)² over all elements.
+                     * @description bce: binary cross-entropy with JAX's clip(p, 1e-8, 1 - 1e-8). bce_logits: optax.sigmoid_binary_cross_entropy on the last layer's pre-activation z, −y·log_sigmoid(z) − (1 − y)·log_sigmoid(−z) (outputActivation must be linear). mse: (pred − y)², no ½. Each per element, then reduced as reduction says.
                      * @default bce
                      * @enum {string}
                      */

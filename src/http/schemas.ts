@@ -44,7 +44,8 @@ const lossFields = {
     .default('bce')
     .describe(
       "bce: binary cross-entropy with JAX's clip(p, 1e-8, 1 - 1e-8). bce_logits: optax.sigmoid_binary_cross_entropy on the " +
-        "last layer's pre-activation (outputActivation must be linear). mse: mean of (pred − y)² over all elements.",
+        "last layer's pre-activation z, −y·log_sigmoid(z) − (1 − y)·log_sigmoid(−z) (outputActivation must be linear). " +
+        'mse: (pred − y)², no ½. Each per element, then reduced as reduction says.',
     ),
   reduction: z
     .enum(REDUCTIONS)
@@ -71,7 +72,18 @@ export type ComputeRequest = z.infer<typeof ComputeRequest>;
 export const ForwardRequest = z
   .strictObject({
     ...networkFields,
-    outputActivation: z.enum(ACTIVATIONS).default('sigmoid').describe('Activation of the last layer.'),
+    outputActivation: z
+      .enum(ACTIVATIONS)
+      .optional()
+      .describe(
+        "Activation of the last layer. Default: the loss's, as /train uses (sigmoid for bce or no loss, linear for bce_logits and mse).",
+      ),
+    loss: z
+      .enum(LOSSES)
+      .optional()
+      .describe(
+        "The loss the network was trained with, only to pick outputActivation's default as /train does; nothing is computed with it.",
+      ),
   })
   .superRefine((body, ctx) => report(ctx, () => shapeIssues(body)))
   .describe('An MLP and a batch of inputs.');

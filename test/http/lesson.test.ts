@@ -37,6 +37,13 @@ describe('the lesson series over HTTP: /init, /forward, /train', () => {
     const { predictions } = res.json();
     assert.deepEqual([predictions.length, predictions[0].length], [4, 1]);
     assert.ok(relError(predictions.flat(), predict64(xorCase).flat()) <= 1e-5);
+    // a network trained with mse or bce_logits: naming the loss picks its linear output, as /train did
+    for (const loss of ['mse', 'bce_logits'] as const) {
+      const linear = await post('/forward', { ...xorForwardRequest, outputActivation: undefined, loss });
+      assert.equal(linear.statusCode, 200, linear.body);
+      const want = predict64({ ...xorCase, outputActivation: 'linear' }).flat();
+      assert.ok(relError(linear.json().predictions.flat(), want) <= 1e-5, loss);
+    }
     const bad = await post('/forward', { ...xorForwardRequest, y: xorCase.y });
     assert.equal(bad.statusCode, 400);
     assert.match(bad.json().message, /unknown field "y"/);
@@ -105,7 +112,9 @@ describe('the lesson series over HTTP: /init, /forward, /train', () => {
     assert.ok(!Number.isFinite(history.at(-1).loss));
     assert.match(
       warnings.join(' '),
-      new RegExp(`training stopped at step ${stoppedAt}: its loss is not finite; params are those before that step`),
+      new RegExp(
+        `training stopped at step ${stoppedAt}: its loss is not finite; the params returned are those that gave it \\(before step ${stoppedAt}'s update\\)`,
+      ),
     );
     const before = await post('/train', { ...json(c), optimizer: { name: 'sgd', learningRate: 1e30 }, steps: stoppedAt });
     assert.deepEqual(params, before.json().params);

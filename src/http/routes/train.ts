@@ -44,7 +44,7 @@ export const trainRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app, 
           : result.stoppedAt === 0
             ? ['training stopped at step 0: the loss of the given params is not finite, so no step was taken; see the other warnings']
             : [
-                `training stopped at step ${result.stoppedAt}: its loss is not finite; params are those before that step. Try a smaller learningRate.`,
+                `training stopped at step ${result.stoppedAt}: its loss is not finite; the params returned are those that gave it (before step ${result.stoppedAt}'s update). Try a smaller learningRate.`,
               ];
       const params = enc.layers(result.params);
       const answer = { params, loss: enc.number(result.loss), history, warnings: enc.warnings(result.head, stopped) };
