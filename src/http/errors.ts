@@ -111,7 +111,29 @@ function unionBranch(issue: Issue): Issue[] {
     ];
   }
   const depth = (b: ZodIssue[]) => Math.max(...b.map((i) => i.path.length));
-  const best = candidates.reduce((a, b) => (depth(b) > depth(a) ? b : a));
+  // at the same depth, the form that wanted a number where one element is (a string "0" in a
+  // flat y) says more than the one that wanted a row there
+  const wantsRows = (b: ZodIssue[]) => b.some((i) => i.message.startsWith('Invalid input: expected array'));
+  const best = candidates.reduce((a, b) => (depth(b) > depth(a) || (depth(b) === depth(a) && wantsRows(a) && !wantsRows(b)) ? b : a));
+  // every element the wrong kind: the whole field is in the other form, which one message says
+  const every = (expected: string, received: string) =>
+    best.every(
+      (i) => i.path.length === 1 && i.code === 'invalid_type' && i.message === `Invalid input: expected ${expected}, received ${received}`,
+    );
+  if (every('array', 'number')) {
+    return [
+      {
+        ...issue,
+        keyword: 'custom',
+        message: 'is a flat list of numbers; it takes a list of rows, e.g. [[0, 1]], not [0, 1]',
+      },
+    ];
+  }
+  if (every('number', 'array')) {
+    return [
+      { ...issue, keyword: 'custom', message: 'is a list of rows; it takes a flat list of numbers, e.g. [0, 0.1], not [[0], [0.1]]' },
+    ];
+  }
   return best.flatMap((z) => expand(asIssue(z, issue.instancePath ?? '')));
 }
 
@@ -147,7 +169,8 @@ export function validationMessage(reported: Issue[]): string {
   const issues = reported.flatMap(expand);
   const shown = issues.slice(0, MAX_ISSUES).map(describeIssue);
   const more = issues.length - shown.length;
-  return shown.join('; ') + (more > 0 ? `; and ${more} more` : '');
+  const quoted = shown.some((m) => m.endsWith('expected number, received string')) ? ' (numbers are not quoted in JSON)' : '';
+  return shown.join('; ') + quoted + (more > 0 ? `; and ${more} more` : '');
 }
 
 /** Errors in fastify's shape; 4xx say what is wrong, 5xx say nothing of the internals. */

@@ -19,15 +19,22 @@ interface Body {
   y?: Tensor;
 }
 
-/** Do the layers chain from x's columns, each b as long as its W's outputs, with W read as `inOut` says? */
-function fits(params: Body['params'], x: Tensor, inOut: (W: Tensor) => [number, number]): boolean {
+/**
+ * The layers sent out × in (PyTorch's nn.Linear.weight layout), if reading just those
+ * transposed makes every layer chain from x's columns with its b; else none.
+ */
+function transposedLayers(params: Body['params'], x: Tensor): number[] | undefined {
+  const transposed: number[] = [];
   let width = x.shape[1] ?? 1;
-  for (const { W, b } of params) {
-    const [inDim, outDim] = inOut(W);
-    if (inDim !== width || b.shape[0] !== outDim) return false;
-    width = outDim;
+  for (const [l, { W, b }] of params.entries()) {
+    const [rows, cols] = W.shape as [number, number];
+    if (rows === width && b.shape[0] === cols) width = cols;
+    else if (cols === width && b.shape[0] === rows) {
+      transposed.push(l);
+      width = rows;
+    } else return undefined;
   }
-  return true;
+  return transposed.length > 0 ? transposed : undefined;
 }
 
 /**
@@ -41,8 +48,9 @@ export function shapeIssues(body: Body): ShapeIssue[] {
     issues.push({ path: ['params'], message: 'is empty; it needs at least one layer' });
     return issues;
   }
-  // one clear message for the commonest mistake, rather than one mismatch per layer
-  if (!fits(params, x, (W) => W.shape as [number, number]) && fits(params, x, (W) => [W.shape[1]!, W.shape[0]!])) {
+  // the commonest mistake, said as such rather than as the mismatches it makes
+  const transposed = transposedLayers(params, x);
+  if (transposed?.length === params.length) {
     issues.push({
       path: ['params'],
       message:
@@ -50,6 +58,14 @@ export function shapeIssues(body: Body): ShapeIssue[] {
     });
     return issues;
   }
+  for (const l of transposed ?? []) {
+    const [rows, cols] = params[l]!.W.shape as [number, number];
+    issues.push({
+      path: ['params', l, 'W'],
+      message: `is ${rows}×${cols} but must be in × out = ${cols}×${rows}: it looks transposed (PyTorch's out × in layout); send its transpose`,
+    });
+  }
+  if (transposed) return issues;
   let prevOut: number | undefined;
   params.forEach((layer, l) => {
     const [inDim, outDim] = layer.W.shape as [number, number];
@@ -74,7 +90,12 @@ export function shapeIssues(body: Body): ShapeIssue[] {
   if (y === undefined) return issues;
   const outDim = prevOut!;
   const [yRows, yCols] = y.shape;
-  if (yRows !== batch) {
+  if (yRows !== batch && yCols === undefined && yRows === batch * outDim) {
+    issues.push({
+      path: ['y'],
+      message: `is a flat list of ${yRows} numbers; the last layer has ${outDim} outputs: send y as ${batch} rows of ${outDim}`,
+    });
+  } else if (yRows !== batch) {
     issues.push({ path: ['y'], message: `has ${plural(yRows!, 'row')}; x has ${batch} (the batch)` });
   } else if (yCols === undefined && outDim !== 1) {
     issues.push({

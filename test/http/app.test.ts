@@ -236,6 +236,54 @@ describe('HTTP API (inject)', () => {
       400,
       /^params has every W as out × in \(PyTorch's nn\.Linear\.weight layout\); W is in × out here, as in JAX \(x @ W \+ b\): send each W transposed$/,
     ],
+    [
+      'one W transposed',
+      {
+        ...xorBody,
+        params: [
+          { W: xorCase.params[0]!.W[0]!.map((_, j) => xorCase.params[0]!.W.map((row) => row[j]!)), b: xorCase.params[0]!.b },
+          xorCase.params[1],
+        ],
+      },
+      400,
+      /^params\[0\]\.W is 4×2 but must be in × out = 2×4: it looks transposed \(PyTorch's out × in layout\); send its transpose$/,
+    ],
+    [
+      'x as one flat row',
+      { ...xorBody, x: [0, 1], y: [0] },
+      400,
+      /^x is a flat list of numbers; it takes a list of rows, e.g. \[\[0, 1\]\], not \[0, 1\]$/,
+    ],
+    [
+      'b as a column',
+      { ...xorBody, params: [{ W: [[1], [2]], b: [[0]] }] },
+      400,
+      /^params\[0\]\.b is a list of rows; it takes a flat list of numbers, e.g\. \[0, 0\.1\], not \[\[0\], \[0\.1\]\]$/,
+    ],
+    [
+      'quoted targets',
+      { ...xorBody, y: ['0', '1', '1', '0'] },
+      400,
+      /^y\[0\]: expected number, received string; .* \(numbers are not quoted in JSON\)$/,
+    ],
+    [
+      'flat y for 2 outputs, all in one list',
+      {
+        ...xorBody,
+        params: [
+          {
+            W: [
+              [1, 0],
+              [0, 1],
+            ],
+            b: [0, 0],
+          },
+        ],
+        y: [0, 1, 1, 0, 1, 0, 0, 1],
+      },
+      400,
+      /^y is a flat list of 8 numbers; the last layer has 2 outputs: send y as 4 rows of 2$/,
+    ],
     ['deeply nested junk', { ...xorBody, x: [[[[[[[[[[0]]]]]]]]]] }, 400, /x\[0\]\[0\]: expected number, received array/],
     ['not an object', [1, 2, 3], 400, /body: expected object/],
     ['null body fields', { params: null, x: null, y: null }, 400, /params: expected array/],
