@@ -160,6 +160,8 @@ function describeIssue(issue: Issue): string {
   // our cross-field checks phrase their message to follow the field's name
   if (issue.keyword === 'custom') return `${path} ${issue.message}`;
   const message = issue.message.replace(/^Invalid input: /, '');
+  if (path === 'body' && message === 'expected object, received string')
+    return 'body is a JSON string, not an object: was it encoded twice?';
   const missing = /^expected (\w+), received undefined$/.exec(message);
   if (missing) return `${path} is required (${missing[1]})`;
   return `${path}: ${message}`;

@@ -72,9 +72,12 @@ export function parseJson(text: string): unknown {
     return sjson.parse(text, { protoAction: 'error', constructorAction: 'error' });
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
-    throw new Errors.InvalidJson(
-      /forbidden prototype/.test(reason) ? FORBIDDEN_KEY : `the body is not valid JSON: ${reason.slice(0, 200)}`,
-    );
+    if (/forbidden prototype/.test(reason)) throw new Errors.InvalidJson(FORBIDDEN_KEY);
+    // Python's json.dumps writes float('nan') and float('inf') as NaN and Infinity
+    const nonFinite = /Unexpected token '(N|I)'|No number after minus sign/.test(reason)
+      ? '; NaN and Infinity are not JSON, and inputs must be finite numbers'
+      : '';
+    throw new Errors.InvalidJson(`the body is not valid JSON: ${reason.slice(0, 200)}${nonFinite}`);
   }
 }
 

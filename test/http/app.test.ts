@@ -306,6 +306,18 @@ describe('HTTP API (inject)', () => {
     const notJson = await raw('{"params": [', 'application/json');
     assert.equal(notJson.statusCode, 400);
     assert.match(notJson.json().message, /not valid JSON/);
+    const twice = await raw(JSON.stringify(JSON.stringify(xorBody)), 'application/json');
+    assert.equal(twice.json().message, 'body is a JSON string, not an object: was it encoded twice?');
+    // what Python's json.dumps writes for float('nan') and float('inf')
+    for (const nonFinite of ['NaN', 'Infinity', '-Infinity']) {
+      const python = await raw(`{"params": [], "x": [[${nonFinite}]], "y": [0]}`, 'application/json');
+      assert.equal(python.statusCode, 400);
+      assert.match(
+        python.json().message,
+        /not valid JSON: .*; NaN and Infinity are not JSON, and inputs must be finite numbers$/,
+        nonFinite,
+      );
+    }
     const text = await raw('params', 'text/plain');
     assert.equal(text.statusCode, 415);
     assert.match(text.json().message, /application\/json/);
