@@ -268,6 +268,54 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "loss": 0.7299889922142029,
+                     *       "grads": [
+                     *         {
+                     *           "W": [
+                     *             [
+                     *               0.026457302272319794,
+                     *               0.006289936602115631,
+                     *               -0.000417560338973999,
+                     *               0.01235949993133545
+                     *             ],
+                     *             [
+                     *               -0.020677663385868073,
+                     *               0.006142128258943558,
+                     *               -0.03963169455528259,
+                     *               -0.057291820645332336
+                     *             ]
+                     *           ],
+                     *           "b": [
+                     *             0.02116270363330841,
+                     *             -0.0160980224609375,
+                     *             -0.018399816006422043,
+                     *             -0.018263384699821472
+                     *           ]
+                     *         },
+                     *         {
+                     *           "W": [
+                     *             [
+                     *               0.05122711881995201
+                     *             ],
+                     *             [
+                     *               -0.04996053874492645
+                     *             ],
+                     *             [
+                     *               -0.006086981855332851
+                     *             ],
+                     *             [
+                     *               0.031992971897125244
+                     *             ]
+                     *           ],
+                     *           "b": [
+                     *             -0.038938529789447784
+                     *           ]
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": {
                         /** @description The loss, as JAX computes it in float32. */
                         loss: number | ("NaN" | "Infinity" | "-Infinity");
@@ -313,7 +361,7 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description Which field is wrong and what was expected. */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
                         message: string;
                     };
                 };
@@ -328,7 +376,7 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description Which field is wrong and what was expected. */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
                         message: string;
                     };
                 };
@@ -343,7 +391,7 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description Which field is wrong and what was expected. */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
                         message: string;
                     };
                 };
@@ -358,7 +406,7 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description Which field is wrong and what was expected. */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
                         message: string;
                     };
                 };
@@ -375,7 +423,7 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description Which field is wrong and what was expected. */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
                         message: string;
                     };
                 };
@@ -483,6 +531,11 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "loss": 0.7299889922142029
+                     *     }
+                     */
                     "application/json": {
                         /** @description The loss, as JAX computes it in float32. */
                         loss: number | ("NaN" | "Infinity" | "-Infinity");
@@ -501,7 +554,7 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description Which field is wrong and what was expected. */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
                         message: string;
                     };
                 };
@@ -516,7 +569,7 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description Which field is wrong and what was expected. */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
                         message: string;
                     };
                 };
@@ -531,7 +584,7 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description Which field is wrong and what was expected. */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
                         message: string;
                     };
                 };
@@ -546,7 +599,7 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description Which field is wrong and what was expected. */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
                         message: string;
                     };
                 };
@@ -563,7 +616,7 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description Which field is wrong and what was expected. */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
                         message: string;
                     };
                 };
@@ -652,6 +705,24 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "predictions": [
+                     *         [
+                     *           0.49256694316864014
+                     *         ],
+                     *         [
+                     *           0.26526403427124023
+                     *         ],
+                     *         [
+                     *           0.6776911020278931
+                     *         ],
+                     *         [
+                     *           0.4087238311767578
+                     *         ]
+                     *       ]
+                     *     }
+                     */
                     "application/json": {
                         /** @description batch × out_last, after the output activation. */
                         predictions: (number | ("NaN" | "Infinity" | "-Infinity"))[][] | {
@@ -680,7 +751,7 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description Which field is wrong and what was expected. */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
                         message: string;
                     };
                 };
@@ -695,7 +766,7 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description Which field is wrong and what was expected. */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
                         message: string;
                     };
                 };
@@ -710,7 +781,7 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description Which field is wrong and what was expected. */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
                         message: string;
                     };
                 };
@@ -725,7 +796,7 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description Which field is wrong and what was expected. */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
                         message: string;
                     };
                 };
@@ -742,7 +813,7 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description Which field is wrong and what was expected. */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
                         message: string;
                     };
                 };
@@ -861,11 +932,20 @@ export interface operations {
                         name: "adam";
                         /** @description Step size (optax learning_rate). */
                         learningRate: number;
-                        /** @default 0.9 */
+                        /**
+                         * @description Decay of the first moment (the mean of the gradients).
+                         * @default 0.9
+                         */
                         b1?: number;
-                        /** @default 0.999 */
+                        /**
+                         * @description Decay of the second moment (the mean of their squares).
+                         * @default 0.999
+                         */
                         b2?: number;
-                        /** @default 1e-8 */
+                        /**
+                         * @description Added to the root of the second moment, outside it (eps_root is 0).
+                         * @default 1e-8
+                         */
                         eps?: number;
                     };
                     /** @description Optimizer steps (limited by GRADSERVE_MAX_TRAIN_STEPS and GRADSERVE_MAX_TRAIN_WORK, see /info). */
@@ -938,7 +1018,7 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description Which field is wrong and what was expected. */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
                         message: string;
                     };
                 };
@@ -953,7 +1033,7 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description Which field is wrong and what was expected. */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
                         message: string;
                     };
                 };
@@ -968,7 +1048,7 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description Which field is wrong and what was expected. */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
                         message: string;
                     };
                 };
@@ -983,7 +1063,7 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description Which field is wrong and what was expected. */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
                         message: string;
                     };
                 };
@@ -1000,7 +1080,7 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description Which field is wrong and what was expected. */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
                         message: string;
                     };
                 };
@@ -1055,6 +1135,53 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "params": [
+                     *         {
+                     *           "W": [
+                     *             [
+                     *               -0.12887753546237946,
+                     *               -0.48667111992836,
+                     *               1.0439988374710083,
+                     *               0.11762119084596634
+                     *             ],
+                     *             [
+                     *               0.050658296793699265,
+                     *               -0.2326357215642929,
+                     *               0.7257669568061829,
+                     *               0.21178987622261047
+                     *             ]
+                     *           ],
+                     *           "b": [
+                     *             0,
+                     *             0,
+                     *             0,
+                     *             0
+                     *           ]
+                     *         },
+                     *         {
+                     *           "W": [
+                     *             [
+                     *               -0.18584249913692474
+                     *             ],
+                     *             [
+                     *               -0.2644783854484558
+                     *             ],
+                     *             [
+                     *               0.03246584162116051
+                     *             ],
+                     *             [
+                     *               0.4524593949317932
+                     *             ]
+                     *           ],
+                     *           "b": [
+                     *             0
+                     *           ]
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": {
                         /** @description Float32 values, in the request format (binary tensors with outputEncoding base64). */
                         params: {
@@ -1094,7 +1221,7 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description Which field is wrong and what was expected. */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
                         message: string;
                     };
                 };
@@ -1109,7 +1236,7 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description Which field is wrong and what was expected. */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
                         message: string;
                     };
                 };
@@ -1124,7 +1251,7 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description Which field is wrong and what was expected. */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
                         message: string;
                     };
                 };
@@ -1139,7 +1266,7 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description Which field is wrong and what was expected. */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
                         message: string;
                     };
                 };
@@ -1156,7 +1283,7 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description Which field is wrong and what was expected. */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
                         message: string;
                     };
                 };
@@ -1221,7 +1348,7 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description Which field is wrong and what was expected. */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
                         message: string;
                     };
                 };

@@ -2,7 +2,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import { jsonSchemaTransform } from 'fastify-type-provider-zod';
-import { requestExamples } from './request-examples.js';
+import { answerExamples, requestExamples } from './request-examples.js';
 
 const API_TITLE = 'gradserve';
 
@@ -41,7 +41,7 @@ export async function registerDocs(app: FastifyInstance, version: string): Promi
 
 interface Operation {
   requestBody?: { content?: Record<string, { examples?: unknown }> };
-  responses?: Record<string, { description?: string; headers?: Record<string, unknown> }>;
+  responses?: Record<string, { description?: string; headers?: Record<string, unknown>; content?: Record<string, { example?: unknown }> }>;
 }
 type OpenApi = Partial<{ paths: Record<string, Record<string, Operation>> }>;
 
@@ -73,8 +73,11 @@ function withErrorAnswers<T>(doc: T): T {
 
 function withRequestExamples<T>(doc: T): T {
   for (const [path, examples] of Object.entries(requestExamples)) {
-    const media = (doc as OpenApi).paths?.[path]?.post?.requestBody?.content?.['application/json'];
+    const post = (doc as OpenApi).paths?.[path]?.post;
+    const media = post?.requestBody?.content?.['application/json'];
     if (media) media.examples = examples;
+    const answer = post?.responses?.['200']?.content?.['application/json'];
+    if (answer && path in answerExamples) answer.example = answerExamples[path];
   }
   return doc;
 }

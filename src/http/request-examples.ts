@@ -70,3 +70,37 @@ export const requestExamples: Record<string, Record<string, { summary: string; v
   '/train': { xor: { summary: 'Train the XOR network to a loss below 0.05', value: xorTrainRequest } },
   '/init': { xor: { summary: "The XOR lesson's network shape", value: xorInitRequest } },
 };
+
+/**
+ * What the service answers to each `xor` example above, shown in the Swagger UI under the 200
+ * response (a test checks them against the live answers, to float32 rounding).
+ */
+export const answerExamples: Record<string, unknown> = {
+  '/loss': { loss: 0.7299889922142029 },
+  '/value-and-grad': {
+    loss: 0.7299889922142029,
+    grads: [
+      {
+        W: [
+          [0.026457302272319794, 0.006289936602115631, -0.000417560338973999, 0.01235949993133545],
+          [-0.020677663385868073, 0.006142128258943558, -0.03963169455528259, -0.057291820645332336],
+        ],
+        b: [0.02116270363330841, -0.0160980224609375, -0.018399816006422043, -0.018263384699821472],
+      },
+      { W: [[0.05122711881995201], [-0.04996053874492645], [-0.006086981855332851], [0.031992971897125244]], b: [-0.038938529789447784] },
+    ],
+  },
+  '/forward': { predictions: [[0.49256694316864014], [0.26526403427124023], [0.6776911020278931], [0.4087238311767578]] },
+  '/init': {
+    params: [
+      {
+        W: [
+          [-0.12887753546237946, -0.48667111992836, 1.0439988374710083, 0.11762119084596634],
+          [0.050658296793699265, -0.2326357215642929, 0.7257669568061829, 0.21178987622261047],
+        ],
+        b: [0, 0, 0, 0],
+      },
+      { W: [[-0.18584249913692474], [-0.2644783854484558], [0.03246584162116051], [0.4524593949317932]], b: [0] },
+    ],
+  },
+};

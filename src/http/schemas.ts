@@ -104,9 +104,9 @@ export const Optimizer = z
       .strictObject({
         name: z.literal('adam'),
         learningRate,
-        b1: z.number().min(0).lt(1).default(0.9),
-        b2: z.number().min(0).lt(1).default(0.999),
-        eps: z.number().positive().default(1e-8),
+        b1: z.number().min(0).lt(1).default(0.9).describe('Decay of the first moment (the mean of the gradients).'),
+        b2: z.number().min(0).lt(1).default(0.999).describe('Decay of the second moment (the mean of their squares).'),
+        eps: z.number().positive().default(1e-8).describe('Added to the root of the second moment, outside it (eps_root is 0).'),
       })
       .describe('optax.adam(learningRate, b1, b2, eps), eps_root 0, with bias correction.'),
   ])
@@ -195,7 +195,11 @@ export const ErrorResponse = z
     statusCode: z.number().int(),
     code: z.string(),
     error: z.string(),
-    message: z.string().describe('Which field is wrong and what was expected.'),
+    message: z
+      .string()
+      .describe(
+        'What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch).',
+      ),
   })
   .describe("An error, in fastify's shape.");
 

@@ -6,7 +6,7 @@ import { buildApp } from '../../src/app.js';
 import { Engine } from '../../src/engine/engine.js';
 import { defaultConfig } from '../../src/runtime/config.js';
 import { assertGradsMatch, xorCase } from '../helpers.js';
-import { valueAndGrad64 } from '../reference/mlp64.js';
+import { relError, valueAndGrad64 } from '../reference/mlp64.js';
 
 const xorBody = {
   params: xorCase.params,
@@ -123,6 +123,23 @@ describe('HTTP API (inject)', () => {
       assert.ok(responses['503'].headers['Retry-After'], `${path}: 503 documents Retry-After`);
       for (const status of ['400', '408', '413', '415', '503'])
         assert.doesNotMatch(responses[status].description, /fastify's shape/, `${path} ${status} says when it comes`);
+    }
+  });
+
+  it("documents each route's answer to its XOR example as the service really answers it", async () => {
+    const served = (await app.inject('/openapi.json')).json();
+    const numbers = (v: unknown): number[] =>
+      typeof v === 'number' ? [v] : v && typeof v === 'object' ? Object.values(v).flatMap(numbers) : [];
+    for (const path of ['/loss', '/value-and-grad', '/forward', '/init']) {
+      const { requestBody, responses } = served.paths[path].post;
+      const documented = responses['200'].content['application/json'].example;
+      const res = await app.inject({ method: 'POST', url: path, payload: requestBody.content['application/json'].examples.xor.value });
+      const answer = res.json();
+      assert.deepEqual(Object.keys(documented), Object.keys(answer), path);
+      // the same numbers, to float32 rounding (XOR runs on cpu by default; this app's backend is webasm)
+      const [want, got] = [numbers(documented), numbers(answer)];
+      assert.ok(got.length > 0 && got.length === want.length, path);
+      assert.ok(relError(got, want) <= 1e-6, `${path}: the documented answer is the real one`);
     }
   });
 
