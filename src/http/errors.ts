@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import createError from '@fastify/error';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+import { meantField, meantOption } from './suggest.js';
 
 /** The service's own error codes, one place (fastify's FST_ERR_* codes pass through as they are). */
 export const Errors = {
@@ -74,7 +75,8 @@ interface Issue {
   keyword?: string;
   instancePath?: string;
   message: string;
-  params?: { keys?: string[]; errors?: ZodIssue[][] };
+  /** the allowed options: `values` of an enum, `options` of a discriminator */
+  params?: { keys?: string[]; errors?: ZodIssue[][]; values?: unknown[]; options?: unknown[] };
 }
 
 /** A zod issue inside a union's report, its path relative to the union's value. */
@@ -149,13 +151,39 @@ function pathOf(instancePath = ''): (string | number)[] {
     .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
 }
 
-function describeIssue(issue: Issue): string {
-  const path = fieldPath(pathOf(issue.instancePath));
+const quote = (name: string) => JSON.stringify(name.length > 40 ? `${name.slice(0, 40)}…` : name);
+
+/** The value at `path` in the body the client sent. */
+function valueAt(body: unknown, path: (string | number)[]): unknown {
+  let value = body;
+  for (const part of path) value = value !== null && typeof value === 'object' ? (value as Record<string, unknown>)[part] : undefined;
+  return value;
+}
+
+function describeIssue(issue: Issue, body: unknown): string {
+  const at = pathOf(issue.instancePath);
+  const path = fieldPath(at);
   const keys = issue.params?.keys;
   if (issue.keyword === 'unrecognized_keys' && keys) {
-    const names = keys.slice(0, MAX_ISSUES).map((k) => JSON.stringify(k.length > 40 ? `${k.slice(0, 40)}…` : k));
+    const names = keys.slice(0, MAX_ISSUES).map((k) => {
+      const meant = meantField(k);
+      return meant ? `${quote(k)} (did you mean "${meant}"?)` : quote(k);
+    });
     if (keys.length > MAX_ISSUES) names.push(`and ${keys.length - MAX_ISSUES} more`);
-    return `${path} has unknown field${keys.length > 1 ? 's' : ''} ${names.join(', ')}`;
+    // optax writes momentum as an option of sgd; here it is an optimizer of its own
+    const momentum =
+      at.at(-1) === 'optimizer' && keys.includes('momentum')
+        ? '; momentum is an optimizer of its own here: {"name": "momentum", "learningRate": …, "momentum": 0.9}'
+        : '';
+    return `${path} has unknown field${keys.length > 1 ? 's' : ''} ${names.join(', ')}${momentum}`;
+  }
+  // an option spelt as another library spells it: say which of ours it means
+  const allowed = issue.params?.values ?? issue.params?.options;
+  const given = valueAt(body, at);
+  if (allowed?.every((v) => typeof v === 'string') && typeof given === 'string') {
+    const meant = meantOption(given, allowed as string[]);
+    const list = (allowed as string[]).map((v) => `"${v}"`).join(', ');
+    return `${path} is ${quote(given)}; ${meant ? `did you mean "${meant}"? (one of ${list})` : `expected one of ${list}`}`;
   }
   // our cross-field checks phrase their message to follow the field's name
   if (issue.keyword === 'custom') return `${path} ${issue.message}`;
@@ -167,9 +195,10 @@ function describeIssue(issue: Issue): string {
   return `${path}: ${message}`;
 }
 
-export function validationMessage(reported: Issue[]): string {
+/** The 400's message for zod's issues with `body`, the parsed body they are about. */
+export function validationMessage(reported: Issue[], body: unknown): string {
   const issues = reported.flatMap(expand);
-  const shown = issues.slice(0, MAX_ISSUES).map(describeIssue);
+  const shown = issues.slice(0, MAX_ISSUES).map((issue) => describeIssue(issue, body));
   const more = issues.length - shown.length;
   const quoted = shown.some((m) => m.endsWith('expected number, received string')) ? ' (numbers are not quoted in JSON)' : '';
   return shown.join('; ') + quoted + (more > 0 ? `; and ${more} more` : '');
@@ -183,7 +212,7 @@ export function installErrorHandlers(app: FastifyInstance, bodyLimit: number): v
     // after this answer; the connection ends with this answer instead
     if (!request.raw.complete) reply.header('connection', 'close');
     if (hasZodFastifySchemaValidationErrors(err)) {
-      const e = new Errors.InvalidRequest(validationMessage(err.validation as Issue[]));
+      const e = new Errors.InvalidRequest(validationMessage(err.validation as Issue[], request.body));
       return reply.code(400).send(errorBody(400, e.code, e.message));
     }
     const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;

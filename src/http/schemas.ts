@@ -287,3 +287,21 @@ export function postSchemas<U extends PostRoute>(url: U) {
     response: { 200: (typeof POST_ROUTES)[U]['ok'] } & typeof ERROR_ANSWERS;
   };
 }
+
+/** Every field name a request body may hold, at any depth: for "did you mean" (suggest.ts). */
+export const REQUEST_FIELDS: ReadonlySet<string> = (() => {
+  const names = new Set<string>();
+  const walk = (schema: z.ZodType) => {
+    const def = schema._zod.def as unknown as Record<string, unknown>;
+    if (def.type === 'object') {
+      for (const [name, field] of Object.entries(def.shape as Record<string, z.ZodType>)) {
+        names.add(name);
+        walk(field);
+      }
+    }
+    for (const key of ['element', 'innerType', 'in', 'out']) if (def[key]) walk(def[key] as z.ZodType);
+    for (const option of (def.options as z.ZodType[] | undefined) ?? []) walk(option);
+  };
+  for (const { body } of Object.values(POST_ROUTES)) walk(body);
+  return names;
+})();

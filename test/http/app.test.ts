@@ -206,7 +206,19 @@ describe('HTTP API (inject)', () => {
     ['empty params', { ...xorBody, params: [] }, 400, /params is empty/],
     ['empty x', { ...xorBody, x: [], y: [] }, 400, /x is empty/],
     ['missing field', { params: xorBody.params, x: xorBody.x }, 400, /y is required \(array\)/],
-    ['unknown activation', { ...xorBody, activation: 'softmax' }, 400, /activation: Invalid option: expected one of "tanh"/],
+    ['unknown activation', { ...xorBody, activation: 'softmax' }, 400, /^activation is "softmax"; expected one of "tanh", "relu", /],
+    [
+      "another library's activation name",
+      { ...xorBody, activation: 'LeakyReLU' },
+      400,
+      /^activation is "LeakyReLU"; did you mean "leaky_relu"\? \(one of "tanh", /,
+    ],
+    [
+      'a snake_case field',
+      { ...xorBody, output_activation: 'sigmoid' },
+      400,
+      /^body has unknown field "output_activation" \(did you mean "outputActivation"\?\)$/,
+    ],
     ['misspelled option', { ...xorBody, activaton: 'relu' }, 400, /unknown field "activaton"/],
     [
       'number beyond float32',

@@ -152,13 +152,36 @@ describe('the lesson series over HTTP: /init, /forward, /train', () => {
       { ...json(xorCase), loss: 'bce_logits' },
       /outputActivation is "sigmoid"; loss "bce_logits"/,
     ],
-    ['an unknown optimizer', '/train', { ...xorTrainRequest, optimizer: { name: 'rmsprop', learningRate: 0.1 } }, /optimizer/],
+    [
+      'an unknown optimizer',
+      '/train',
+      { ...xorTrainRequest, optimizer: { name: 'rmsprop', learningRate: 0.1 } },
+      /^optimizer\.name is "rmsprop"; expected one of "sgd", "momentum", "adam"$/,
+    ],
+    [
+      'an optimizer named as optax capitalises it elsewhere',
+      '/train',
+      { ...xorTrainRequest, optimizer: { name: 'Adam', learningRate: 0.1 } },
+      /^optimizer\.name is "Adam"; did you mean "adam"\?/,
+    ],
+    [
+      "optax's spelling of the learning rate",
+      '/train',
+      { ...xorTrainRequest, optimizer: { name: 'adam', learning_rate: 0.1 } },
+      /optimizer has unknown field "learning_rate" \(did you mean "learningRate"\?\)/,
+    ],
+    [
+      "xavier_uniform, another library's name for glorot_uniform",
+      '/init',
+      { layers: [2, 4, 1], scheme: 'xavier_uniform' },
+      /^scheme is "xavier_uniform"; did you mean "glorot_uniform"\?/,
+    ],
     ['no learning rate', '/train', { ...xorTrainRequest, optimizer: { name: 'adam' } }, /optimizer\.learningRate is required/],
     [
       'an unknown optimizer option',
       '/train',
       { ...xorTrainRequest, optimizer: { name: 'sgd', learningRate: 1, momentum: 0.9 } },
-      /unknown field "momentum"/,
+      /^optimizer has unknown field "momentum"; momentum is an optimizer of its own here: \{"name": "momentum", "learningRate": …, "momentum": 0\.9\}$/,
     ],
     [
       'steps over the limit',

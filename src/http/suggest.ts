@@ -1,0 +1,40 @@
+import { REQUEST_FIELDS } from './schemas.js';
+
+/**
+ * "Did you mean": the option or field a client most likely meant, for names spelt as other
+ * libraries spell them (ReLU, batch_size, xavier_uniform, BCEWithLogitsLoss).
+ */
+const normal = (name: string) => name.toLowerCase().replace(/[-_\s]/g, '');
+
+/** Other libraries' names for this API's options, normalised. */
+const ALIASES: Record<string, string> = {
+  identity: 'linear',
+  none: 'linear',
+  swish: 'silu',
+  logistic: 'sigmoid',
+  xavieruniform: 'glorot_uniform',
+  xaviernormal: 'glorot_normal',
+  kaiminguniform: 'he_uniform',
+  kaimingnormal: 'he_normal',
+  bcewithlogits: 'bce_logits',
+  bcewithlogitsloss: 'bce_logits',
+  sigmoidbinarycrossentropy: 'bce_logits',
+  binarycrossentropy: 'bce',
+  bceloss: 'bce',
+  meansquarederror: 'mse',
+  mseloss: 'mse',
+};
+
+/** The allowed option `given` most likely means, if any. */
+export function meantOption(given: string, allowed: readonly string[]): string | undefined {
+  const n = normal(given);
+  const alias = ALIASES[n];
+  return allowed.find((option) => normal(option) === n) ?? (alias && allowed.includes(alias) ? alias : undefined);
+}
+
+/** The request field `given` most likely means (batch_size → batchSize), if any. */
+export function meantField(given: string): string | undefined {
+  const n = normal(given);
+  for (const field of REQUEST_FIELDS) if (normal(field) === n && field !== given) return field;
+  return undefined;
+}
