@@ -352,7 +352,9 @@ function combine(replies: ShardReply[], divisor: number, predictions: number, en
   return { loss: toNum(reduced), grads, ...(warnings.length > 0 ? { warnings } : {}) };
 }
 
-const SATURATED = /^(\d+) of (\d+) predictions (.*)$/s;
+/** "3 of 8 predictions …", "2 of 8 targets …": counts over the answer's elements, added up over the shards */
+const COUNTED = /^(\d+) of \d+ (predictions|targets) (.*)$/s;
+const COUNTED_ORDER = ['predictions lie outside', 'targets lie outside', 'predictions are exactly'];
 const NOT_FINITE = /^\d+ result values? (?:is|are) not finite(.*)$/s;
 /** the server's wording, for a non-finite value that only the combining made (an overflow) */
 const NOT_FINITE_REST = ' (in JSON written as "NaN", "Infinity" or "-Infinity"); float32 overflowed or took log(0), as it would in JAX.';
@@ -365,17 +367,21 @@ const NOT_FINITE_REST = ' (in JSON written as "NaN", "Infinity" or "-Infinity");
  */
 function mergeWarnings(perShard: string[][], predictions: number, nonFinite: number): string[] {
   const others = new Set<string>();
-  let saturated = { k: 0, rest: '' };
+  const counted = new Map<string, number>(); // "predictions lie outside…" → how many, over all shards
   let notFiniteRest = NOT_FINITE_REST;
   for (const w of perShard.flat()) {
-    const sat = SATURATED.exec(w);
+    const count = COUNTED.exec(w);
     const nan = NOT_FINITE.exec(w);
-    if (sat) saturated = { k: saturated.k + Number(sat[1]), rest: sat[3]! };
-    else if (nan) notFiniteRest = nan[1]!;
+    if (count) {
+      const what = `${count[2]} ${count[3]}`;
+      counted.set(what, (counted.get(what) ?? 0) + Number(count[1]));
+    } else if (nan) notFiniteRest = nan[1]!;
     else others.add(w);
   }
   const out = [...others];
-  if (saturated.k > 0) out.push(`${saturated.k} of ${predictions} predictions ${saturated.rest}`);
+  // in the order the server writes them
+  const rank = (what: string) => COUNTED_ORDER.findIndex((start) => what.startsWith(start));
+  for (const [what, k] of [...counted].sort(([a], [b]) => rank(a) - rank(b))) out.push(`${k} of ${predictions} ${what}`);
   if (nonFinite > 0) out.push(`${nonFinite} result value${nonFinite > 1 ? 's are' : ' is'} not finite${notFiniteRest}`);
   return out;
 }

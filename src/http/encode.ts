@@ -75,8 +75,22 @@ export class ResultEncoder {
 
   /** What to tell the client when something came out non-finite; undefined when all is finite. */
   warnings(head?: HeadReport, extra: string[] = []): string[] | undefined {
-    if (this.nonFinite === 0) return undefined;
     const warnings: string[] = [...extra];
+    // likely mistakes that JAX would compute without a word: said, not refused
+    if (head && head.predictionsOutsideUnit > 0) {
+      warnings.push(
+        `${head.predictionsOutsideUnit} of ${head.count} predictions lie outside [0, 1], where bce's clip holds them at its ` +
+          'bounds (and their gradient is 0): bce takes probabilities. With a linear or relu output use "loss": "bce_logits", ' +
+          'or "outputActivation": "sigmoid".',
+      );
+    }
+    if (head && head.targetsOutsideUnit > 0) {
+      warnings.push(
+        `${head.targetsOutsideUnit} of ${head.count} targets lie outside [0, 1]: bce and bce_logits take labels in [0, 1] ` +
+          '(for -1/+1 labels send (y + 1) / 2). The loss is computed as JAX computes it, but it is no longer a cross-entropy.',
+      );
+    }
+    if (this.nonFinite === 0) return warnings.length > 0 ? warnings : undefined;
     if (head && head.saturatedHigh > 0) {
       warnings.push(
         `${head.saturatedHigh} of ${head.count} predictions are exactly 1.0 in float32 (a sigmoid saturates for ` +

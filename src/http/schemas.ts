@@ -150,7 +150,12 @@ const Num = z
   .union([z.number(), z.enum(['NaN', 'Infinity', '-Infinity'])])
   .describe('A float32 result; "NaN", "Infinity" or "-Infinity" where it is not finite.');
 
-const Warnings = z.array(z.string()).optional().describe('Present when a result is not finite: what happened and how to avoid it.');
+const Warnings = z
+  .array(z.string())
+  .optional()
+  .describe(
+    'Present when a result is not finite, or the input looks mistaken (bce given predictions or targets outside [0, 1]): what happened and what to do.',
+  );
 const MatrixOut = z.union([z.array(z.array(Num)), Base64Tensor]).describe('Rows of numbers, or a binary tensor (outputEncoding base64).');
 const VectorOut = z.union([z.array(Num), Base64Tensor]).describe('A list of numbers, or a binary tensor (outputEncoding base64).');
 const NumTree = z.array(z.object({ W: MatrixOut, b: VectorOut }));

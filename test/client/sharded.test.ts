@@ -117,6 +117,18 @@ describe('client: valueAndGradSharded', () => {
     assert.match(whole.warnings?.[1] ?? '', /^3 result values are not finite/);
     assert.deepEqual(got.warnings, whole.warnings);
     assert.deepEqual([got.loss, got.grads], [whole.loss, whole.grads]);
+
+    // targets outside [0, 1] (-1/+1 labels) and predictions outside it (a linear output with bce), counted over the shards
+    const mistaken = {
+      params: [{ W: [[2]], b: [0] }],
+      x: [[1], [0.2], [-1], [0.3]],
+      y: [1, -1, -1, 1],
+      outputActivation: 'linear',
+    } as ValueAndGradRequest;
+    const one = await single(url, mistaken);
+    assert.match(one.warnings?.[0] ?? '', /^2 of 4 predictions lie outside \[0, 1\]/);
+    assert.match(one.warnings?.[1] ?? '', /^2 of 4 targets lie outside \[0, 1\]/);
+    assert.deepEqual((await valueAndGradSharded(url, mistaken, { shards: 4 })).warnings, one.warnings);
   });
 
   it('overflows where one request would: a total beyond float32 is Infinity before the mean divides it, with the warning', async () => {

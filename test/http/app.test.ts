@@ -70,6 +70,21 @@ describe('HTTP API (inject)', () => {
     assert.match(await idFor(), UUID);
   });
 
+  it('warns of likely mistakes JAX computes without a word: predictions or targets outside [0, 1] with bce', async () => {
+    const warningsOf = async (payload: object) => (await app.inject({ method: 'POST', url: '/loss', payload })).json().warnings;
+    // negative: clipped to 1e-8, so the loss stays finite (above 1, log(1 - p) would be log(0))
+    const linear = await warningsOf({ ...xorBody, outputActivation: 'linear', params: [{ W: [[-1], [-1]], b: [0.5] }] });
+    assert.equal(linear.length, 1);
+    assert.match(linear[0], /^3 of 4 predictions lie outside \[0, 1\], where bce's clip holds them .* use "loss": "bce_logits"/);
+    const signs = await warningsOf({ ...xorBody, y: [-1, 1, 1, -1] });
+    assert.deepEqual(signs.length, 1);
+    assert.match(
+      signs[0],
+      /^2 of 4 targets lie outside \[0, 1\]: bce and bce_logits take labels in \[0, 1\] \(for -1\/\+1 labels send \(y \+ 1\) \/ 2\)/,
+    );
+    assert.equal(await warningsOf({ ...xorBody, y: [-1, 1, 1, -1], loss: 'mse' }), undefined, 'mse takes any target');
+  });
+
   it('POST /loss returns the same loss, and defaults match the explicit options', async () => {
     const full = (await app.inject({ method: 'POST', url: '/value-and-grad', payload: xorBody })).json();
     const { activation, outputActivation, loss, reduction, ...minimal } = xorBody;

@@ -23,6 +23,8 @@ function minGrad(x: number, hi: number): number {
 
 export const bce: LossOp = {
   defaultOutputActivation: 'sigmoid',
+  takesProbabilities: true,
+  takesUnitTargets: true,
   forward: (pred, y) => {
     const p = Math.min(Math.max(pred, CLIP_LO), CLIP_HI);
     return -f32Add(f32Mul(y, f32Log(p)), f32Mul(f32Sub(1, y), f32Log(f32Sub(1, p))));
@@ -36,18 +38,21 @@ export const bce: LossOp = {
     return f32Mul(f32Mul(dp, minGrad(m, CLIP_HI)), maxGrad(pred, CLIP_LO));
   },
   saturation: (pred) => {
-    if (pred >= CLIP_HI) return 'high';
+    // exactly 1.0: a saturated sigmoid (above 1 is no probability, predictionsOutsideUnit's warning)
+    if (pred === CLIP_HI) return 'high';
     return pred < CLIP_LO ? 'low' : undefined;
   },
 };
 
 /**
  * optax.sigmoid_binary_cross_entropy on the output layer's pre-activation z (the output
- * activation must be linear): max(z, 0) - z*y + log1p(exp(-|z|)), which never overflows.
- * Its derivative, as JAX takes it through that formula, is sigmoid(z) - y.
+ * activation must be linear): -y·log_sigmoid(z) - (1 - y)·log_sigmoid(-z), computed as
+ * max(z, 0) - z*y + log1p(exp(-|z|)), which never overflows. Its derivative is optax's,
+ * sigmoid(z) - y, also at z = 0 (0.5 - y, where max's tie gives 0.5 and sign(0) is 0).
  */
 export const bceLogits: LossOp = {
   defaultOutputActivation: 'linear',
+  takesUnitTargets: true,
   requiredOutputActivation: 'linear',
   forward: (z, y) => f32Add(f32Sub(Math.max(z, 0), f32Mul(z, y)), f32Log1p(f32Exp(-Math.abs(z)))),
   backward: (c, z, y) => {

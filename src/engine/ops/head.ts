@@ -20,6 +20,10 @@ export interface LossOp {
   backward: (c: number, pred: number, y: number) => number;
   /** predictions that put this loss at the edge of float32 (reported in warnings) */
   saturation?: (pred: number) => 'high' | 'low' | undefined;
+  /** the predictions it takes are probabilities, in [0, 1] */
+  takesProbabilities?: boolean;
+  /** the targets it takes are labels in [0, 1] */
+  takesUnitTargets?: boolean;
 }
 
 export const lossOps: Record<Loss, LossOp> = { bce, bce_logits: bceLogits, mse };
@@ -50,14 +54,17 @@ export function predict(z: Float32Array, outputActivation: Activation): Float32A
 export function headForward({ z, y, outputActivation, loss, reduction }: HeadInput): HeadForward {
   const op = lossOps[loss];
   const pred = predict(z, outputActivation);
-  const report: HeadReport = { saturatedHigh: 0, clippedLow: 0, count: pred.length };
+  const report: HeadReport = { saturatedHigh: 0, clippedLow: 0, predictionsOutsideUnit: 0, targetsOutsideUnit: 0, count: pred.length };
   let total = 0;
   for (let i = 0; i < pred.length; i++) {
     const p = pred[i] as number;
-    total += op.forward(p, y[i] as number);
+    const t = y[i] as number;
+    total += op.forward(p, t);
     const edge = op.saturation?.(p);
     if (edge === 'high') report.saturatedHigh++;
     if (edge === 'low') report.clippedLow++;
+    if (op.takesProbabilities && !(p >= 0 && p <= 1)) report.predictionsOutsideUnit++;
+    if (op.takesUnitTargets && !(t >= 0 && t <= 1)) report.targetsOutsideUnit++;
   }
   const sum = f32(total);
   return { loss: reduction === 'mean' ? f32Div(sum, pred.length) : sum, pred, report };
