@@ -74,8 +74,9 @@ export interface HeadReport {
   saturatedHigh: number;
   /** predictions below the clip's lower bound 1e-8 (clipped, gradient 0) */
   clippedLow: number;
-  /** predictions outside [0, 1] given to a loss that takes probabilities (most likely a wrong output activation) */
-  predictionsOutsideUnit: number;
+  /** predictions below 0 or above 1 given to a loss that takes probabilities (most likely a wrong output activation) */
+  predictionsBelowZero: number;
+  predictionsAboveOne: number;
   /** targets outside [0, 1] given to a loss that takes labels in [0, 1] (most likely -1/+1 labels) */
   targetsOutsideUnit: number;
   count: number;

@@ -77,11 +77,17 @@ export class ResultEncoder {
   warnings(head?: HeadReport, extra: string[] = []): string[] | undefined {
     const warnings: string[] = [...extra];
     // likely mistakes that JAX would compute without a word: said, not refused
-    if (head && head.predictionsOutsideUnit > 0) {
+    const useLogits = 'With a linear or relu output use "loss": "bce_logits", or "outputActivation": "sigmoid".';
+    if (head && head.predictionsBelowZero > 0) {
       warnings.push(
-        `${head.predictionsOutsideUnit} of ${head.count} predictions lie outside [0, 1], where bce's clip holds them at its ` +
-          'bounds (and their gradient is 0): bce takes probabilities. With a linear or relu output use "loss": "bce_logits", ' +
-          'or "outputActivation": "sigmoid".',
+        `${head.predictionsBelowZero} of ${head.count} predictions are below 0, where bce's clip holds them at 1e-8 (and ` +
+          `their gradient is 0): bce takes probabilities. ${useLogits}`,
+      );
+    }
+    if (head && head.predictionsAboveOne > 0) {
+      warnings.push(
+        `${head.predictionsAboveOne} of ${head.count} predictions are above 1: bce takes probabilities, and its clip cannot ` +
+          `hold them below 1.0 in float32, so log(1 - p) = log(0) and the results are not finite. ${useLogits}`,
       );
     }
     if (head && head.targetsOutsideUnit > 0) {

@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import createError from '@fastify/error';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+import { FIELDS_AT, isPostRoute } from './schemas.js';
 import { meantField, meantOption } from './suggest.js';
 
 /** The service's own error codes, one place (fastify's FST_ERR_* codes pass through as they are). */
@@ -98,10 +99,11 @@ const asIssue = (z: ZodIssue, parent: string): Issue => ({
 /**
  * A field that takes several forms (rows of numbers, a flat list, a binary tensor) fails as
  * a zod union that lists every form's issues. Report the form the client evidently meant:
- * not those that failed on the value's type at the root, and of the others the one that got
- * furthest into the value.
+ * not those that failed on the value's type at the root; of the others the one that got
+ * furthest into the value, then the one with fewer complaints. A value wholly in another
+ * form than the field takes (x as one flat row, b as a column) is said so in one message.
  */
-function unionBranch(issue: Issue): Issue[] {
+function unionBranch(issue: Issue, body: unknown): Issue[] {
   const branches = issue.params?.errors ?? [];
   const wrongType = (b: ZodIssue[]) => b.length === 1 && b[0]!.code === 'invalid_type' && b[0]!.path.length === 0;
   const candidates = branches.filter((b) => !wrongType(b));
@@ -112,35 +114,40 @@ function unionBranch(issue: Issue): Issue[] {
       { ...issue, keyword: 'invalid_type', message: `${issue.message.replace(/^Invalid input$/, 'invalid input')}, received ${received}` },
     ];
   }
+  const at = pathOf(issue.instancePath);
+  const value = valueAt(body, at);
+  const elements: unknown[] = Array.isArray(value) ? value : [];
+  const rows = elements.filter(Array.isArray).length;
+  const numbers = elements.filter((e) => typeof e === 'number').length;
+  const custom = (message: string): Issue[] => [{ ...issue, keyword: 'custom', message }];
+  // y takes rows or numbers: both a row form and a number form are candidates
+  if (candidates.length > 1 && rows > 0 && numbers > 0) return custom('mixes numbers and rows; send all rows or all numbers');
+  const only = (expected: string, received: string) =>
+    candidates.length === 1 &&
+    candidates[0]!.every((i) => i.path.length === 1 && i.message === `Invalid input: expected ${expected}, received ${received}`);
+  if (elements.length > 0 && numbers === elements.length && only('array', 'number')) {
+    const field = at.at(-1);
+    if (field === 'W')
+      return custom('is a flat list of numbers; W takes rows, in × out: one row per input (a 1-output W is a column, [[a], [b]])');
+    if (field === 'x') return custom('is a flat list of numbers; x takes rows, batch × in: for one example send [[0, 1]], not [0, 1]');
+    return custom('is a flat list of numbers; it takes a list of rows');
+  }
+  if (elements.length > 0 && rows === elements.length && only('number', 'array')) {
+    return custom('is a list of rows; it takes a flat list of numbers, e.g. [0, 0.1], not [[0], [0.1]]');
+  }
   const depth = (b: ZodIssue[]) => Math.max(...b.map((i) => i.path.length));
-  // at the same depth, the form that wanted a number where one element is (a string "0" in a
-  // flat y) says more than the one that wanted a row there
-  const wantsRows = (b: ZodIssue[]) => b.some((i) => i.message.startsWith('Invalid input: expected array'));
-  const best = candidates.reduce((a, b) => (depth(b) > depth(a) || (depth(b) === depth(a) && wantsRows(a) && !wantsRows(b)) ? b : a));
-  // every element the wrong kind: the whole field is in the other form, which one message says
-  const every = (expected: string, received: string) =>
-    best.every(
-      (i) => i.path.length === 1 && i.code === 'invalid_type' && i.message === `Invalid input: expected ${expected}, received ${received}`,
-    );
-  if (every('array', 'number')) {
-    return [
-      {
-        ...issue,
-        keyword: 'custom',
-        message: 'is a flat list of numbers; it takes a list of rows, e.g. [[0, 1]], not [0, 1]',
-      },
-    ];
-  }
-  if (every('number', 'array')) {
-    return [
-      { ...issue, keyword: 'custom', message: 'is a list of rows; it takes a flat list of numbers, e.g. [0, 0.1], not [[0], [0.1]]' },
-    ];
-  }
-  return best.flatMap((z) => expand(asIssue(z, issue.instancePath ?? '')));
+  // deeper, then fewer complaints, then (a string "0" in a flat y) the form that wanted a number there
+  const better = (a: ZodIssue[], b: ZodIssue[]) =>
+    depth(b) !== depth(a) ? depth(b) > depth(a) : b.length !== a.length ? b.length < a.length : wantsRows(a) && !wantsRows(b);
+  const best = candidates.reduce((a, b) => (better(a, b) ? b : a));
+  return best.flatMap((z) => expand(asIssue(z, issue.instancePath ?? ''), body));
 }
 
-function expand(issue: Issue): Issue[] {
-  return issue.keyword === 'invalid_union' && issue.params?.errors ? unionBranch(issue) : [issue];
+/** A form that complained of an element not being a row. */
+const wantsRows = (branch: ZodIssue[]) => branch.some((i) => i.message.startsWith('Invalid input: expected array'));
+
+function expand(issue: Issue, body: unknown): Issue[] {
+  return issue.keyword === 'invalid_union' && issue.params?.errors ? unionBranch(issue, body) : [issue];
 }
 
 /** '/params/1/W' → ['params', 1, 'W'] */
@@ -160,13 +167,16 @@ function valueAt(body: unknown, path: (string | number)[]): unknown {
   return value;
 }
 
-function describeIssue(issue: Issue, body: unknown): string {
+/** The fields each object of a body may hold, by path with `*` for array indices (schemas.ts, FIELDS_AT). */
+type FieldsAt = ReadonlyMap<string, ReadonlySet<string>>;
+
+function describeIssue(issue: Issue, body: unknown, fieldsAt: FieldsAt | undefined): string {
   const at = pathOf(issue.instancePath);
   const path = fieldPath(at);
   const keys = issue.params?.keys;
   if (issue.keyword === 'unrecognized_keys' && keys) {
     const names = keys.slice(0, MAX_ISSUES).map((k) => {
-      const meant = meantField(k);
+      const meant = meantField(k, fieldsAt?.get(at.map((p) => (typeof p === 'number' ? '*' : p)).join('.')) ?? []);
       return meant ? `${quote(k)} (did you mean "${meant}"?)` : quote(k);
     });
     if (keys.length > MAX_ISSUES) names.push(`and ${keys.length - MAX_ISSUES} more`);
@@ -195,13 +205,28 @@ function describeIssue(issue: Issue, body: unknown): string {
   return `${path}: ${message}`;
 }
 
-/** The 400's message for zod's issues with `body`, the parsed body they are about. */
-export function validationMessage(reported: Issue[], body: unknown): string {
-  const issues = reported.flatMap(expand);
-  const shown = issues.slice(0, MAX_ISSUES).map((issue) => describeIssue(issue, body));
+/** The 400's message for zod's issues with `body`, the parsed body they are about, sent to `route`. */
+export function validationMessage(reported: Issue[], body: unknown, route: string | undefined): string {
+  const fieldsAt = isPostRoute(route) ? FIELDS_AT[route] : undefined;
+  const issues = reported.flatMap((issue) => expand(issue, body));
+  let hinted = false;
+  const shown = issues.slice(0, MAX_ISSUES).map((issue) => {
+    const text = describeIssue(issue, body, fieldsAt);
+    // a number sent in quotes ("0.5"): said once, on the first
+    const given = valueAt(body, pathOf(issue.instancePath));
+    if (
+      hinted ||
+      !text.endsWith('expected number, received string') ||
+      typeof given !== 'string' ||
+      !Number.isFinite(Number(given)) ||
+      given.trim() === ''
+    )
+      return text;
+    hinted = true;
+    return `${text} (numbers are not quoted in JSON)`;
+  });
   const more = issues.length - shown.length;
-  const quoted = shown.some((m) => m.endsWith('expected number, received string')) ? ' (numbers are not quoted in JSON)' : '';
-  return shown.join('; ') + quoted + (more > 0 ? `; and ${more} more` : '');
+  return shown.join('; ') + (more > 0 ? `; and ${more} more` : '');
 }
 
 /** Errors in fastify's shape; 4xx say what is wrong, 5xx say nothing of the internals. */
@@ -212,7 +237,7 @@ export function installErrorHandlers(app: FastifyInstance, bodyLimit: number): v
     // after this answer; the connection ends with this answer instead
     if (!request.raw.complete) reply.header('connection', 'close');
     if (hasZodFastifySchemaValidationErrors(err)) {
-      const e = new Errors.InvalidRequest(validationMessage(err.validation as Issue[], request.body));
+      const e = new Errors.InvalidRequest(validationMessage(err.validation as Issue[], request.body, request.routeOptions.url));
       return reply.code(400).send(errorBody(400, e.code, e.message));
     }
     const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;

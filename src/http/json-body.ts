@@ -74,9 +74,7 @@ export function parseJson(text: string): unknown {
     const reason = err instanceof Error ? err.message : String(err);
     if (/forbidden prototype/.test(reason)) throw new Errors.InvalidJson(FORBIDDEN_KEY);
     // Python's json.dumps writes float('nan') and float('inf') as NaN and Infinity
-    const nonFinite = /Unexpected token '(N|I)'|No number after minus sign/.test(reason)
-      ? '; NaN and Infinity are not JSON, and inputs must be finite numbers'
-      : '';
+    const nonFinite = /(?<![\w"])-?(NaN|Infinity)\b/.test(text) ? '; NaN and Infinity are not JSON, and inputs must be finite numbers' : '';
     throw new Errors.InvalidJson(`the body is not valid JSON: ${reason.slice(0, 200)}${nonFinite}`);
   }
 }

@@ -37,7 +37,7 @@ function handle(job: JsonJob): { result: JsonJobResult; transfer: ArrayBuffer[] 
   }
   const checked = validators[job.url](body);
   if (checked.error) {
-    const message = validationMessage(checked.error as Parameters<typeof validationMessage>[0], body);
+    const message = validationMessage(checked.error as Parameters<typeof validationMessage>[0], body, job.url);
     return { result: { id, ok: false, error: 'invalid-request', message }, transfer: [] };
   }
   return { result: { id, ok: true, value: checked.value }, transfer: ownBuffers(checked.value) };

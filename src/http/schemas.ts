@@ -293,20 +293,33 @@ export function postSchemas<U extends PostRoute>(url: U) {
   };
 }
 
-/** Every field name a request body may hold, at any depth: for "did you mean" (suggest.ts). */
-export const REQUEST_FIELDS: ReadonlySet<string> = (() => {
-  const names = new Set<string>();
-  const walk = (schema: z.ZodType) => {
-    const def = schema._zod.def as unknown as Record<string, unknown>;
-    if (def.type === 'object') {
-      for (const [name, field] of Object.entries(def.shape as Record<string, z.ZodType>)) {
-        names.add(name);
-        walk(field);
+/**
+ * The fields each object of a route's body may hold, by its path with array indices as `*`
+ * ('' for the body, 'optimizer', 'params.*', 'params.*.W' for a binary tensor): for "did you
+ * mean" (suggest.ts), which must only suggest a field the object would take.
+ */
+export const FIELDS_AT: Record<PostRoute, ReadonlyMap<string, ReadonlySet<string>>> = (() => {
+  const fieldsOf = (body: z.ZodType) => {
+    const at = new Map<string, Set<string>>();
+    const walk = (schema: z.ZodType, path: string) => {
+      const def = schema._zod.def as unknown as Record<string, unknown>;
+      if (def.type === 'object') {
+        const shape = def.shape as Record<string, z.ZodType>;
+        const names = at.get(path) ?? new Set<string>();
+        at.set(path, names);
+        for (const [name, field] of Object.entries(shape)) {
+          names.add(name);
+          walk(field, path ? `${path}.${name}` : name);
+        }
       }
-    }
-    for (const key of ['element', 'innerType', 'in', 'out']) if (def[key]) walk(def[key] as z.ZodType);
-    for (const option of (def.options as z.ZodType[] | undefined) ?? []) walk(option);
+      if (def.type === 'array') walk(def.element as z.ZodType, path ? `${path}.*` : '*');
+      for (const key of ['innerType', 'in', 'out']) if (def[key]) walk(def[key] as z.ZodType, path);
+      for (const option of (def.options as z.ZodType[] | undefined) ?? []) walk(option, path);
+    };
+    walk(body, '');
+    return at;
   };
-  for (const { body } of Object.values(POST_ROUTES)) walk(body);
-  return names;
+  const byRoute = {} as Record<PostRoute, ReadonlyMap<string, ReadonlySet<string>>>;
+  for (const route of Object.keys(POST_ROUTES) as PostRoute[]) byRoute[route] = fieldsOf(POST_ROUTES[route].body);
+  return byRoute;
 })();

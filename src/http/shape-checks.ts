@@ -20,21 +20,22 @@ interface Body {
 }
 
 /**
- * The layers sent out × in (PyTorch's nn.Linear.weight layout), if reading just those
- * transposed makes every layer chain from x's columns with its b; else none.
+ * How each layer's W reads against what flows into it: as sent (in × out), only transposed
+ * (out × in, PyTorch's nn.Linear.weight layout), or either way (square, its b fitting). None
+ * when some layer fits neither way, or none needs transposing.
  */
-function transposedLayers(params: Body['params'], x: Tensor): number[] | undefined {
-  const transposed: number[] = [];
+function layouts(params: Body['params'], x: Tensor): ('sent' | 'transposed' | 'either')[] | undefined {
+  const found: ('sent' | 'transposed' | 'either')[] = [];
   let width = x.shape[1] ?? 1;
-  for (const [l, { W, b }] of params.entries()) {
+  for (const { W, b } of params) {
     const [rows, cols] = W.shape as [number, number];
-    if (rows === width && b.shape[0] === cols) width = cols;
-    else if (cols === width && b.shape[0] === rows) {
-      transposed.push(l);
-      width = rows;
-    } else return undefined;
+    const asSent = rows === width && b.shape[0] === cols;
+    const flipped = cols === width && b.shape[0] === rows;
+    if (!asSent && !flipped) return undefined;
+    found.push(asSent && flipped ? 'either' : asSent ? 'sent' : 'transposed');
+    width = asSent ? cols : rows;
   }
-  return transposed.length > 0 ? transposed : undefined;
+  return found.includes('transposed') ? found : undefined;
 }
 
 /**
@@ -49,23 +50,27 @@ export function shapeIssues(body: Body): ShapeIssue[] {
     return issues;
   }
   // the commonest mistake, said as such rather than as the mismatches it makes
-  const transposed = transposedLayers(params, x);
-  if (transposed?.length === params.length) {
+  const layout = layouts(params, x);
+  if (layout && !layout.includes('sent')) {
+    // square Ws fit either way: weights exported from PyTorch need them transposed too
+    const square = layout.includes('either') ? ', the square ones too' : '';
     issues.push({
       path: ['params'],
-      message:
-        "has every W as out × in (PyTorch's nn.Linear.weight layout); W is in × out here, as in JAX (x @ W + b): send each W transposed",
+      message: `has every W as out × in (PyTorch's nn.Linear.weight layout); W is in × out here, as in JAX (x @ W + b): send each W transposed${square}`,
     });
     return issues;
   }
-  for (const l of transposed ?? []) {
-    const [rows, cols] = params[l]!.W.shape as [number, number];
-    issues.push({
-      path: ['params', l, 'W'],
-      message: `is ${rows}×${cols} but must be in × out = ${cols}×${rows}: it looks transposed (PyTorch's out × in layout); send its transpose`,
-    });
+  if (layout) {
+    for (const [l, how] of layout.entries()) {
+      if (how !== 'transposed') continue;
+      const [rows, cols] = params[l]!.W.shape as [number, number];
+      issues.push({
+        path: ['params', l, 'W'],
+        message: `is ${rows}×${cols} but must be in × out = ${cols}×${rows}: it looks transposed (PyTorch's out × in layout); send its transpose`,
+      });
+    }
+    return issues;
   }
-  if (transposed) return issues;
   let prevOut: number | undefined;
   params.forEach((layer, l) => {
     const [inDim, outDim] = layer.W.shape as [number, number];
@@ -93,7 +98,7 @@ export function shapeIssues(body: Body): ShapeIssue[] {
   if (yRows !== batch && yCols === undefined && yRows === batch * outDim) {
     issues.push({
       path: ['y'],
-      message: `is a flat list of ${yRows} numbers; the last layer has ${outDim} outputs: send y as ${batch} rows of ${outDim}`,
+      message: `holds ${yRows} numbers in one dimension; the last layer has ${outDim} outputs: send y as ${plural(batch, 'row')} of ${outDim} (shape [${batch}, ${outDim}])`,
     });
   } else if (yRows !== batch) {
     issues.push({ path: ['y'], message: `has ${plural(yRows!, 'row')}; x has ${batch} (the batch)` });

@@ -1,5 +1,3 @@
-import { REQUEST_FIELDS } from './schemas.js';
-
 /**
  * "Did you mean": the option or field a client most likely meant, for names spelt as other
  * libraries spell them (ReLU, batch_size, xavier_uniform, BCEWithLogitsLoss).
@@ -32,9 +30,9 @@ export function meantOption(given: string, allowed: readonly string[]): string |
   return allowed.find((option) => normal(option) === n) ?? (alias && allowed.includes(alias) ? alias : undefined);
 }
 
-/** The request field `given` most likely means (batch_size → batchSize), if any. */
-export function meantField(given: string): string | undefined {
+/** The field `given` most likely means (batch_size → batchSize), among those its object takes. */
+export function meantField(given: string, fields: Iterable<string>): string | undefined {
   const n = normal(given);
-  for (const field of REQUEST_FIELDS) if (normal(field) === n && field !== given) return field;
+  for (const field of fields) if (normal(field) === n && field !== given) return field;
   return undefined;
 }

@@ -159,9 +159,11 @@ export interface Config {
   compressResponses: boolean;
 }
 
-/** zod's message, but "not a number" for text given where a number is expected. */
-const reason = (issue: z.core.$ZodIssue): string =>
-  issue.code === 'invalid_type' && issue.expected === 'number' ? 'not a number' : issue.message;
+/** zod's message, but "not a number" for text given where a number is expected (and "too large" for 1e400). */
+const reason = (issue: z.core.$ZodIssue, given: string | undefined): string => {
+  if (issue.code !== 'invalid_type' || issue.expected !== 'number') return issue.message;
+  return given !== undefined && DECIMAL.test(given) ? 'too large' : 'not a number';
+};
 
 /** A setting the service cannot start with; its message says which and why. */
 export class ConfigError extends Error {}
@@ -177,7 +179,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       const given = env[String(i.path[0])];
       return given === undefined || i.code === 'custom' ? '' : ` (given ${JSON.stringify(given)})`;
     };
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}${value(i)}: ${reason(i)}`).join('; ');
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}${value(i)}: ${reason(i, env[String(i.path[0])])}`).join('; ');
     throw new ConfigError(`invalid configuration: ${problems}`);
   }
   const e = parsed.data;

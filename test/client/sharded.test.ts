@@ -126,8 +126,9 @@ describe('client: valueAndGradSharded', () => {
       outputActivation: 'linear',
     } as ValueAndGradRequest;
     const one = await single(url, mistaken);
-    assert.match(one.warnings?.[0] ?? '', /^2 of 4 predictions lie outside \[0, 1\]/);
-    assert.match(one.warnings?.[1] ?? '', /^2 of 4 targets lie outside \[0, 1\]/);
+    assert.match(one.warnings?.[0] ?? '', /^1 of 4 predictions are below 0/);
+    assert.match(one.warnings?.[1] ?? '', /^1 of 4 predictions are above 1/);
+    assert.match(one.warnings?.[2] ?? '', /^2 of 4 targets lie outside \[0, 1\]/);
     assert.deepEqual((await valueAndGradSharded(url, mistaken, { shards: 4 })).warnings, one.warnings);
   });
 

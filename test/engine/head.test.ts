@@ -51,7 +51,14 @@ describe('bce head', () => {
     assert.ok(activationOps.sigmoid.hostForward(16.5) < 1);
     assert.equal(activationOps.sigmoid.hostForward(16.7), 1);
     const { report } = headForward(head([16.7, 0, -30], [0, 1, 1], 'bce', 'sigmoid'));
-    assert.deepEqual(report, { saturatedHigh: 1, clippedLow: 1, predictionsOutsideUnit: 0, targetsOutsideUnit: 0, count: 3 });
+    assert.deepEqual(report, {
+      saturatedHigh: 1,
+      clippedLow: 1,
+      predictionsBelowZero: 0,
+      predictionsAboveOne: 0,
+      targetsOutsideUnit: 0,
+      count: 3,
+    });
   });
 });
 

@@ -75,7 +75,10 @@ describe('HTTP API (inject)', () => {
     // negative: clipped to 1e-8, so the loss stays finite (above 1, log(1 - p) would be log(0))
     const linear = await warningsOf({ ...xorBody, outputActivation: 'linear', params: [{ W: [[-1], [-1]], b: [0.5] }] });
     assert.equal(linear.length, 1);
-    assert.match(linear[0], /^3 of 4 predictions lie outside \[0, 1\], where bce's clip holds them .* use "loss": "bce_logits"/);
+    assert.match(linear[0], /^3 of 4 predictions are below 0, where bce's clip holds them at 1e-8 .* use "loss": "bce_logits"/);
+    const above = await warningsOf({ ...xorBody, outputActivation: 'linear', params: [{ W: [[1], [1]], b: [0.5] }] });
+    assert.match(above[0], /^3 of 4 predictions are above 1: .* log\(1 - p\) = log\(0\) and the results are not finite/);
+    assert.match(above.at(-1), /result values? (is|are) not finite/);
     const signs = await warningsOf({ ...xorBody, y: [-1, 1, 1, -1] });
     assert.deepEqual(signs.length, 1);
     assert.match(
@@ -296,7 +299,7 @@ describe('HTTP API (inject)', () => {
       'x as one flat row',
       { ...xorBody, x: [0, 1], y: [0] },
       400,
-      /^x is a flat list of numbers; it takes a list of rows, e.g. \[\[0, 1\]\], not \[0, 1\]$/,
+      /^x is a flat list of numbers; x takes rows, batch × in: for one example send \[\[0, 1\]\], not \[0, 1\]$/,
     ],
     [
       'b as a column',
@@ -308,7 +311,7 @@ describe('HTTP API (inject)', () => {
       'quoted targets',
       { ...xorBody, y: ['0', '1', '1', '0'] },
       400,
-      /^y\[0\]: expected number, received string; .* \(numbers are not quoted in JSON\)$/,
+      /^y\[0\]: expected number, received string \(numbers are not quoted in JSON\); y\[1\]: expected number, received string; /,
     ],
     [
       'flat y for 2 outputs, all in one list',
@@ -326,8 +329,30 @@ describe('HTTP API (inject)', () => {
         y: [0, 1, 1, 0, 1, 0, 0, 1],
       },
       400,
-      /^y is a flat list of 8 numbers; the last layer has 2 outputs: send y as 4 rows of 2$/,
+      /^y holds 8 numbers in one dimension; the last layer has 2 outputs: send y as 4 rows of 2 \(shape \[4, 2\]\)$/,
     ],
+    ['y mixing rows and numbers', { ...xorBody, y: [[0], 1, 1, 0] }, 400, /^y mixes numbers and rows; send all rows or all numbers$/],
+    ['one stray number among rows', { ...xorBody, x: [[0, 0], [0, 1], [1, 0], 5] }, 400, /^x\[3\]: expected array, received number$/],
+    [
+      'PyTorch weights with a square layer',
+      {
+        params: [
+          {
+            W: [
+              [1, 2],
+              [3, 4],
+            ],
+            b: [0, 0],
+          },
+          { W: [[1, 2]], b: [0] },
+        ],
+        x: [[0, 1]],
+        y: [1],
+      },
+      400,
+      /^params has every W as out × in .*: send each W transposed, the square ones too$/,
+    ],
+    ['a field of another route', { ...xorBody, batch_size: 2 }, 400, /^body has unknown field "batch_size"$/],
     ['deeply nested junk', { ...xorBody, x: [[[[[[[[[[0]]]]]]]]]] }, 400, /x\[0\]\[0\]: expected number, received array/],
     ['not an object', [1, 2, 3], 400, /body: expected object/],
     ['null body fields', { params: null, x: null, y: null }, 400, /params: expected array/],
@@ -350,6 +375,8 @@ describe('HTTP API (inject)', () => {
     const notJson = await raw('{"params": [', 'application/json');
     assert.equal(notJson.statusCode, 400);
     assert.match(notJson.json().message, /not valid JSON/);
+    const pythonNone = await raw('{"params": [], "x": [[None]], "y": [0]}', 'application/json');
+    assert.doesNotMatch(pythonNone.json().message, /NaN and Infinity/, 'None is another mistake');
     const twice = await raw(JSON.stringify(JSON.stringify(xorBody)), 'application/json');
     assert.equal(twice.json().message, 'body is a JSON string, not an object: was it encoded twice?');
     // what Python's json.dumps writes for float('nan') and float('inf')

@@ -86,11 +86,7 @@ describe('binary tensors and compression', () => {
       { ...xorRequest, x: 'abc' },
       /^x: expected a list of rows of numbers, or a binary tensor, received string$/,
     ],
-    [
-      'a string inside a matrix',
-      { ...xorRequest, x: [[0, 'a']] },
-      /^x\[0\]\[1\]: expected number, received string \(numbers are not quoted in JSON\)$/,
-    ],
+    ['a string inside a matrix', { ...xorRequest, x: [[0, 'a']] }, /^x\[0\]\[1\]: expected number, received string$/],
     ['a ragged matrix', { ...xorRequest, x: [[0, 0], [1]] }, /^x\[1\] has 1 entry; row 0 has 2$/],
     ['not base64', { ...xorRequest, x: { dtype: 'float32', shape: [4, 2], data: '@@@@' } }, /^x\.data is not padded base64/],
     ...(

@@ -26,6 +26,9 @@ describe('configuration from the environment', () => {
   it('reads numbers written in decimal only: 4e9 and 8080, not 0x10, 0b1, Infinity or blanks', () => {
     assert.equal(loadConfig({ GRADSERVE_MAX_WORK: '4e9', PORT: ' 8081 ' }).limits.work, 4e9);
     assert.equal(loadConfig({ PORT: '8081' }).port, 8081);
+    assert.throws(() => loadConfig({ GRADSERVE_MAX_WORK: '1e400' }), {
+      message: 'invalid configuration: GRADSERVE_MAX_WORK (given "1e400"): too large',
+    });
     for (const given of ['0x10', '0b1', '0o7', 'Infinity', ' ', '1_000']) {
       assert.throws(
         () => loadConfig({ PORT: given }),

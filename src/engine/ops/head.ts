@@ -54,7 +54,14 @@ export function predict(z: Float32Array, outputActivation: Activation): Float32A
 export function headForward({ z, y, outputActivation, loss, reduction }: HeadInput): HeadForward {
   const op = lossOps[loss];
   const pred = predict(z, outputActivation);
-  const report: HeadReport = { saturatedHigh: 0, clippedLow: 0, predictionsOutsideUnit: 0, targetsOutsideUnit: 0, count: pred.length };
+  const report: HeadReport = {
+    saturatedHigh: 0,
+    clippedLow: 0,
+    predictionsBelowZero: 0,
+    predictionsAboveOne: 0,
+    targetsOutsideUnit: 0,
+    count: pred.length,
+  };
   let total = 0;
   for (let i = 0; i < pred.length; i++) {
     const p = pred[i] as number;
@@ -63,7 +70,8 @@ export function headForward({ z, y, outputActivation, loss, reduction }: HeadInp
     const edge = op.saturation?.(p);
     if (edge === 'high') report.saturatedHigh++;
     if (edge === 'low') report.clippedLow++;
-    if (op.takesProbabilities && !(p >= 0 && p <= 1)) report.predictionsOutsideUnit++;
+    if (op.takesProbabilities && p < 0) report.predictionsBelowZero++;
+    if (op.takesProbabilities && p > 1) report.predictionsAboveOne++;
     if (op.takesUnitTargets && !(t >= 0 && t <= 1)) report.targetsOutsideUnit++;
   }
   const sum = f32(total);
