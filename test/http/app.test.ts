@@ -161,6 +161,16 @@ describe('HTTP API (inject)', () => {
     }
   });
 
+  /** one layer, 2 inputs to 2 outputs */
+  const twoOutputs = [
+    {
+      W: [
+        [1, 0],
+        [0, 1],
+      ],
+      b: [0, 0],
+    },
+  ];
   // Each bad request: a 4xx in fastify's error shape whose message names what is wrong.
   const bad: [string, unknown, number, RegExp][] = [
     ['wrong type for W', { ...xorBody, params: 'W' }, 400, /params: expected array/],
@@ -263,15 +273,7 @@ describe('HTTP API (inject)', () => {
       'flat y for 2 outputs',
       {
         ...xorBody,
-        params: [
-          {
-            W: [
-              [1, 0],
-              [0, 1],
-            ],
-            b: [0, 0],
-          },
-        ],
+        params: twoOutputs,
         y: [0, 1, 1, 0],
       },
       400,
@@ -317,15 +319,7 @@ describe('HTTP API (inject)', () => {
       'flat y for 2 outputs, all in one list',
       {
         ...xorBody,
-        params: [
-          {
-            W: [
-              [1, 0],
-              [0, 1],
-            ],
-            b: [0, 0],
-          },
-        ],
+        params: twoOutputs,
         y: [0, 1, 1, 0, 1, 0, 0, 1],
       },
       400,
