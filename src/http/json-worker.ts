@@ -7,10 +7,10 @@ import { parentPort } from 'node:worker_threads';
 import { gzipSync } from 'node:zlib';
 import { validatorCompiler } from 'fastify-type-provider-zod';
 import { ResultEncoder, unpackTensors } from './encode.js';
-import { validationMessage } from './errors.js';
 import { answerSerializerCompiler, bodyText, JSON_GZIP_LEVEL, parseJson } from './json-body.js';
 import type { JsonJob, JsonJobResult } from './json-workers.js';
 import { POST_ROUTES, type PostRoute } from './schemas.js';
+import { validationMessage } from './validation-message.js';
 
 type Compiled<T> = Record<PostRoute, T>;
 type CompilerInput = Parameters<typeof validatorCompiler>[0];

@@ -1,0 +1,179 @@
+import { FIELDS_AT, isPostRoute } from './schemas.js';
+import { meantField, meantOption } from './suggest.js';
+
+/**
+ * zod's issues with a request body, as the one message of its 400: each names its field
+ * (`params[1].W`) and says what is wrong in the client's terms, a union's failure as the form
+ * the client evidently meant, a name spelt as another library spells it with the one it means.
+ */
+
+/** How many validation problems one message lists before it says "and N more". */
+const MAX_ISSUES = 5;
+
+/** ['params', 1, 'W', 0] → params[1].W[0] */
+function fieldPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else out += out ? `.${String(part)}` : String(part);
+  }
+  return out || 'body';
+}
+
+/** A validation entry as fastify-type-provider-zod reports a zod issue. */
+export interface Issue {
+  keyword?: string;
+  instancePath?: string;
+  message: string;
+  /** the allowed options: `values` of an enum, `options` of a discriminator */
+  params?: { keys?: string[]; errors?: ZodIssue[][]; values?: unknown[]; options?: unknown[] };
+}
+
+/** A zod issue inside a union's report, its path relative to the union's value. */
+interface ZodIssue {
+  code: string;
+  path: PropertyKey[];
+  message: string;
+  keys?: string[];
+  errors?: ZodIssue[][];
+}
+
+const asIssue = (z: ZodIssue, parent: string): Issue => ({
+  keyword: z.code,
+  instancePath: [parent, ...z.path.map(String)].join('/'),
+  message: z.message,
+  params: { keys: z.keys, errors: z.errors },
+});
+
+/**
+ * A field that takes several forms (rows of numbers, a flat list, a binary tensor) fails as
+ * a zod union that lists every form's issues. Report the form the client evidently meant:
+ * not those that failed on the value's type at the root; of the others the one that got
+ * furthest into the value, then the one with fewer complaints. A value wholly in another
+ * form than the field takes (x as one flat row, b as a column) is said so in one message.
+ */
+function unionBranch(issue: Issue, body: unknown): Issue[] {
+  const branches = issue.params?.errors ?? [];
+  const wrongType = (b: ZodIssue[]) => b.length === 1 && b[0]!.code === 'invalid_type' && b[0]!.path.length === 0;
+  const candidates = branches.filter((b) => !wrongType(b));
+  if (candidates.length === 0) {
+    const received = /received (\w+)/.exec(branches[0]?.[0]?.message ?? '')?.[1] ?? 'something else';
+    if (received === 'undefined') return [{ ...issue, keyword: 'invalid_type', message: 'expected array, received undefined' }];
+    return [
+      { ...issue, keyword: 'invalid_type', message: `${issue.message.replace(/^Invalid input$/, 'invalid input')}, received ${received}` },
+    ];
+  }
+  const at = pathOf(issue.instancePath);
+  const value = valueAt(body, at);
+  const elements: unknown[] = Array.isArray(value) ? value : [];
+  const rows = elements.filter(Array.isArray).length;
+  const numbers = elements.filter((e) => typeof e === 'number').length;
+  const custom = (message: string): Issue[] => [{ ...issue, keyword: 'custom', message }];
+  // y takes rows or numbers: both a row form and a number form are candidates
+  if (candidates.length > 1 && rows > 0 && numbers > 0) return custom('mixes numbers and rows; send all rows or all numbers');
+  const only = (expected: string, received: string) =>
+    candidates.length === 1 &&
+    candidates[0]!.every((i) => i.path.length === 1 && i.message === `Invalid input: expected ${expected}, received ${received}`);
+  if (elements.length > 0 && numbers === elements.length && only('array', 'number')) {
+    const field = at.at(-1);
+    if (field === 'W')
+      return custom('is a flat list of numbers; W takes rows, in × out: one row per input (a 1-output W is a column, [[a], [b]])');
+    if (field === 'x') return custom('is a flat list of numbers; x takes rows, batch × in: for one example send [[0, 1]], not [0, 1]');
+    return custom('is a flat list of numbers; it takes a list of rows');
+  }
+  if (elements.length > 0 && rows === elements.length && only('number', 'array')) {
+    return custom('is a list of rows; it takes a flat list of numbers, e.g. [0, 0.1], not [[0], [0.1]]');
+  }
+  const depth = (b: ZodIssue[]) => Math.max(...b.map((i) => i.path.length));
+  // deeper, then fewer complaints, then (a string "0" in a flat y) the form that wanted a number there
+  const better = (a: ZodIssue[], b: ZodIssue[]) =>
+    depth(b) !== depth(a) ? depth(b) > depth(a) : b.length !== a.length ? b.length < a.length : wantsRows(a) && !wantsRows(b);
+  const best = candidates.reduce((a, b) => (better(a, b) ? b : a));
+  return best.flatMap((z) => expand(asIssue(z, issue.instancePath ?? ''), body));
+}
+
+/** A form that complained of an element not being a row. */
+const wantsRows = (branch: ZodIssue[]) => branch.some((i) => i.message.startsWith('Invalid input: expected array'));
+
+function expand(issue: Issue, body: unknown): Issue[] {
+  return issue.keyword === 'invalid_union' && issue.params?.errors ? unionBranch(issue, body) : [issue];
+}
+
+/** '/params/1/W' → ['params', 1, 'W'] */
+function pathOf(instancePath = ''): (string | number)[] {
+  return instancePath
+    .split('/')
+    .filter((s) => s !== '')
+    .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+}
+
+const quote = (name: string) => JSON.stringify(name.length > 40 ? `${name.slice(0, 40)}…` : name);
+
+/** The value at `path` in the body the client sent. */
+function valueAt(body: unknown, path: (string | number)[]): unknown {
+  let value = body;
+  for (const part of path) value = value !== null && typeof value === 'object' ? (value as Record<string, unknown>)[part] : undefined;
+  return value;
+}
+
+/** The fields each object of a body may hold, by path with `*` for array indices (schemas.ts, FIELDS_AT). */
+type FieldsAt = ReadonlyMap<string, ReadonlySet<string>>;
+
+function describeIssue(issue: Issue, body: unknown, fieldsAt: FieldsAt | undefined): string {
+  const at = pathOf(issue.instancePath);
+  const path = fieldPath(at);
+  const keys = issue.params?.keys;
+  if (issue.keyword === 'unrecognized_keys' && keys) {
+    const names = keys.slice(0, MAX_ISSUES).map((k) => {
+      const meant = meantField(k, fieldsAt?.get(at.map((p) => (typeof p === 'number' ? '*' : p)).join('.')) ?? []);
+      return meant ? `${quote(k)} (did you mean "${meant}"?)` : quote(k);
+    });
+    if (keys.length > MAX_ISSUES) names.push(`and ${keys.length - MAX_ISSUES} more`);
+    // optax writes momentum as an option of sgd; here it is an optimizer of its own
+    const momentum =
+      at.at(-1) === 'optimizer' && keys.includes('momentum')
+        ? '; momentum is an optimizer of its own here: {"name": "momentum", "learningRate": …, "momentum": 0.9}'
+        : '';
+    return `${path} has unknown field${keys.length > 1 ? 's' : ''} ${names.join(', ')}${momentum}`;
+  }
+  // an option spelt as another library spells it: say which of ours it means
+  const allowed = issue.params?.values ?? issue.params?.options;
+  const given = valueAt(body, at);
+  if (allowed?.every((v) => typeof v === 'string') && typeof given === 'string') {
+    const meant = meantOption(given, allowed as string[]);
+    const list = (allowed as string[]).map((v) => `"${v}"`).join(', ');
+    return `${path} is ${quote(given)}; ${meant ? `did you mean "${meant}"? (one of ${list})` : `expected one of ${list}`}`;
+  }
+  // our cross-field checks phrase their message to follow the field's name
+  if (issue.keyword === 'custom') return `${path} ${issue.message}`;
+  const message = issue.message.replace(/^Invalid input: /, '');
+  if (path === 'body' && message === 'expected object, received string')
+    return 'body is a JSON string, not an object: was it encoded twice?';
+  const missing = /^expected (\w+), received undefined$/.exec(message);
+  if (missing) return `${path} is required (${missing[1]})`;
+  return `${path}: ${message}`;
+}
+
+/** The 400's message for zod's issues with `body`, the parsed body they are about, sent to `route`. */
+export function validationMessage(reported: Issue[], body: unknown, route: string | undefined): string {
+  const fieldsAt = isPostRoute(route) ? FIELDS_AT[route] : undefined;
+  const issues = reported.flatMap((issue) => expand(issue, body));
+  let hinted = false;
+  const shown = issues.slice(0, MAX_ISSUES).map((issue) => {
+    const text = describeIssue(issue, body, fieldsAt);
+    // a number sent in quotes ("0.5"): said once, on the first
+    const given = valueAt(body, pathOf(issue.instancePath));
+    if (
+      hinted ||
+      !text.endsWith('expected number, received string') ||
+      typeof given !== 'string' ||
+      !Number.isFinite(Number(given)) ||
+      given.trim() === ''
+    )
+      return text;
+    hinted = true;
+    return `${text} (numbers are not quoted in JSON)`;
+  });
+  const more = issues.length - shown.length;
+  return shown.join('; ') + (more > 0 ? `; and ${more} more` : '');
+}
