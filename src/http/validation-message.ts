@@ -7,6 +7,9 @@ import { meantField, meantOption } from './suggest.js';
  * the client evidently meant, a name spelt as another library spells it with the one it means.
  */
 
+/** How answers write values that are not finite (JSON has no NaN or Infinity). */
+const NON_FINITE_STRINGS = ['NaN', 'Infinity', '-Infinity'];
+
 /** How many validation problems one message lists before it says "and N more". */
 const MAX_ISSUES = 5;
 
@@ -161,18 +164,16 @@ export function validationMessage(reported: Issue[], body: unknown, route: strin
   let hinted = false;
   const shown = issues.slice(0, MAX_ISSUES).map((issue) => {
     const text = describeIssue(issue, body, fieldsAt);
-    // a number sent in quotes ("0.5"): said once, on the first
+    // a number sent in quotes ("0.5"), or an answer's "NaN" sent back: said once, on the first
     const given = valueAt(body, pathOf(issue.instancePath));
-    if (
-      hinted ||
-      !text.endsWith('expected number, received string') ||
-      typeof given !== 'string' ||
-      !Number.isFinite(Number(given)) ||
-      given.trim() === ''
-    )
-      return text;
-    hinted = true;
-    return `${text} (numbers are not quoted in JSON)`;
+    if (hinted || !text.endsWith('expected number, received string') || typeof given !== 'string') return text;
+    const hint = NON_FINITE_STRINGS.includes(given)
+      ? ' (inputs must be finite: "NaN" and "Infinity" appear only in answers)'
+      : given.trim() !== '' && Number.isFinite(Number(given))
+        ? ' (numbers are not quoted in JSON)'
+        : '';
+    hinted ||= hint !== '';
+    return text + hint;
   });
   const more = issues.length - shown.length;
   return shown.join('; ') + (more > 0 ? `; and ${more} more` : '');

@@ -325,6 +325,12 @@ describe('HTTP API (inject)', () => {
       400,
       /^y holds 8 numbers in one dimension; the last layer has 2 outputs: send y as 4 rows of 2 \(shape \[4, 2\]\)$/,
     ],
+    [
+      "an answer's NaN sent back as an input",
+      { ...xorBody, y: ['NaN', 1, 1, 0] },
+      400,
+      /^y\[0\]: expected number, received string \(inputs must be finite: "NaN" and "Infinity" appear only in answers\)$/,
+    ],
     ['y mixing rows and numbers', { ...xorBody, y: [[0], 1, 1, 0] }, 400, /^y mixes numbers and rows; send all rows or all numbers$/],
     ['one stray number among rows', { ...xorBody, x: [[0, 0], [0, 1], [1, 0], 5] }, 400, /^x\[3\]: expected array, received number$/],
     [
