@@ -73,7 +73,7 @@ export class ResultEncoder {
     for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i]!)) this.nonFinite++;
   }
 
-  /** What to tell the client when something came out non-finite; undefined when all is finite. */
+  /** What to tell the client of a likely mistake in its input or of results that are not finite; undefined when there is nothing to say. */
   warnings(head?: HeadReport, extra: string[] = []): string[] | undefined {
     const warnings: string[] = [...extra];
     // likely mistakes that JAX would compute without a word: said, not refused
