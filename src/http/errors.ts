@@ -52,6 +52,11 @@ export function errorBody(statusCode: number, code: string, message: string) {
   return { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Client Error', message };
 }
 
+/** A 413 for what a limit check (runtime/limits.ts) found over its limit; nothing when it found nothing. */
+export function refuseOverLimit(over: string | undefined): void {
+  if (over !== undefined) throw new Errors.LimitExceeded(over);
+}
+
 /** A 503 that tells the client when to come back (the Retry-After header). */
 export function retryAfter<E extends Error>(err: E, seconds: number): E & { retryAfter: number } {
   return Object.assign(err, { retryAfter: seconds });

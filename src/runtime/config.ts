@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { DEFAULT_CPU_MAX_WORK, DEFAULT_GPU_MIN_WORK, type Thresholds } from '../engine/dispatch.js';
 import { ACTIVATIONS, type Activation, BACKEND_CHOICES, type WarmupShape } from '../engine/types.js';
-import { enforceLimits } from '../http/limits.js';
 import { usableCpus } from './cpus.js';
+import { type Limits, overLimit } from './limits.js';
 
 /** A network shape to compile at start-up: `2,4,1x4` or `64,128,128,1x1024:relu` (tanh by default). */
 const WARMUP_SHAPE = /^(\d+(?:,\d+)+)x(\d+)(?::(\w+))?$/;
@@ -103,23 +103,6 @@ const EnvSchema = z.object({
 /** The variables loadConfig reads, for tools that check a deployment's environment. */
 export const ENV_VARS = Object.keys(EnvSchema.shape);
 
-/** What one request may ask of the engine; over any of these it gets a 413 naming the limit. */
-export interface Limits {
-  bodyBytes: number;
-  layers: number;
-  /** the widest layer input or output */
-  width: number;
-  batch: number;
-  /** batch × Σ in×out: one value-and-grad costs about 6 flops per unit */
-  work: number;
-  /** /train: most optimizer steps in one request */
-  trainSteps: number;
-  /** /train: most steps × rows per step × Σ (in + 1)·out (the forward pass's multiply-adds, biases counted) */
-  trainWork: number;
-  /** /init: most parameters (weights and biases) in one response */
-  initParams: number;
-}
-
 /** How much compute runs at once, how much may wait, and for how long. */
 export interface Admission {
   maxConcurrency: number;
@@ -215,11 +198,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   };
   // a warm-up shape the service would refuse as a request is a mistake, and may not fit in memory
   for (const shape of config.warmup) {
-    try {
-      enforceLimits(shape, config.limits);
-    } catch (err) {
+    const over = overLimit(shape, config.limits);
+    if (over !== undefined) {
       const name = `${shape.widths.join(',')}x${shape.batch}`;
-      throw new ConfigError(`invalid configuration: GRADSERVE_WARMUP: "${name}": ${(err as Error).message}`);
+      throw new ConfigError(`invalid configuration: GRADSERVE_WARMUP: "${name}": ${over}`);
     }
   }
   return config;

@@ -3,11 +3,12 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { shapeOf } from '../../engine/dispatch.js';
 import type { Engine } from '../../engine/engine.js';
 import type { ForwardProblem, RunStats } from '../../engine/types.js';
-import type { Admission, Limits } from '../../runtime/config.js';
+import type { Admission } from '../../runtime/config.js';
+import { type Limits, overLimit } from '../../runtime/limits.js';
 import { admitCompute, type ComputeGate } from '../admission.js';
 import { ResultEncoder } from '../encode.js';
+import { refuseOverLimit } from '../errors.js';
 import { sendAnswer } from '../json-body.js';
-import { enforceLimits } from '../limits.js';
 import { toForwardProblem, toProblem } from '../problem.js';
 import { postSchemas } from '../schemas.js';
 
@@ -21,7 +22,7 @@ export interface ComputeRouteOptions {
 
 /** Refuse a problem over a work limit with a 413 before it reaches the engine; returns it unchanged. */
 export function within<P extends ForwardProblem>(problem: P, limits: Limits): P {
-  enforceLimits(shapeOf(problem), limits);
+  refuseOverLimit(overLimit(shapeOf(problem), limits));
   return problem;
 }
 

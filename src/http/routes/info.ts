@@ -1,7 +1,8 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Engine } from '../../engine/engine.js';
-import type { Admission, Limits } from '../../runtime/config.js';
+import type { Admission } from '../../runtime/config.js';
+import type { Limits } from '../../runtime/limits.js';
 import { mallocTuning } from '../../runtime/malloc.js';
 import { InfoResponse } from '../schemas.js';
 

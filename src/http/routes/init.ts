@@ -2,10 +2,11 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { z } from 'zod';
 import { initParams } from '../../engine/init.js';
+import { initOverLimit } from '../../runtime/limits.js';
 import { admitCompute } from '../admission.js';
 import { ResultEncoder } from '../encode.js';
+import { refuseOverLimit } from '../errors.js';
 import { sendAnswer } from '../json-body.js';
-import { enforceInitLimits } from '../limits.js';
 import { type InitResponse, postSchemas } from '../schemas.js';
 import type { ComputeRouteOptions } from './compute.js';
 
@@ -30,7 +31,7 @@ export const initRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app, {
     },
     async (request, reply) => {
       const { layers, seed, scheme, biasScheme, scale = 0.01 } = request.body;
-      enforceInitLimits(layers, limits);
+      refuseOverLimit(initOverLimit(layers, limits));
       // initial values are always finite: the encoder writes plain numbers
       const enc = new ResultEncoder(request.body.outputEncoding);
       const params = await gate.run(request.computeSignal, async () => initParams({ layers, seed, scheme, biasScheme, scale }));

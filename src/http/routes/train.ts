@@ -1,10 +1,11 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { shapeOf } from '../../engine/dispatch.js';
+import { trainOverLimit } from '../../runtime/limits.js';
 import { admitCompute } from '../admission.js';
 import { ResultEncoder } from '../encode.js';
+import { refuseOverLimit } from '../errors.js';
 import { sendAnswer } from '../json-body.js';
-import { enforceTrainLimits } from '../limits.js';
 import { toProblem } from '../problem.js';
 import { postSchemas } from '../schemas.js';
 import { type ComputeRouteOptions, reportStats, within } from './compute.js';
@@ -29,7 +30,7 @@ export const trainRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app, 
       const body = request.body;
       const { optimizer, steps, batchSize, seed } = body;
       const problem = within(toProblem(body), limits);
-      enforceTrainLimits(shapeOf(problem), { steps, batchSize }, limits);
+      refuseOverLimit(trainOverLimit(shapeOf(problem), { steps, batchSize }, limits));
       const result = await gate.run(request.computeSignal, (signal) =>
         engine.train(problem, { optimizer, steps, batchSize, seed }, signal),
       );

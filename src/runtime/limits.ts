@@ -1,0 +1,73 @@
+import { type WorkShape, workOf } from '../engine/dispatch.js';
+import { rowsPerStep, type TrainOptions } from '../engine/train.js';
+
+/** What one request may ask of the engine; over any of these it gets a 413 naming the limit. */
+export interface Limits {
+  bodyBytes: number;
+  layers: number;
+  /** the widest layer input or output */
+  width: number;
+  batch: number;
+  /** batch × Σ in×out: one value-and-grad costs about 6 flops per unit */
+  work: number;
+  /** /train: most optimizer steps in one request */
+  trainSteps: number;
+  /** /train: most steps × rows per step × Σ (in + 1)·out (the forward pass's multiply-adds, biases counted) */
+  trainWork: number;
+  /** /init: most parameters (weights and biases) in one response */
+  initParams: number;
+}
+
+// Each check returns what is over which limit, naming its value and setting, or undefined when
+// nothing is: the routes answer it as a 413, the configuration refuses a warm-up shape with it.
+
+/** The first limit a network and batch exceed. */
+export function overLimit(shape: WorkShape, limits: Limits): string | undefined {
+  const layers = shape.widths.length - 1;
+  if (layers > limits.layers) return `params has ${layers} layers; the limit is ${limits.layers} (GRADSERVE_MAX_LAYERS)`;
+  const widest = Math.max(...shape.widths);
+  if (widest > limits.width) return `a layer is ${widest} wide; the limit is ${limits.width} (GRADSERVE_MAX_WIDTH)`;
+  if (shape.batch > limits.batch) return `x has ${shape.batch} rows; the batch limit is ${limits.batch} (GRADSERVE_MAX_BATCH)`;
+  const work = workOf(shape);
+  if (work > limits.work) {
+    return (
+      `the request's work, batch × Σ in×out = ${work.toExponential(2)}, is over the limit of ${limits.work.toExponential(2)} ` +
+      '(GRADSERVE_MAX_WORK); split the batch into shards with reduction "sum"'
+    );
+  }
+  return undefined;
+}
+
+/** Σ (in + 1)·out: a network's weights and biases, and the multiply-adds of its forward pass per row. */
+export const paramCount = (widths: number[]): number => widths.slice(1).reduce((s, out, l) => s + (widths[l]! + 1) * out, 0);
+
+/**
+ * /init's widths: the same layer and width limits as the other routes (so that it never makes
+ * params they refuse), and a bound on the answer's size.
+ */
+export function initOverLimit(widths: number[], limits: Limits): string | undefined {
+  const layers = widths.length - 1;
+  if (layers > limits.layers) return `layers makes ${layers} layers; the limit is ${limits.layers} (GRADSERVE_MAX_LAYERS)`;
+  const i = widths.findIndex((w) => w > limits.width);
+  if (i >= 0) return `layers[${i}] is ${widths[i]} wide; the limit is ${limits.width} (GRADSERVE_MAX_WIDTH)`;
+  const count = paramCount(widths);
+  if (count > limits.initParams) {
+    return `layers ${JSON.stringify(widths).slice(0, 80)} make ${count} parameters; the limit is ${limits.initParams} (GRADSERVE_MAX_INIT_PARAMS)`;
+  }
+  return undefined;
+}
+
+/** /train: the steps, and the whole run's work, before it starts (each step's own shape is overLimit's). */
+export function trainOverLimit(shape: WorkShape, options: Pick<TrainOptions, 'steps' | 'batchSize'>, limits: Limits): string | undefined {
+  if (options.steps > limits.trainSteps) return `steps is ${options.steps}; the limit is ${limits.trainSteps} (GRADSERVE_MAX_TRAIN_STEPS)`;
+  const rows = rowsPerStep(options, shape.batch);
+  const macs = paramCount(shape.widths);
+  const work = options.steps * rows * macs;
+  if (work > limits.trainWork) {
+    return (
+      `steps × rows per step × Σ (in + 1)·out is ${options.steps} × ${rows} × ${macs} = ${work}; the limit is ${limits.trainWork} ` +
+      '(GRADSERVE_MAX_TRAIN_WORK): use fewer steps, a smaller batchSize or a smaller network'
+    );
+  }
+  return undefined;
+}
