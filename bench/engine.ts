@@ -18,7 +18,7 @@ import { headlessGlProblem } from '../src/engine/headlessgl.js';
 import type { BackendName } from '../src/engine/types.js';
 import { findAdapter } from '../src/engine/webgpu.js';
 import { randomCase, rng, toEngineProblem } from '../test/helpers.js';
-import { machine, torchPython } from './lib.js';
+import { machine, printTargets, type Target, torchPython } from './lib.js';
 import { tf, tfModel, useTfWasm } from './tfjs.js';
 
 interface Size {
@@ -77,6 +77,10 @@ const torch = python
     })
   : undefined;
 const rows: string[] = [];
+/** issue 3: the best CPU backend (cpu, webasm) reaches these GFLOP/s, each at least 3× TF.js wasm */
+const GFLOPS_TARGET: Record<string, number> = { M: 8, L: 12 };
+const CPU_BACKENDS: BackendName[] = ['cpu', 'webasm'];
+const targets: Target[] = [];
 await useTfWasm();
 for (const size of SIZES.filter((s) => !only || only.includes(s.name))) {
   const c = randomCase(rng(1), { widths: size.widths, batch: size.batch, activation: 'tanh' });
@@ -88,6 +92,7 @@ for (const size of SIZES.filter((s) => !only || only.includes(s.name))) {
   const torchMs = torch?.ms[size.name];
   if (torchMs)
     rows.push(`| ${size.name} | PyTorch CPU | ${torchMs.toFixed(3)} | ${gflops(torchMs)} | ${(baseline / torchMs).toFixed(2)} |`);
+  let bestCpuMs = Number.POSITIVE_INFINITY;
   for (const backend of backends) {
     if (size.skip?.includes(backend)) continue;
     const engine = await Engine.create({ backend, kernelCacheSize: 64 });
@@ -95,6 +100,19 @@ for (const size of SIZES.filter((s) => !only || only.includes(s.name))) {
     const ms = await timeCalls(size.calls, () => engine.valueAndGrad(problem));
     engine.close();
     rows.push(`| ${size.name} | gradserve ${backend} | ${ms.toFixed(3)} | ${gflops(ms)} | ${(baseline / ms).toFixed(2)} |`);
+    if (CPU_BACKENDS.includes(backend)) bestCpuMs = Math.min(bestCpuMs, ms);
+  }
+  const goal = GFLOPS_TARGET[size.name];
+  if (goal !== undefined && Number.isFinite(bestCpuMs)) {
+    const speedUp = baseline / bestCpuMs;
+    targets.push(
+      {
+        target: `${size.name}, best CPU backend ≥ ${goal} GFLOP/s`,
+        measured: `${gflops(bestCpuMs)} GFLOP/s`,
+        met: Number(gflops(bestCpuMs)) >= goal,
+      },
+      { target: `${size.name}, best CPU backend ≥ 3× TF.js wasm`, measured: `${speedUp.toFixed(2)}×`, met: speedUp >= 3 },
+    );
   }
 }
 const adapter = backends.includes('webgpu') ? `, WebGPU adapter: ${(await findAdapter())?.description ?? 'none'}` : '';
@@ -102,4 +120,5 @@ const torchInfo = torch ? `, PyTorch ${torch.torch} (${torch.threads} threads, B
 console.log(`engine, value-and-grad in process, on ${machine()}${adapter}, TF.js ${tf.version.tfjs} wasm (${tf.getBackend()})${torchInfo}`);
 console.log('| size | implementation | ms (median) | GFLOP/s | speed-up vs TF.js |\n| --- | --- | --- | --- | --- |');
 console.log(rows.join('\n'));
+printTargets(targets);
 process.exit(0); // gpu.js worker pools of the last engine are closed; TF.js keeps none, but exit explicitly

@@ -158,3 +158,17 @@ export function torchPython(): string | undefined {
   }
   return undefined;
 }
+
+/** One of issue 3's targets as a benchmark checks it: what was measured, and whether that meets it. */
+export interface Target {
+  target: string;
+  measured: string;
+  met: boolean;
+}
+
+/** The targets a benchmark checks, as a table after its figures, so a run says plainly which it met. */
+export function printTargets(targets: Target[]): void {
+  if (targets.length === 0) return;
+  console.log('\n| target | measured | met |\n| --- | --- | --- |');
+  for (const t of targets) console.log(`| ${t.target} | ${t.measured} | ${t.met ? 'yes' : '**no**'} |`);
+}
