@@ -5,6 +5,7 @@ import createError from '@fastify/error';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { type Issue, validationMessage } from './validation-message.js';
+import { validationView } from './validation-view.js';
 
 /** The service's own error codes, one place (fastify's FST_ERR_* codes pass through as they are). */
 export const Errors = {
@@ -70,7 +71,9 @@ export function installErrorHandlers(app: FastifyInstance, bodyLimit: number): v
     // after this answer; the connection ends with this answer instead
     if (!request.raw.complete) reply.header('connection', 'close');
     if (hasZodFastifySchemaValidationErrors(err)) {
-      const e = new Errors.InvalidRequest(validationMessage(err.validation as Issue[], request.body, request.routeOptions.url));
+      const e = new Errors.InvalidRequest(
+        validationMessage(err.validation as Issue[], validationView(request.body), request.routeOptions.url),
+      );
       return reply.code(400).send(errorBody(400, e.code, e.message));
     }
     const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;

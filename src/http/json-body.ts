@@ -1,5 +1,12 @@
 import { isAscii } from 'node:buffer';
-import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchemaCompiler, FastifySerializerCompiler } from 'fastify';
+import type {
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+  FastifySchemaCompiler,
+  FastifySchemaValidationError,
+  FastifySerializerCompiler,
+} from 'fastify';
 import { ResponseSerializationError, validatorCompiler } from 'fastify-type-provider-zod';
 import sjson from 'secure-json-parse';
 import { type ResultEncoder, unpackTensors } from './encode.js';
@@ -7,6 +14,7 @@ import { Errors } from './errors.js';
 import type { JsonWorkers } from './json-workers.js';
 import { readBody } from './read-body.js';
 import { isPostRoute } from './schemas.js';
+import { validateShown } from './validation-view.js';
 import type { z } from './zod.js';
 
 /**
@@ -71,7 +79,9 @@ export function parseJson(text: string): unknown {
     }
     return sjson.parse(text, { protoAction: 'error', constructorAction: 'error' });
   } catch (err) {
-    const reason = err instanceof Error ? err.message : String(err);
+    // V8 quotes up to ~30 characters of the text ("Unexpected token 's', "secret…" is not
+    // valid JSON"): messages name what is wrong, never echo what was sent
+    const reason = (err instanceof Error ? err.message : String(err)).replace(/, (?:\.\.\.)?".*"(?:\.\.\.)? is not valid JSON$/s, '');
     if (/forbidden prototype/.test(reason)) throw new Errors.InvalidJson(FORBIDDEN_KEY);
     // Python's json.dumps writes float('nan') and float('inf') as NaN and Infinity
     const nonFinite = /(?<![\w"])-?(NaN|Infinity)\b/.test(text) ? '; NaN and Infinity are not JSON, and inputs must be finite numbers' : '';
@@ -89,11 +99,14 @@ class ValidatedBody {
   ) {}
 }
 
+type ValidationResult = { value?: unknown; error?: FastifySchemaValidationError[] };
+
 /** Zod validation, except for bodies validated off the event loop: those pass as they are. */
 const bodyValidatorCompiler: FastifySchemaCompiler<unknown> = (route) => {
-  const validate = validatorCompiler(route as Parameters<typeof validatorCompiler>[0]);
+  // fastify-type-provider-zod's validators answer synchronously, { value } or { error }
+  const validate = validatorCompiler(route as Parameters<typeof validatorCompiler>[0]) as (data: unknown) => ValidationResult;
   return (data: unknown) => {
-    if (!(data instanceof ValidatedBody)) return validate(data);
+    if (!(data instanceof ValidatedBody)) return validateShown(validate, data);
     if (data.url !== route.url) throw new Error(`a body validated for ${data.url} reached ${route.url}`);
     return { value: data.value };
   };

@@ -11,6 +11,7 @@ import { answerSerializerCompiler, bodyText, JSON_GZIP_LEVEL, parseJson } from '
 import type { JsonJob, JsonJobResult } from './json-workers.js';
 import { POST_ROUTES, type PostRoute } from './schemas.js';
 import { validationMessage } from './validation-message.js';
+import { validateShown, validationView } from './validation-view.js';
 
 type Compiled<T> = Record<PostRoute, T>;
 type CompilerInput = Parameters<typeof validatorCompiler>[0];
@@ -35,9 +36,9 @@ function handle(job: JsonJob): { result: JsonJobResult; transfer: ArrayBuffer[] 
   } catch (err) {
     return { result: { id, ok: false, error: 'invalid-json', message: (err as Error).message }, transfer: [] };
   }
-  const checked = validators[job.url](body);
+  const checked = validateShown(validators[job.url], body);
   if (checked.error) {
-    const message = validationMessage(checked.error as Parameters<typeof validationMessage>[0], body, job.url);
+    const message = validationMessage(checked.error as Parameters<typeof validationMessage>[0], validationView(body), job.url);
     return { result: { id, ok: false, error: 'invalid-request', message }, transfer: [] };
   }
   return { result: { id, ok: true, value: checked.value }, transfer: ownBuffers(checked.value) };

@@ -1,7 +1,9 @@
+import { FLOAT32_OVERFLOW } from '../engine/float32.js';
 import { BIAS_SCHEMES, INIT_SCHEMES } from '../engine/init.js';
 import { ACTIVATIONS, LOSSES, REDUCTIONS } from '../engine/types.js';
+import { LAYERS_CEILING } from '../runtime/limits.js';
 import { initIssues, optionIssues, type ShapeIssue, shapeIssues, trainIssues } from './shape-checks.js';
-import { Base64Tensor, MatrixIn, OUTPUT_ENCODINGS, TargetsIn, VectorIn } from './tensors.js';
+import { Base64Tensor, FLOAT32_RANGE, MatrixIn, OUTPUT_ENCODINGS, TargetsIn, VectorIn } from './tensors.js';
 import { z } from './zod.js';
 
 const UInt32 = z
@@ -17,7 +19,14 @@ export const LayerParams = z
   })
   .describe('One dense layer.');
 
-const Params = z.array(LayerParams).describe("The layers, input to output; layer i+1 takes layer i's outputs.");
+// bounded here, above any GRADSERVE_MAX_LAYERS, so that zod never checks millions of layers
+const Params = z
+  .array(LayerParams)
+  .max(LAYERS_CEILING, { error: `has more than ${LAYERS_CEILING} layers, the most GRADSERVE_MAX_LAYERS may allow` })
+  .describe("The layers, input to output; layer i+1 takes layer i's outputs.");
+
+/** A positive setting that must stay finite in float32 (the optimizer's, /init's scale). */
+const positiveFloat32 = () => z.number().positive().lt(FLOAT32_OVERFLOW, { error: FLOAT32_RANGE });
 
 const outputEncoding = z
   .enum(OUTPUT_ENCODINGS)
@@ -89,7 +98,7 @@ export const ForwardRequest = z
   .describe('An MLP and a batch of inputs.');
 export type ForwardRequest = z.infer<typeof ForwardRequest>;
 
-const learningRate = z.number().positive().finite().describe('Step size (optax learning_rate).');
+const learningRate = positiveFloat32().describe('Step size (optax learning_rate).');
 export const Optimizer = z
   .discriminatedUnion('name', [
     z.strictObject({ name: z.literal('sgd'), learningRate }).describe('optax.sgd(learningRate): p -= lr·g.'),
@@ -106,7 +115,7 @@ export const Optimizer = z
         learningRate,
         b1: z.number().min(0).lt(1).default(0.9).describe('Decay of the first moment (the mean of the gradients).'),
         b2: z.number().min(0).lt(1).default(0.999).describe('Decay of the second moment (the mean of their squares).'),
-        eps: z.number().positive().default(1e-8).describe('Added to the root of the second moment, outside it (eps_root is 0).'),
+        eps: positiveFloat32().default(1e-8).describe('Added to the root of the second moment, outside it (eps_root is 0).'),
       })
       .describe('optax.adam(learningRate, b1, b2, eps), eps_root 0, with bias correction.'),
   ])
@@ -135,10 +144,15 @@ export const TrainRequest = z
 
 export const InitRequest = z
   .strictObject({
-    layers: z.array(z.number().int().min(1)).describe('Widths, input to output: [in, hidden..., out].'),
+    layers: z
+      .array(z.number().int().min(1))
+      .max(LAYERS_CEILING + 1, {
+        error: `has more than ${LAYERS_CEILING + 1} widths (${LAYERS_CEILING} layers, the most GRADSERVE_MAX_LAYERS may allow)`,
+      })
+      .describe('Widths, input to output: [in, hidden..., out].'),
     seed: UInt32.default(0).describe('The same seed gives the same params on every machine.'),
     scheme: z.enum(INIT_SCHEMES).default('glorot_normal').describe("Weights: jax.nn.initializers' distribution of that name."),
-    scale: z.number().positive().finite().optional().describe('Standard deviation of the normal scheme and normal biases (default 0.01).'),
+    scale: positiveFloat32().optional().describe('Standard deviation of the normal scheme and normal biases (default 0.01).'),
     biasScheme: z.enum(BIAS_SCHEMES).default('zeros').describe('Biases: zeros, or normal with standard deviation scale.'),
     outputEncoding,
   })

@@ -123,7 +123,7 @@ function fromList(values: number[], ctx: Ctx): Tensor | undefined {
   return { shape: [values.length], data: Float32Array.from(values) };
 }
 
-const FLOAT32_RANGE = "is outside float32's range: it would round to ±Infinity (float32's largest is 3.4028235e38)";
+export const FLOAT32_RANGE = "is outside float32's range: it would round to ±Infinity (float32's largest is 3.4028235e38)";
 
 function outOfRange(values: number[]): number {
   for (let i = 0; i < values.length; i++) if (Math.abs(values[i]!) >= FLOAT32_OVERFLOW) return i;

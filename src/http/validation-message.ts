@@ -87,7 +87,7 @@ function unionBranch(issue: Issue, body: unknown): Issue[] {
   if (elements.length > 0 && rows === elements.length && only('number', 'array')) {
     return custom('is a list of rows; it takes a flat list of numbers, e.g. [0, 0.1], not [[0], [0.1]]');
   }
-  const depth = (b: ZodIssue[]) => Math.max(...b.map((i) => i.path.length));
+  const depth = (b: ZodIssue[]) => b.reduce((d, i) => Math.max(d, i.path.length), 0);
   // deeper, then fewer complaints, then (a string "0" in a flat y) the form that wanted a number there
   const better = (a: ZodIssue[], b: ZodIssue[]) =>
     depth(b) !== depth(a) ? depth(b) > depth(a) : b.length !== a.length ? b.length < a.length : wantsRows(a) && !wantsRows(b);
@@ -147,8 +147,9 @@ function describeIssue(issue: Issue, body: unknown, fieldsAt: FieldsAt | undefin
     const list = (allowed as string[]).map((v) => `"${v}"`).join(', ');
     return `${path} is ${quote(given)}; ${meant ? `did you mean "${meant}"? (one of ${list})` : `expected one of ${list}`}`;
   }
-  // our cross-field checks phrase their message to follow the field's name
-  if (issue.keyword === 'custom') return `${path} ${issue.message}`;
+  // our cross-field checks, and our messages for zod's checks ("is outside float32's range"),
+  // are phrased to follow the field's name
+  if (issue.keyword === 'custom' || /^(is|has) /.test(issue.message)) return `${path} ${issue.message}`;
   const message = issue.message.replace(/^Invalid input: /, '');
   if (path === 'body' && message === 'expected object, received string')
     return 'body is a JSON string, not an object: was it encoded twice?';

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { DEFAULT_CPU_MAX_WORK, DEFAULT_GPU_MIN_WORK, type Thresholds } from '../engine/dispatch.js';
 import { ACTIVATIONS, type Activation, BACKEND_CHOICES, type WarmupShape } from '../engine/types.js';
 import { usableCpus } from './cpus.js';
-import { type Limits, overLimit } from './limits.js';
+import { LAYERS_CEILING, type Limits, overLimit } from './limits.js';
 
 /** A network shape to compile at start-up: `2,4,1x4` or `64,128,128,1x1024:relu` (tanh by default). */
 const WARMUP_SHAPE = /^(\d+(?:,\d+)+)x(\d+)(?::(\w+))?$/;
@@ -83,7 +83,7 @@ const EnvSchema = z.object({
   GRADSERVE_MAX_TRAIN_STEPS: decimal(z.number().int().positive()).default(100_000),
   GRADSERVE_MAX_TRAIN_WORK: decimal(z.number().int().positive()).default(1e9),
   GRADSERVE_MAX_INIT_PARAMS: decimal(z.number().int().positive()).default(4 * 1024 * 1024),
-  GRADSERVE_MAX_LAYERS: decimal(z.number().int().positive()).default(32),
+  GRADSERVE_MAX_LAYERS: decimal(z.number().int().positive().max(LAYERS_CEILING, `at most ${LAYERS_CEILING}`)).default(32),
   GRADSERVE_MAX_WIDTH: decimal(z.number().int().positive()).default(8192),
   GRADSERVE_MAX_BATCH: decimal(z.number().int().positive()).default(65_536),
   GRADSERVE_MAX_WORK: decimal(z.number().int().positive()).default(4e9),

@@ -1,6 +1,9 @@
 import { type WorkShape, workOf } from '../engine/dispatch.js';
 import { rowsPerStep, type TrainOptions } from '../engine/train.js';
 
+/** The most layers GRADSERVE_MAX_LAYERS may allow; request schemas refuse more before checking each one. */
+export const LAYERS_CEILING = 1024;
+
 /** What one request may ask of the engine; over any of these it gets a 413 naming the limit. */
 export interface Limits {
   bodyBytes: number;

@@ -87,6 +87,55 @@ describe('work limits', () => {
   });
 });
 
+describe('bodies full of wrong elements', () => {
+  const postTo = (url: string, path: string, body: Buffer | string, headers: Record<string, string> = {}) =>
+    fetch(`${url}${path}`, { method: 'POST', body, headers: { 'content-type': 'application/json', ...headers } });
+  const refusal = async (res: Response) => {
+    assert.equal(res.status, 400);
+    return ((await res.json()) as { message: string }).message;
+  };
+
+  // zod made an issue for every wrong element, once per form a field may take: 2 million took
+  // 2.4 GB and 20 s to refuse, more took the process down (validation-view.ts)
+  it('refuses millions of them at once, naming the first, off the event loop and on it; and serves on', { timeout: 30_000 }, async () => {
+    await withServer({}, async (url) => {
+      const strings = JSON.stringify({ params: [{ W: [[1]], b: [0] }], x: [[1]], y: Array(2e6).fill('a') });
+      const gzip = { 'content-encoding': 'gzip' };
+      assert.equal(await refusal(await postTo(url, '/loss', gzipSync(strings), gzip)), 'y[0]: expected number, received string');
+      const flat = JSON.stringify({ params: [{ W: [[1]], b: [0] }], x: Array(2e6).fill(0), y: [[1]] });
+      assert.match(await refusal(await postTo(url, '/loss', gzipSync(flat), gzip)), /^x is a flat list of numbers; x takes rows/);
+      const rows = JSON.stringify({ params: [{ W: [[1]], b: Array(1e6).fill([0]) }], x: [[1]], y: [[1]] });
+      assert.match(await refusal(await postTo(url, '/loss', gzipSync(rows), gzip)), /^params\[0\]\.b is a list of rows/);
+      // a small body stays on the event loop: 10,000 wrong elements, one message
+      const small = JSON.stringify({ params: [{ W: [[1]], b: [0] }], x: [[1]], y: Array(10_000).fill('0') });
+      assert.equal(
+        await refusal(await postTo(url, '/loss', small)),
+        'y[0]: expected number, received string (numbers are not quoted in JSON)',
+      );
+      assert.equal((await post(url, xorCase)).status, 200);
+    });
+  });
+
+  it('refuses more layers than any setting allows before looking at each, and settings that overflow float32', async () => {
+    await withServer({}, async (url) => {
+      const layers = JSON.stringify({ params: Array(1e5).fill({}), x: [[1]], y: [[1]] });
+      assert.equal(
+        await refusal(await postTo(url, '/loss', layers)),
+        'params has more than 1024 layers, the most GRADSERVE_MAX_LAYERS may allow',
+      );
+      const widths = JSON.stringify({ layers: Array(1e5).fill(1.5) });
+      assert.match(await refusal(await postTo(url, '/init', widths)), /^layers has more than 1025 widths/);
+      const scale = JSON.stringify({ layers: [4, 4], scheme: 'normal', scale: 1e39 });
+      assert.match(await refusal(await postTo(url, '/init', scale)), /^scale is outside float32's range/);
+      // within float32, but draws of a few standard deviations overflow it
+      const near = JSON.stringify({ layers: [4, 4], scheme: 'normal', biasScheme: 'normal', scale: 3e38 });
+      assert.match(await refusal(await postTo(url, '/init', near)), /^scale 3e\+38 makes \d+ parameters overflow float32/);
+      const lr = JSON.stringify({ ...xorCase, optimizer: { name: 'adam', learningRate: 1e39 }, steps: 1 });
+      assert.match(await refusal(await postTo(url, '/train', lr)), /^optimizer\.learningRate is outside float32's range/);
+    });
+  });
+});
+
 describe('overload, timeouts and abandoned work', () => {
   it('refuses what it cannot queue with 503 and Retry-After, keeps /healthz answering, and serves again after', async () => {
     await withServer({ admission: { maxConcurrency: 1, maxQueue: 1 } }, async (url) => {

@@ -53,8 +53,9 @@ describe('configuration from the environment', () => {
     assert.deepEqual(unknownSettings(env), ['GRADSERVE_MAX_LAYER']);
   });
 
-  it('refuses values the service could not honour: timers past 2³¹ ms, a JSON thread pool over 64, a warm-up shape over a limit', () => {
+  it('refuses values the service could not honour: timers past 2³¹ ms, a JSON thread pool over 64, over 1024 layers, a warm-up shape over a limit', () => {
     const refused: [Record<string, string>, RegExp][] = [
+      [{ GRADSERVE_MAX_LAYERS: '1025' }, /GRADSERVE_MAX_LAYERS \(given "1025"\): at most 1024/],
       [{ GRADSERVE_REQUEST_TIMEOUT_MS: '2147483648' }, /GRADSERVE_REQUEST_TIMEOUT_MS \(given "2147483648"\): at most 2147483647/],
       [{ GRADSERVE_SHUTDOWN_GRACE_MS: '99999999999' }, /GRADSERVE_SHUTDOWN_GRACE_MS \(given "99999999999"\): at most 2147483647/],
       [{ GRADSERVE_JSON_WORKERS: '65' }, /GRADSERVE_JSON_WORKERS \(given "65"\)/],
@@ -66,6 +67,7 @@ describe('configuration from the environment', () => {
     ];
     for (const [env, message] of refused) assert.throws(() => loadConfig(env), message, JSON.stringify(env));
     assert.equal(loadConfig({ GRADSERVE_REQUEST_TIMEOUT_MS: '2147483647' }).admission.requestTimeoutMs, 2 ** 31 - 1);
+    assert.equal(loadConfig({ GRADSERVE_MAX_LAYERS: '1024' }).limits.layers, 1024);
   });
 
   it('says in one line when it cannot listen (the port taken), no stack trace', async () => {

@@ -5,7 +5,7 @@ import { initParams } from '../../engine/init.js';
 import { initOverLimit } from '../../runtime/limits.js';
 import { admitCompute } from '../admission.js';
 import { ResultEncoder } from '../encode.js';
-import { refuseOverLimit } from '../errors.js';
+import { Errors, refuseOverLimit } from '../errors.js';
 import { sendAnswer } from '../json-body.js';
 import { type InitResponse, postSchemas } from '../schemas.js';
 import type { ComputeRouteOptions } from './compute.js';
@@ -32,10 +32,15 @@ export const initRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app, {
     async (request, reply) => {
       const { layers, seed, scheme, biasScheme, scale = 0.01 } = request.body;
       refuseOverLimit(initOverLimit(layers, limits));
-      // initial values are always finite: the encoder writes plain numbers
       const enc = new ResultEncoder(request.body.outputEncoding);
       const params = await gate.run(request.computeSignal, async () => initParams({ layers, seed, scheme, biasScheme, scale }));
       const encoded = enc.layers(params);
+      // a scale near float32's largest value makes draws beyond it: initial params must be finite
+      if (enc.nonFinite > 0) {
+        throw new Errors.InvalidRequest(
+          `scale ${scale} makes ${enc.nonFinite} parameters overflow float32 (its largest is 3.4028235e38); use a smaller scale`,
+        );
+      }
       return sendAnswer(reply, { params: encoded as z.infer<typeof InitResponse>['params'] }, enc);
     },
   );
