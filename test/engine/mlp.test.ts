@@ -79,6 +79,23 @@ for (const backend of BACKENDS) {
       await assertMatchesReference(engine, odd, 'tanh [7,510,150,3]×420');
     });
 
+    it('sums dW over a large batch without losing accuracy: 65536 identical rows, where each rounding adds up', async () => {
+      // one layer of 8 inputs, W = 0.1, x = 1, y = 1: every row gives the same terms, so
+      // float32 adds one after another (65536 of them) were 6e-4 off; partial sums are not
+      // headlessgl holds a matrix in a texture, at most 16384 rows here
+      const batch = backend === 'headlessgl' ? 16384 : 65536;
+      const c: Case64 = {
+        params: [{ W: Array.from({ length: 8 }, () => [0.1]), b: [0] }],
+        x: Array.from({ length: batch }, () => Array(8).fill(1)),
+        y: Array.from({ length: batch }, () => [1]),
+        activation: 'tanh',
+        outputActivation: 'sigmoid',
+        loss: 'bce',
+        reduction: 'mean',
+      };
+      await assertMatchesReference(engine, c, 'identical rows ×65536');
+    });
+
     it('forward returns the predictions of the float64 reference, batch × out', async () => {
       const c = randomCase(rng(11), { widths: [4, 6, 3], batch: 7, activation: 'gelu', outputActivation: 'softplus' });
       const { predictions } = await engine.forward(toEngineProblem(c));

@@ -180,20 +180,46 @@ export function activationSpec(act: Activation, outDim: number, batch: number, b
   });
 }
 
+/**
+ * Rows per partial sum of dW's sum over the batch: float32 adds one row after another lose
+ * about one rounding per row, so at a batch of 65536 identical rows dW was 6e-4 off (1e-5 is
+ * the promise). Partial sums of 256 rows, then their sum, lose about 256 + batch/256
+ * roundings instead. The batch's bucket (matrix.ts) is a multiple of 256 from 1024 rows up;
+ * smaller batches take the largest chunk that divides them, or none.
+ */
+function batchChunk(batch: number): number {
+  return [256, 128, 64].find((c) => batch > c && batch % c === 0) ?? batch;
+}
+
+/**
+ * The loop over the batch of dW's kernels, in partial sums of batchChunk rows: `body` adds
+ * row [n] to p*. The row index is written out in each read, not held in a variable: reads
+ * through a `let` index lost webasm's vector loads (M's value-and-grad took 15 ms, not 10).
+ */
+function chunkedBatchLoop(batch: number, sums: string[], body: string): string {
+  const chunk = batchChunk(batch);
+  return `for (let m = 0; m < ${batch / chunk}; m++) {
+            ${sums.map((s) => `let p${s} = 0;`).join(' ')}
+            for (let i = 0; i < ${chunk}; i++) {
+              ${body.replaceAll('[n]', `[m * ${chunk} + i]`)}
+            }
+            ${sums.map((s) => `s${s} += p${s};`).join(' ')}
+          }`;
+}
+
 export function weightGradSpec(inDim: number, outDim: number, batch: number, backend: BackendName): KernelSpec {
   return memoSpec(backend, `dW|${inDim}|${outDim}|${batch}`, (): SpecBody => {
     if (blocked(backend, inDim)) {
       // thread (x, y, z) computes dW[y × 4 + c][z × width + x]; dz comes tiled (weightGradArgs)
       const width = tileWidth(outDim, batch);
+      const body = `let d = dz[this.thread.z][n][this.thread.x];
+              ${lanes.map((c) => `p${c} += a[n][this.thread.y * ${BLOCK} + ${c}] * d;`).join('\n              ')}`;
       return {
         op: 'dense.dW',
         params: { in: inDim, out: outDim, batch, block: BLOCK },
         source: `function(a, dz) {
           ${lanes.map((c) => `let s${c} = 0;`).join(' ')}
-          for (let n = 0; n < ${batch}; n++) {
-            let d = dz[this.thread.z][n][this.thread.x];
-            ${lanes.map((c) => `s${c} += a[n][this.thread.y * ${BLOCK} + ${c}] * d;`).join('\n          ')}
-          }
+          ${chunkedBatchLoop(batch, lanes.map(String), body)}
           return [${lanes.map((c) => `s${c}`).join(', ')}];
         }`,
         output: [width, inDim / BLOCK, outDim / width],
@@ -206,7 +232,7 @@ export function weightGradSpec(inDim: number, outDim: number, batch: number, bac
       params: { in: inDim, out: outDim, batch },
       source: `function(a, dz) {
         let s = 0;
-        for (let n = 0; n < ${batch}; n++) { s += a[n][this.thread.y] * dz[n][this.thread.x]; }
+        ${chunkedBatchLoop(batch, [''], 'p += a[n][this.thread.y] * dz[n][this.thread.x];')}
         return s;
       }`,
       output: [outDim, inDim],
