@@ -14,8 +14,8 @@
 
 const WRONG_ELEMENTS_SHOWN = 64;
 
-/** Where a list sits: a field's value (numbers, or rows), a row (numbers), or params (layers). */
-type ListKind = 'field' | 'row' | 'params';
+/** Where a list sits: a field's value (numbers, or rows of numbers), or params (layers). */
+type ListKind = 'field' | 'params';
 
 /** The body itself, or, when it holds many wrong elements, a copy cut short after the first of each list. */
 export function validationView(body: unknown): unknown {
@@ -46,14 +46,17 @@ const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typ
 const ROWS_FIELDS = new Set(['W', 'x']);
 const NUMBERS_FIELDS = new Set(['b', 'layers', 'shape']);
 
-/** Whether `element` of `list`, a list of this kind in field `key`, is wrong in itself (its contents aside). */
-function isWrongElement(element: unknown, list: unknown[], kind: ListKind, key: string): boolean {
-  if (kind === 'params') return !isObject(element);
-  if (kind === 'row' || NUMBERS_FIELDS.has(key)) return typeof element !== 'number';
-  if (ROWS_FIELDS.has(key)) return !Array.isArray(element);
-  if (typeof element === 'number') return typeof list[0] !== 'number';
-  if (Array.isArray(element)) return !Array.isArray(list[0]);
-  return true;
+const notNumber = (e: unknown) => typeof e !== 'number';
+const notRow = (e: unknown) => !Array.isArray(e);
+const notObject = (e: unknown) => !isObject(e);
+const notLikeFirst = (list: unknown[]) => (typeof list[0] === 'number' ? notNumber : Array.isArray(list[0]) ? notRow : () => true);
+
+/** The test of whether an element of `list`, a list of this kind in field `key`, is wrong in itself (its contents aside). */
+function wrongElementTest(list: unknown[], kind: ListKind, key: string): (element: unknown) => boolean {
+  if (kind === 'params') return notObject;
+  if (NUMBERS_FIELDS.has(key)) return notNumber;
+  if (ROWS_FIELDS.has(key)) return notRow;
+  return notLikeFirst(list); // y: all numbers, or all rows
 }
 
 /**
@@ -81,15 +84,23 @@ function visitObject(value: unknown, depth: number, cut: boolean): Seen {
 
 /** A list's wrong elements, its rows' and its layers'; when cutting, it ends at the first element that is or holds one. */
 function visitList(list: unknown[], kind: ListKind, key: string, cut: boolean): Seen {
+  const isWrong = wrongElementTest(list, kind, key);
   let wrong = 0;
   for (let i = 0; i < list.length; i++) {
     const element = list[i];
-    let inner: Seen | undefined;
-    if (isWrongElement(element, list, kind, key)) wrong++;
-    else if (kind === 'field' && Array.isArray(element)) inner = visitList(element, 'row', key, cut);
-    else if (kind === 'params') inner = visitObject(element, 1, cut);
-    if (inner) wrong += inner.wrong;
-    if (cut && wrong > 0) return { wrong, value: [...list.slice(0, i), inner ? inner.value : element] };
+    let inner: unknown = element;
+    if (isWrong(element)) wrong++;
+    else if (Array.isArray(element)) {
+      // a row: numbers only (counted without a Seen per row: x has up to 65536 of them)
+      const before = wrong;
+      for (let j = 0; j < element.length; j++) if (typeof element[j] !== 'number') wrong++;
+      if (cut && wrong > before) inner = element.slice(0, element.findIndex(notNumber) + 1);
+    } else if (kind === 'params') {
+      const layer = visitObject(element, 1, cut);
+      wrong += layer.wrong;
+      inner = layer.value;
+    }
+    if (cut && wrong > 0) return { wrong, value: [...list.slice(0, i), inner] };
   }
   return { wrong, value: list };
 }
