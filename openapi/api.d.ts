@@ -396,7 +396,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The body is not `application/json`, or its `Content-Encoding` is not gzip or deflate. */
+            /** @description The body is not `application/json` in UTF-8, or its `Content-Encoding` is not gzip, deflate or identity. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -589,7 +589,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The body is not `application/json`, or its `Content-Encoding` is not gzip or deflate. */
+            /** @description The body is not `application/json` in UTF-8, or its `Content-Encoding` is not gzip, deflate or identity. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -786,7 +786,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The body is not `application/json`, or its `Content-Encoding` is not gzip or deflate. */
+            /** @description The body is not `application/json` in UTF-8, or its `Content-Encoding` is not gzip, deflate or identity. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -1053,7 +1053,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The body is not `application/json`, or its `Content-Encoding` is not gzip or deflate. */
+            /** @description The body is not `application/json` in UTF-8, or its `Content-Encoding` is not gzip, deflate or identity. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -1256,7 +1256,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The body is not `application/json`, or its `Content-Encoding` is not gzip or deflate. */
+            /** @description The body is not `application/json` in UTF-8, or its `Content-Encoding` is not gzip, deflate or identity. */
             415: {
                 headers: {
                     [name: string]: unknown;

@@ -138,10 +138,16 @@ export async function buildApp({ config, engine, jsonWorkers = new JsonWorkers(c
   // the decompressed bytes), responses by Accept-Encoding unless GRADSERVE_COMPRESS_RESPONSES=0,
   // large ones streamed off the loop (the largest JSON answers come gzipped from the JSON
   // threads, see json-body.ts)
+  // content codings are case-insensitive (RFC 9110 §8.4.1); @fastify/compress compares them as sent
+  app.addHook('onRequest', (request, _reply, done) => {
+    const coding = request.headers['content-encoding'];
+    if (coding !== undefined) request.headers['content-encoding'] = coding.trim().toLowerCase();
+    done();
+  });
   await app.register(compress, {
     globalCompression: config.compressResponses,
     encodings: ['gzip', 'deflate'],
-    requestEncodings: ['gzip', 'deflate'],
+    requestEncodings: ['gzip', 'deflate', 'identity'],
     threshold: 1024,
     zlibOptions: { level: JSON_GZIP_LEVEL },
   });

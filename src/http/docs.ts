@@ -50,7 +50,7 @@ const ERROR_DESCRIPTIONS: Record<string, string> = {
   400: 'The body is not valid JSON or does not fit the schema; `message` names the field and says why.',
   408: 'The body did not arrive in full within GRADSERVE_REQUEST_TIMEOUT_MS; the connection is closed.',
   413: 'Over a limit: the body size, or the layers, widths, batch or work this server takes; `message` names the limit.',
-  415: 'The body is not `application/json`, or its `Content-Encoding` is not gzip or deflate.',
+  415: 'The body is not `application/json` in UTF-8, or its `Content-Encoding` is not gzip, deflate or identity.',
   503: 'At capacity, shutting down, or the engine is not answering: retry after `Retry-After` seconds, here or on another replica.',
 };
 

@@ -7,6 +7,7 @@ import type {
   FastifySchemaValidationError,
   FastifySerializerCompiler,
 } from 'fastify';
+import { errorCodes } from 'fastify';
 import { ResponseSerializationError, validatorCompiler } from 'fastify-type-provider-zod';
 import sjson from 'secure-json-parse';
 import { type ResultEncoder, unpackTensors } from './encode.js';
@@ -29,9 +30,14 @@ export function useJsonBodies(api: FastifyInstance, workers: JsonWorkers): void 
   api.setValidatorCompiler(bodyValidatorCompiler);
   api.setSerializerCompiler(answerSerializerCompiler);
   api.removeAllContentTypeParsers(); // JSON only: any other content type gets a 415
-  api.addContentTypeParser('application/json', (request, payload, done) =>
-    readBody(request, payload, (err, bytes) => (err ? done(err, undefined) : parseBody(request, bytes!, done))),
-  );
+  api.addContentTypeParser('application/json', (request, payload, done) => {
+    const type = request.headers['content-type'] ?? '';
+    if (!takesCharset(type)) {
+      done(new errorCodes.FST_ERR_CTP_INVALID_MEDIA_TYPE(type.slice(0, 100)), undefined);
+      return;
+    }
+    readBody(request, payload, (err, bytes) => (err ? done(err, undefined) : parseBody(request, bytes!, done)));
+  });
   // validation has run by now: the parse figure in Server-Timing (compute.ts) covers both
   api.addHook('preHandler', (request, _reply, done) => {
     if (request.bodyReceivedAt > 0) request.bodyParseMs = performance.now() - request.bodyReceivedAt;
@@ -55,6 +61,12 @@ export function useJsonBodies(api: FastifyInstance, workers: JsonWorkers): void 
       done(err as Error, undefined);
     }
   }
+}
+
+/** JSON is UTF-8 (RFC 8259): a Content-Type that names another charset (utf-16, latin1) gets a 415, not misread text. */
+function takesCharset(contentType: string): boolean {
+  const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(contentType)?.[1]?.toLowerCase();
+  return charset === undefined || charset === 'utf-8' || charset === 'utf8' || charset === 'us-ascii';
 }
 
 /**

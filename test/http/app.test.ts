@@ -394,6 +394,13 @@ describe('HTTP API (inject)', () => {
     const text = await raw('params', 'text/plain');
     assert.equal(text.statusCode, 415);
     assert.match(text.json().message, /application\/json/);
+    // JSON is UTF-8: another charset is refused, not read as UTF-8
+    const utf16 = await raw(JSON.stringify(xorBody), 'application/json; charset=utf-16');
+    assert.equal(utf16.statusCode, 415, utf16.body);
+    for (const charset of ['UTF-8', '"utf-8"', 'us-ascii']) {
+      const ok = await raw(JSON.stringify(xorBody), `application/json; charset=${charset}`);
+      assert.equal(ok.statusCode, 200, `${charset}: ${ok.body}`);
+    }
     const proto = await raw(`{"__proto__": {"polluted": 1}, ${JSON.stringify(xorBody).slice(1)}`, 'application/json');
     assert.equal(proto.statusCode, 400);
     assert.equal(({} as Record<string, unknown>).polluted, undefined);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { deflateSync, gunzipSync, gzipSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
 import { Engine } from '../../src/engine/engine.js';
@@ -157,6 +157,16 @@ describe('binary tensors and compression', () => {
     // the same URL answered uncompressed says so too, for caches
     assert.equal(plain.headers['content-encoding'], undefined);
     assert.equal(plain.headers.vary, 'accept-encoding');
+  });
+
+  it('reads Content-Encoding case-insensitively, takes identity, and refuses codings it does not know with 415', async () => {
+    const body = JSON.stringify(xorCase);
+    const send = (coding: string, payload: Buffer | string) =>
+      app.inject({ method: 'POST', url: '/loss', payload, headers: { 'content-type': 'application/json', 'content-encoding': coding } });
+    assert.equal((await send('GZIP', gzipSync(body))).statusCode, 200);
+    assert.equal((await send(' Deflate', deflateSync(body))).statusCode, 200);
+    assert.equal((await send('identity', body)).statusCode, 200);
+    assert.equal((await send('br', body)).statusCode, 415);
   });
 
   it('does not compress answers in binary tensors, which barely compress', async () => {
