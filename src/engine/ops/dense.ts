@@ -192,16 +192,17 @@ function batchChunk(batch: number): number {
 }
 
 /**
- * The loop over the batch of dW's kernels, in partial sums of batchChunk rows: `body` adds
- * row [n] to p*. The row index is written out in each read, not held in a variable: reads
- * through a `let` index lost webasm's vector loads (M's value-and-grad took 15 ms, not 10).
+ * The loop over the batch of dW's kernels, in partial sums of batchChunk rows: `body(row)`
+ * adds the row at index expression `row` to p*. The index is written out in each read, not
+ * held in a variable: reads through a `let` index lost webasm's vector loads (M's
+ * value-and-grad took 15 ms, not 10).
  */
-function chunkedBatchLoop(batch: number, sums: string[], body: string): string {
+function chunkedBatchLoop(batch: number, sums: string[], body: (row: string) => string): string {
   const chunk = batchChunk(batch);
   return `for (let m = 0; m < ${batch / chunk}; m++) {
             ${sums.map((s) => `let p${s} = 0;`).join(' ')}
             for (let i = 0; i < ${chunk}; i++) {
-              ${body.replaceAll('[n]', `[m * ${chunk} + i]`)}
+              ${body(`m * ${chunk} + i`)}
             }
             ${sums.map((s) => `s${s} += p${s};`).join(' ')}
           }`;
@@ -212,8 +213,8 @@ export function weightGradSpec(inDim: number, outDim: number, batch: number, bac
     if (blocked(backend, inDim)) {
       // thread (x, y, z) computes dW[y × 4 + c][z × width + x]; dz comes tiled (weightGradArgs)
       const width = tileWidth(outDim, batch);
-      const body = `let d = dz[this.thread.z][n][this.thread.x];
-              ${lanes.map((c) => `p${c} += a[n][this.thread.y * ${BLOCK} + ${c}] * d;`).join('\n              ')}`;
+      const body = (n: string) => `let d = dz[this.thread.z][${n}][this.thread.x];
+              ${lanes.map((c) => `p${c} += a[${n}][this.thread.y * ${BLOCK} + ${c}] * d;`).join('\n              ')}`;
       return {
         op: 'dense.dW',
         params: { in: inDim, out: outDim, batch, block: BLOCK },
@@ -232,7 +233,7 @@ export function weightGradSpec(inDim: number, outDim: number, batch: number, bac
       params: { in: inDim, out: outDim, batch },
       source: `function(a, dz) {
         let s = 0;
-        ${chunkedBatchLoop(batch, [''], 'p += a[n][this.thread.y] * dz[n][this.thread.x];')}
+        ${chunkedBatchLoop(batch, [''], (n) => `p += a[${n}][this.thread.y] * dz[${n}][this.thread.x];`)}
         return s;
       }`,
       output: [outDim, inDim],
