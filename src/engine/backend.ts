@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { assertHeadlessGl } from './headlessgl.js';
+import { assertHeadlessGl, headlessGlMaxTextureSize } from './headlessgl.js';
 import type { CompiledKernel } from './kernel-cache.js';
 import type { BackendName } from './types.js';
 import { installNavigatorGpu } from './webgpu.js';
@@ -36,6 +36,8 @@ export interface WebasmKernelOptions {
  */
 export interface Backend {
   readonly name: BackendName;
+  /** the most batch rows, and the widest layer, its kernels can output (a GL texture's side); none when undefined */
+  readonly maxExtent?: number;
   createKernel(source: string, output: number[], webasm?: WebasmKernelOptions): CompiledKernel;
   /** run a tiny kernel and check its answer; throws if the backend cannot be trusted */
   probe(): Promise<void>;
@@ -98,6 +100,7 @@ export function createBackend(name: BackendName, threads: number): Backend {
   const PROBE_B = [Float32Array.from({ length: PROBE_X }, (_, x) => x)];
   return {
     name,
+    maxExtent: name === 'headlessgl' ? headlessGlMaxTextureSize() : undefined,
     createKernel,
     async probe() {
       // 4096 cells per thread: webasm runs it on every one of its worker threads (one per

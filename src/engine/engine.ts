@@ -1,6 +1,6 @@
 import { usableCpus } from '../runtime/cpus.js';
 import { type Backend, createBackend } from './backend.js';
-import { DEFAULT_CPU_MAX_WORK, DEFAULT_GPU_MIN_WORK, pickBackend, shapeOf, type Thresholds, workOf } from './dispatch.js';
+import { DEFAULT_CPU_MAX_WORK, DEFAULT_GPU_MIN_WORK, pickBackend, shapeOf, type Thresholds, type WorkShape, workOf } from './dispatch.js';
 import { KernelCache, type KernelCacheStats, type Lease } from './kernel-cache.js';
 import { backward, forward, predictions, type RunKernel } from './mlp.js';
 import { type KernelSpec, unpackRows } from './ops/dense.js';
@@ -105,7 +105,26 @@ export class Engine {
 
   /** Where a problem of this size runs. */
   backendFor(problem: ForwardProblem): BackendName {
-    return pickBackend(workOf(shapeOf(problem)), [...this.backends.keys()], this.thresholds);
+    return this.backendForShape(shapeOf(problem));
+  }
+
+  /**
+   * Why the backend a problem of this shape would run on cannot take it, or undefined when it
+   * can: headlessgl's kernels output textures, whose sides its GL bounds (16384 on llvmpipe).
+   */
+  overLimit(shape: WorkShape): string | undefined {
+    const name = this.backendForShape(shape);
+    const most = this.backends.get(name)!.maxExtent;
+    if (most === undefined) return undefined;
+    const why = `the ${name} backend takes at most ${most} (the longest side of its GL's textures)`;
+    if (shape.batch > most) return `x has ${shape.batch} rows; ${why}: split the batch into shards with reduction "sum"`;
+    const widest = Math.max(...shape.widths);
+    if (widest > most) return `a layer is ${widest} wide; ${why}`;
+    return undefined;
+  }
+
+  private backendForShape(shape: WorkShape): BackendName {
+    return pickBackend(workOf(shape), [...this.backends.keys()], this.thresholds);
   }
 
   // Every call takes an optional `signal` that abandons it: the call stops before its next
@@ -153,6 +172,8 @@ export class Engine {
     let kernels = 0;
     let ms = 0;
     for (const { widths, batch, activation } of shapes) {
+      const over = this.overLimit({ widths, batch });
+      if (over) throw new Error(`the warm-up shape ${widths.join(',')}x${batch} cannot run: ${over}`);
       const zeros = (rows: number, cols: number) => ({ rows, cols, data: new Float32Array(rows * cols) });
       const layers = widths.slice(1).map((out, l) => ({ W: zeros(widths[l]!, out), b: new Float32Array(out) }));
       const problem: Problem = {

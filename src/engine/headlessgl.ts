@@ -5,6 +5,8 @@ const require = createRequire(import.meta.url);
 /** What of headless-gl's API the check uses. */
 interface GlContext {
   getExtension(name: string): { destroy?: () => void } | null;
+  getParameter(name: number): unknown;
+  readonly MAX_TEXTURE_SIZE: number;
 }
 type CreateGlContext = (width: number, height: number, options?: object) => GlContext | null;
 
@@ -12,6 +14,7 @@ type CreateGlContext = (width: number, height: number, options?: object) => GlCo
 const GL_BUILD_PACKAGES = 'libxi-dev libglew-dev libx11-dev libxext-dev g++ make python3';
 
 let verdict: string | undefined | null = null;
+let maxTextureSize: number | undefined;
 
 /**
  * Why the `headlessgl` backend cannot run in this process, or undefined when it can. It needs
@@ -69,10 +72,20 @@ function findProblem(): string | undefined {
     if (!context.getExtension('OES_texture_float')) {
       return `the GL context on DISPLAY=${display} has no float textures (OES_texture_float), which single precision needs`;
     }
+    maxTextureSize = Number(context.getParameter(context.MAX_TEXTURE_SIZE));
     return undefined;
   } finally {
     context.getExtension('STACKGL_destroy_context')?.destroy?.();
   }
+}
+
+/**
+ * The longest side of a texture this GL takes (16384 on Mesa's llvmpipe), once the check has
+ * passed. A kernel's output is one texture, batch rows by a layer's width: gpu.js refuses to
+ * build a kernel with a longer side.
+ */
+export function headlessGlMaxTextureSize(): number | undefined {
+  return maxTextureSize;
 }
 
 /** Throws the reason the headlessgl backend cannot run, if there is one (at start-up). */

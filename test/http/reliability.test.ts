@@ -5,12 +5,16 @@ import { gzipSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
 import { Engine } from '../../src/engine/engine.js';
+import type { BackendName } from '../../src/engine/types.js';
 import { ComputeGate } from '../../src/http/admission.js';
 import { type Config, defaultConfig } from '../../src/runtime/config.js';
+import { backendSkips } from '../backend-skips.js';
 import { binaryCase, randomCase, receivedUntilClose, rng, xorCase } from '../helpers.js';
 import { relError, valueAndGrad64 } from '../reference/mlp64.js';
 
-type Overrides = { limits?: Partial<Config['limits']>; admission?: Partial<Config['admission']> };
+const { headlessgl: glSkip } = await backendSkips();
+
+type Overrides = { limits?: Partial<Config['limits']>; admission?: Partial<Config['admission']>; backend?: BackendName };
 
 async function withServer(overrides: Overrides, body: (url: string, app: FastifyInstance, engine: Engine) => Promise<void>) {
   const base = defaultConfig();
@@ -20,7 +24,7 @@ async function withServer(overrides: Overrides, body: (url: string, app: Fastify
     limits: { ...base.limits, ...overrides.limits },
     admission: { ...base.admission, ...overrides.admission },
   };
-  const engine = await Engine.create({ backend: 'webasm', kernelCacheSize: 64 });
+  const engine = await Engine.create({ backend: overrides.backend ?? 'webasm', kernelCacheSize: 64 });
   const app = await buildApp({ config, engine });
   try {
     const url = await app.listen({ port: 0, host: '127.0.0.1' });
@@ -83,6 +87,24 @@ describe('work limits', () => {
   it('accepts a request exactly at the work limit', async () => {
     await withServer({ limits: { work: 48 } }, async (url) => {
       assert.equal((await post(url, xorCase)).status, 200);
+    });
+  });
+
+  it("refuses a batch longer than headlessgl's textures with a 413 that names the limit, and takes one that fits", {
+    skip: glSkip,
+  }, async () => {
+    // one row of one input: a long batch in a small body (its kernels' outputs are batch × width textures)
+    const rows = (n: number) => ({ params: [{ W: [[0.5]], b: [0] }], x: Array(n).fill([1]), y: Array(n).fill([1]) });
+    await withServer({ backend: 'headlessgl' }, async (url) => {
+      const over = await post(url, rows(16385));
+      assert.equal(over.status, 413);
+      const body = (await over.json()) as { code: string; message: string };
+      assert.equal(body.code, 'GRADSERVE_LIMIT_EXCEEDED');
+      assert.match(body.message, /x has 16385 rows; the headlessgl backend takes at most 16384 \(the longest side of its GL's textures\)/);
+      const fits = await post(url, rows(16384));
+      assert.equal(fits.status, 200);
+      const { loss } = (await fits.json()) as { loss: number };
+      assert.ok(Math.abs(loss - Math.log1p(Math.exp(-0.5))) < 1e-6, `loss ${loss}`);
     });
   });
 });

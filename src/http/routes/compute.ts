@@ -20,9 +20,13 @@ export interface ComputeRouteOptions {
   admission: Admission;
 }
 
-/** Refuse a problem over a work limit with a 413 before it reaches the engine; returns it unchanged. */
-export function within<P extends ForwardProblem>(problem: P, limits: Limits): P {
-  refuseOverLimit(overLimit(shapeOf(problem), limits));
+/**
+ * Refuse a problem over a work limit, or beyond what its backend can take, with a 413 before
+ * it reaches the engine; returns it unchanged.
+ */
+export function within<P extends ForwardProblem>(problem: P, limits: Limits, engine: Engine): P {
+  const shape = shapeOf(problem);
+  refuseOverLimit(overLimit(shape, limits) ?? engine.overLimit(shape));
   return problem;
 }
 
@@ -56,7 +60,7 @@ export const computeRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app
       },
     },
     async (request, reply) => {
-      const problem = within(toProblem(request.body), limits);
+      const problem = within(toProblem(request.body), limits, engine);
       const result = await gate.run(request.computeSignal, (signal) => engine.valueAndGrad(problem, signal));
       reportStats(request, reply, result.stats);
       const enc = new ResultEncoder(request.body.outputEncoding);
@@ -78,7 +82,7 @@ export const computeRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app
       },
     },
     async (request, reply) => {
-      const problem = within(toProblem(request.body), limits);
+      const problem = within(toProblem(request.body), limits, engine);
       const result = await gate.run(request.computeSignal, (signal) => engine.loss(problem, signal));
       reportStats(request, reply, result.stats);
       const enc = new ResultEncoder(request.body.outputEncoding);
@@ -99,7 +103,7 @@ export const computeRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app
       },
     },
     async (request, reply) => {
-      const problem = within(toForwardProblem(request.body), limits);
+      const problem = within(toForwardProblem(request.body), limits, engine);
       const result = await gate.run(request.computeSignal, (signal) => engine.forward(problem, signal));
       reportStats(request, reply, result.stats);
       const enc = new ResultEncoder(request.body.outputEncoding);

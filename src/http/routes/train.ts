@@ -29,7 +29,7 @@ export const trainRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app, 
     async (request, reply) => {
       const body = request.body;
       const { optimizer, steps, batchSize, seed } = body;
-      const problem = within(toProblem(body), limits);
+      const problem = within(toProblem(body), limits, engine);
       refuseOverLimit(trainOverLimit(shapeOf(problem), { steps, batchSize }, limits));
       const result = await gate.run(request.computeSignal, (signal) =>
         engine.train(problem, { optimizer, steps, batchSize, seed }, signal),
