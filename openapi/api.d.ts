@@ -1397,6 +1397,8 @@ export interface operations {
                             batch: number;
                             /** @description GRADSERVE_MAX_WORK: batch × Σ in×out */
                             work: number;
+                            /** @description GRADSERVE_MAX_ACTIVATIONS: batch × Σ out */
+                            activations: number;
                             /** @description GRADSERVE_MAX_TRAIN_STEPS */
                             trainSteps: number;
                             /** @description GRADSERVE_MAX_TRAIN_WORK: steps × rows per step × Σ (in + 1)·out */

@@ -252,6 +252,7 @@ export const InfoResponse = z
         width: z.number().int().describe('GRADSERVE_MAX_WIDTH'),
         batch: z.number().int().describe('GRADSERVE_MAX_BATCH'),
         work: z.number().describe('GRADSERVE_MAX_WORK: batch × Σ in×out'),
+        activations: z.number().int().describe('GRADSERVE_MAX_ACTIVATIONS: batch × Σ out'),
         trainSteps: z.number().int().describe('GRADSERVE_MAX_TRAIN_STEPS'),
         trainWork: z.number().describe('GRADSERVE_MAX_TRAIN_WORK: steps × rows per step × Σ (in + 1)·out'),
         initParams: z.number().int().describe('GRADSERVE_MAX_INIT_PARAMS'),

@@ -13,6 +13,8 @@ export interface Limits {
   batch: number;
   /** batch × Σ in×out: one value-and-grad costs about 6 flops per unit */
   work: number;
+  /** batch × Σ out: the values the layers output, which a value-and-grad holds for its backward pass */
+  activations: number;
   /** /train: most optimizer steps in one request */
   trainSteps: number;
   /** /train: most steps × rows per step × Σ (in + 1)·out (the forward pass's multiply-adds, biases counted) */
@@ -38,8 +40,21 @@ export function overLimit(shape: WorkShape, limits: Limits): string | undefined 
       '(GRADSERVE_MAX_WORK); split the batch into shards with reduction "sum"'
     );
   }
+  // memory, which work does not bound: [1, 8192, 1] × 65536 is little work in a 640 KB body,
+  // and its 537M activations took 8.5 GB before it was abandoned (bench/RESULTS.md)
+  const activations = shape.batch * shape.widths.slice(1).reduce((a, b) => a + b, 0);
+  if (activations > limits.activations) {
+    const gib = (activations * BYTES_PER_ACTIVATION) / 2 ** 30;
+    return (
+      `the request's activations, batch × Σ out = ${activations.toExponential(2)} values (about ${gib.toFixed(1)} GiB of memory), ` +
+      `are over the limit of ${limits.activations.toExponential(2)} (GRADSERVE_MAX_ACTIVATIONS); split the batch into shards with reduction "sum"`
+    );
+  }
   return undefined;
 }
+
+/** Peak memory per activation of a value-and-grad on webasm: 32–45 bytes measured (bench/memory.ts, bench/RESULTS.md). */
+const BYTES_PER_ACTIVATION = 40;
 
 /** Σ (in + 1)·out: a network's weights and biases, and the multiply-adds of its forward pass per row. */
 export const paramCount = (widths: number[]): number => widths.slice(1).reduce((s, out, l) => s + (widths[l]! + 1) * out, 0);

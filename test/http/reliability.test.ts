@@ -71,6 +71,13 @@ describe('work limits', () => {
     ['width', { width: 3 }, xorCase, /a layer is 4 wide; the limit is 3 \(GRADSERVE_MAX_WIDTH\)/],
     ['batch', { batch: 3 }, xorCase, /x has 4 rows; the batch limit is 3 \(GRADSERVE_MAX_BATCH\)/],
     ['work', { work: 47 }, xorCase, /work, batch × Σ in×out = 4\.80e\+1, is over the limit of 4\.70e\+1 \(GRADSERVE_MAX_WORK\)/],
+    // XOR: 4 rows × (4 + 1) outputs
+    [
+      'activations',
+      { activations: 19 },
+      xorCase,
+      /activations, batch × Σ out = 2\.00e\+1 values .*over the limit of 1\.90e\+1 \(GRADSERVE_MAX_ACTIVATIONS\)/,
+    ],
   ];
   for (const [name, limits, request, message] of cases) {
     it(`refuses a request over the ${name} limit with a 413 that names it`, async () => {
@@ -84,9 +91,29 @@ describe('work limits', () => {
     });
   }
 
-  it('accepts a request exactly at the work limit', async () => {
-    await withServer({ limits: { work: 48 } }, async (url) => {
+  it('accepts a request exactly at the work and activation limits', async () => {
+    await withServer({ limits: { work: 48, activations: 20 } }, async (url) => {
       assert.equal((await post(url, xorCase)).status, 200);
+    });
+  });
+
+  it('refuses, on the defaults, a small body whose activations would take gigabytes', async () => {
+    // little work (1.1e9, under GRADSERVE_MAX_WORK) in 640 KB; it took 8.5 GB before this limit
+    const hidden = 8192;
+    const rows = 65536;
+    const wide = {
+      params: [
+        { W: [Array(hidden).fill(0.01)], b: Array(hidden).fill(0) },
+        { W: Array(hidden).fill([0.01]), b: [0] },
+      ],
+      x: Array(rows).fill([1]),
+      y: Array(rows).fill([1]),
+    };
+    await withServer({}, async (url) => {
+      const res = await post(url, wide);
+      assert.equal(res.status, 413);
+      const { message } = (await res.json()) as { message: string };
+      assert.match(message, /batch × Σ out = 5\.37e\+8 values \(about 20\.0 GiB of memory\)/);
     });
   });
 
