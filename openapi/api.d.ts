@@ -1416,6 +1416,10 @@ export interface operations {
                             readAhead: number;
                             /** @description GRADSERVE_REQUEST_TIMEOUT_MS */
                             requestTimeoutMs: number;
+                            /** @description GRADSERVE_MIN_UPLOAD_RATE: bytes a second a body must arrive at, after the grace */
+                            minUploadRate: number;
+                            /** @description GRADSERVE_UPLOAD_GRACE_MS */
+                            uploadGraceMs: number;
                         };
                         /** @description Compute and JSON threads; by default sized to the CPUs this process may use, a container's CPU limit included. */
                         threads: {

@@ -67,7 +67,7 @@ export class ComputeGate {
   private readonly inFlight = new Set<AbortController>();
   private readonly idleWaiters: (() => void)[] = [];
 
-  constructor(private readonly options: Admission) {
+  constructor(private readonly options: Pick<Admission, 'maxConcurrency' | 'maxQueue' | 'readAhead'>) {
     this.reads = new Slots(options.maxConcurrency + options.readAhead);
     this.computes = new Slots(options.maxConcurrency);
   }

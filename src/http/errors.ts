@@ -37,6 +37,11 @@ export const Errors = {
     'the request was not received in full within %d ms (GRADSERVE_REQUEST_TIMEOUT_MS); the connection is closed',
     408,
   ),
+  SlowUpload: createError<[number, number, number, number]>(
+    'GRADSERVE_UPLOAD_TOO_SLOW',
+    'the request body arrived too slowly: %d bytes in %d ms, where at least %d bytes a second after the first %d ms are required (GRADSERVE_MIN_UPLOAD_RATE, GRADSERVE_UPLOAD_GRACE_MS); the connection is closed',
+    408,
+  ),
   ClientGone: createError('GRADSERVE_CLIENT_GONE', 'the client closed the connection; its work was abandoned', 499),
   ShuttingDown: createError(
     'GRADSERVE_SHUTTING_DOWN',

@@ -13,7 +13,7 @@ import sjson from 'secure-json-parse';
 import { type ResultEncoder, unpackTensors } from './encode.js';
 import { Errors } from './errors.js';
 import type { JsonWorkers } from './json-workers.js';
-import { readBody } from './read-body.js';
+import { readBody, type UploadPace } from './read-body.js';
 import { isPostRoute } from './schemas.js';
 import { validateShown } from './validation-view.js';
 import type { z } from './zod.js';
@@ -26,7 +26,7 @@ import type { z } from './zod.js';
  * and validate) go to the JSON worker threads with the same schemas, so the event loop stays
  * free for /healthz and for every other request.
  */
-export function useJsonBodies(api: FastifyInstance, workers: JsonWorkers): void {
+export function useJsonBodies(api: FastifyInstance, workers: JsonWorkers, pace: UploadPace): void {
   api.setValidatorCompiler(bodyValidatorCompiler);
   api.setSerializerCompiler(answerSerializerCompiler);
   api.removeAllContentTypeParsers(); // JSON only: any other content type gets a 415
@@ -36,7 +36,7 @@ export function useJsonBodies(api: FastifyInstance, workers: JsonWorkers): void 
       done(new errorCodes.FST_ERR_CTP_INVALID_MEDIA_TYPE(type.slice(0, 100)), undefined);
       return;
     }
-    readBody(request, payload, (err, bytes) => (err ? done(err, undefined) : parseBody(request, bytes!, done)));
+    readBody(request, payload, pace, (err, bytes) => (err ? done(err, undefined) : parseBody(request, bytes!, done)));
   });
   // validation has run by now: the parse figure in Server-Timing (compute.ts) covers both
   api.addHook('preHandler', (request, _reply, done) => {

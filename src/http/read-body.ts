@@ -1,7 +1,19 @@
 import type { Readable } from 'node:stream';
 import { errorCodes, type FastifyRequest } from 'fastify';
+import { Errors } from './errors.js';
 
 type Payload = Readable & { receivedEncodedLength?: number };
+
+/**
+ * How fast a body must arrive once it is read: after `graceMs`, at `minBytesPerSecond` on
+ * average (Apache's mod_reqtimeout rule: each byte received buys the time it takes at that
+ * rate). The request timeout alone let a stalled or trickling upload hold a read slot for
+ * its whole length (30 s); 0 turns the minimum off.
+ */
+export interface UploadPace {
+  minBytesPerSecond: number;
+  graceMs: number;
+}
 
 /**
  * A request body's bytes, read as fastify's own `parseAs: 'buffer'` reads them (its limit,
@@ -11,9 +23,14 @@ type Payload = Readable & { receivedEncodedLength?: number };
  * when the last arrives: one copy of the whole body in a single turn of the event loop, which
  * for an L body (19.7 MiB) blocked it for 105 ms here, its fresh pages faulted in at once
  * (bench/RESULTS.md, "Page faults"). The buffer owns its memory, so it can be handed to a
- * JSON thread without a copy.
+ * JSON thread without a copy. A body slower than `pace` gets a 408.
  */
-export function readBody(request: FastifyRequest, payload: Payload, done: (err: Error | null, body?: Buffer) => void): void {
+export function readBody(
+  request: FastifyRequest,
+  payload: Payload,
+  pace: UploadPace,
+  done: (err: Error | null, body?: Buffer) => void,
+): void {
   const limit = request.routeOptions.bodyLimit ?? Number.POSITIVE_INFINITY;
   const contentLength = Number(request.headers['content-length']);
   if (contentLength > limit) {
@@ -25,7 +42,24 @@ export function readBody(request: FastifyRequest, payload: Payload, done: (err: 
   const chunks: Buffer[] = [];
   let received = 0;
 
+  const startedAt = performance.now();
+  // bytes as sent: a compressed body is paced by what crosses the wire, not by what it inflates to
+  const sent = () => payload.receivedEncodedLength ?? received;
+  let paceTimer: NodeJS.Timeout | undefined;
+  const checkPace = () => {
+    const elapsed = performance.now() - startedAt;
+    const late = elapsed - (pace.graceMs + (sent() / pace.minBytesPerSecond) * 1000);
+    if (late < 0) {
+      paceTimer = setTimeout(checkPace, Math.ceil(-late));
+      return;
+    }
+    stop();
+    done(new Errors.SlowUpload(sent(), Math.round(elapsed), pace.minBytesPerSecond, pace.graceMs));
+  };
+  if (pace.minBytesPerSecond > 0) paceTimer = setTimeout(checkPace, pace.graceMs);
+
   const stop = () => {
+    clearTimeout(paceTimer);
     payload.removeListener('data', onData);
     payload.removeListener('end', onEnd);
     payload.removeListener('error', onEnd);

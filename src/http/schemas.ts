@@ -264,6 +264,8 @@ export const InfoResponse = z
         maxQueue: z.number().int().describe('GRADSERVE_MAX_QUEUE'),
         readAhead: z.number().int().describe('GRADSERVE_READ_AHEAD'),
         requestTimeoutMs: z.number().int().describe('GRADSERVE_REQUEST_TIMEOUT_MS'),
+        minUploadRate: z.number().int().describe('GRADSERVE_MIN_UPLOAD_RATE: bytes a second a body must arrive at, after the grace'),
+        uploadGraceMs: z.number().int().describe('GRADSERVE_UPLOAD_GRACE_MS'),
       })
       .describe('How many requests compute at once, how many may wait, and for how long.'),
     threads: z

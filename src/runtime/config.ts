@@ -92,6 +92,8 @@ const EnvSchema = z.object({
   GRADSERVE_MAX_QUEUE: decimal(z.number().int().min(0)).default(256),
   GRADSERVE_READ_AHEAD: decimal(z.number().int().min(0)).default(8),
   GRADSERVE_REQUEST_TIMEOUT_MS: Milliseconds.default(30_000),
+  GRADSERVE_MIN_UPLOAD_RATE: decimal(z.number().int().min(0)).default(64 * 1024),
+  GRADSERVE_UPLOAD_GRACE_MS: Milliseconds.default(5000),
   GRADSERVE_WARMUP: Warmup,
   GRADSERVE_COMPRESS_RESPONSES: z
     .enum(['0', '1'])
@@ -112,6 +114,9 @@ export interface Admission {
   /** of those waiting, how many have their bodies read and parsed ahead (the rest wait unread) */
   readAhead: number;
   requestTimeoutMs: number;
+  /** a body being read must arrive this fast (bytes a second, after uploadGraceMs), or get a 408; 0: no minimum */
+  minUploadRate: number;
+  uploadGraceMs: number;
 }
 
 /** JSON bodies and answers this large are parsed, validated and written off the event loop. */
@@ -194,6 +199,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxQueue: e.GRADSERVE_MAX_QUEUE,
       readAhead: e.GRADSERVE_READ_AHEAD,
       requestTimeoutMs: e.GRADSERVE_REQUEST_TIMEOUT_MS,
+      minUploadRate: e.GRADSERVE_MIN_UPLOAD_RATE,
+      uploadGraceMs: e.GRADSERVE_UPLOAD_GRACE_MS,
     },
     jsonOffload: { workers: e.GRADSERVE_JSON_WORKERS, minBytes: e.GRADSERVE_JSON_OFFLOAD_BYTES },
     compressResponses: e.GRADSERVE_COMPRESS_RESPONSES,

@@ -292,6 +292,56 @@ describe('overload, timeouts and abandoned work', () => {
     });
   });
 
+  it('answers 408 to a body that trickles in slower than the minimum rate, long before the request timeout, and frees its slot', async () => {
+    // one read slot; the request timeout is the default 30 s
+    const pace = { uploadGraceMs: 300, minUploadRate: 1000 };
+    await withServer({ admission: { maxConcurrency: 1, readAhead: 0, ...pace } }, async (url, app) => {
+      const port = Number(new URL(url).port);
+      const body = Buffer.from(JSON.stringify(xorCase).padEnd(2500, ' ')); // JSON may end in spaces
+      /** `body` sent `bytes` at a time every 10 ms */
+      const paced = (bytes: number) => {
+        const socket = connect(port, '127.0.0.1');
+        const answer = receivedUntilClose(socket).catch(() => '');
+        socket.write(
+          `POST /value-and-grad HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`,
+        );
+        let sent = 0;
+        const timer = setInterval(() => {
+          if (sent >= body.length || socket.destroyed) return clearInterval(timer);
+          socket.write(body.subarray(sent, sent + bytes));
+          sent += bytes;
+        }, 10);
+        return { socket, answer, stop: () => clearInterval(timer) };
+      };
+      const slow = paced(2); // 200 bytes a second: 2500 bytes would take 12.5 s
+      try {
+        const t0 = performance.now();
+        const text = await slow.answer;
+        const ms = performance.now() - t0;
+        assert.match(text, /^HTTP\/1\.1 408 /, text.slice(0, 80));
+        assert.match(text, /"code":"GRADSERVE_UPLOAD_TOO_SLOW"/);
+        assert.match(
+          text,
+          /at least 1000 bytes a second after the first 300 ms are required \(GRADSERVE_MIN_UPLOAD_RATE, GRADSERVE_UPLOAD_GRACE_MS\)/,
+        );
+        assert.ok(ms < 3000, `answered and closed after ${ms.toFixed(0)} ms, not at the 30 s request timeout`);
+        await until('its slot is free', () => app.computeGate.stats().admitted === 0);
+      } finally {
+        slow.stop();
+        slow.socket.destroy();
+      }
+      // 25 bytes every 10 ms (about 2500 a second, over the minimum) for about a second, past the grace
+      const steady = paced(25);
+      try {
+        const text = await steady.answer;
+        assert.match(text, /^HTTP\/1\.1 200 /, text.slice(0, 300));
+      } finally {
+        steady.stop();
+        steady.socket.destroy();
+      }
+    });
+  });
+
   it('never writes a 408 after an answer already sent on the connection (a 503 to a request that waited unread)', async () => {
     await withServer({ admission: { requestTimeoutMs: 800, maxConcurrency: 1, readAhead: 0 } }, async (url, app) => {
       const port = Number(new URL(url).port);
@@ -649,7 +699,7 @@ describe('many clients on the defaults', () => {
 
 describe('the compute gate', () => {
   it('passes a read slot on when its request was answered before the slot reached it', async () => {
-    const gate = new ComputeGate({ maxConcurrency: 1, readAhead: 0, maxQueue: 4, requestTimeoutMs: 1000 });
+    const gate = new ComputeGate({ maxConcurrency: 1, readAhead: 0, maxQueue: 4 });
     const signal = new AbortController().signal;
     const first = gate.admit();
     assert.equal(first.readable(signal), undefined, 'a free slot is taken at once');
