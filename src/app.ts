@@ -6,7 +6,7 @@ import type { RunStats } from './engine/types.js';
 import { ComputeGate } from './http/admission.js';
 import { registerDocs } from './http/docs.js';
 import { drainOnClose } from './http/drain.js';
-import { clientErrorHandler, installErrorHandlers, unfinishedStatus } from './http/errors.js';
+import { clientErrorHandler, expectsContinue, installErrorHandlers, unfinishedStatus } from './http/errors.js';
 import { JSON_GZIP_LEVEL, useJsonBodies } from './http/json-body.js';
 import { JsonWorkers } from './http/json-workers.js';
 import { registerMetrics } from './http/metrics.js';
@@ -70,7 +70,8 @@ export async function buildApp({ config, engine, jsonWorkers = new JsonWorkers(c
     // Node 20 ignores, and would set 0 if it were left out here), and looks for overdue
     // requests every connectionsCheckingInterval
     requestTimeout: config.admission.requestTimeoutMs,
-    http: { requestTimeout: config.admission.requestTimeoutMs, connectionsCheckingInterval: OVERDUE_CHECK_MS },
+    // a missing Host is refused by installErrorHandlers' hook, with a body (Node's 400 has none)
+    http: { requestTimeout: config.admission.requestTimeoutMs, connectionsCheckingInterval: OVERDUE_CHECK_MS, requireHostHeader: false },
     clientErrorHandler: clientErrorHandler(config.admission.requestTimeoutMs),
   });
 
@@ -96,8 +97,10 @@ export async function buildApp({ config, engine, jsonWorkers = new JsonWorkers(c
   // read, after admission (admission.ts), so a client that waits for it sends nothing while
   // its request queues, and nothing at all when it is refused. Node would send it at once.
   app.server.on('checkContinue', (req, res) => app.server.emit('request', req, res));
+  // any other expectation gets its 417 from installErrorHandlers' hook, with a body (Node's has none)
+  app.server.on('checkExpectation', (req, res) => app.server.emit('request', req, res));
   app.addHook('preParsing', (request, reply, payload, done) => {
-    if (request.headers.expect !== undefined) reply.raw.writeContinue();
+    if (expectsContinue(request)) reply.raw.writeContinue();
     done(null, payload);
   });
   app.addHook('onResponse', async (request, reply) => {

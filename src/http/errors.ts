@@ -16,6 +16,13 @@ export const Errors = {
   // Node refuses these before fastify has a request (clientErrorHandler)
   BadHttp: createError('GRADSERVE_BAD_HTTP', 'the request is not valid HTTP/1.1', 400),
   HeadersTooLarge: createError('GRADSERVE_HEADERS_TOO_LARGE', 'the request headers are larger than the server accepts', 431),
+  // Node answers these with an empty body unless told otherwise (app.ts hands them to fastify)
+  MissingHost: createError('GRADSERVE_BAD_HTTP', 'an HTTP/1.1 request must carry a Host header (RFC 9112, section 3.2)', 400),
+  UnknownExpectation: createError<[string]>(
+    'GRADSERVE_EXPECTATION_FAILED',
+    'the request expects "%s"; the only expectation this server meets is 100-continue',
+    417,
+  ),
   // a fastify error that carries no code of its own
   BadRequest: createError<[string]>('GRADSERVE_BAD_REQUEST', '%s', 400),
   Internal: createError('GRADSERVE_INTERNAL', 'internal error; the request id is in the x-request-id header', 500),
@@ -99,13 +106,36 @@ export function installErrorHandlers(app: FastifyInstance, bodyLimit: number): v
     return reply.code(status).send(errorBody(status, err.code ?? new Errors.BadRequest(message).code, message));
   });
   app.setNotFoundHandler(answerNoRoute);
-  // answered before fastify parses a body for it: an unknown URL is a 404 (or 405) whatever it was sent
+  // answered before fastify parses a body for it (or admits the request): HTTP it does not
+  // take, and an unknown URL, a 404 (or 405) whatever it was sent
   app.addHook('onRequest', async (request, reply) => {
     // for clientErrorHandler, which sees only the socket
     Object.assign(reply.raw, { [REQUEST_ID]: request.id });
+    const refused = refusedHttp(request);
+    if (refused) {
+      const status = refused.statusCode ?? 400;
+      request.log.warn({ code: refused.code }, refused.message);
+      return reply
+        .code(status)
+        .header('connection', 'close')
+        .send(errorBody(status, refused.code, refused.message));
+    }
     if (request.is404) return answerNoRoute(request, reply);
   });
 }
+
+/** What Node would refuse with an empty body, refused here in the service's shape (app.ts passes these on). */
+function refusedHttp(request: FastifyRequest): FastifyError | undefined {
+  if (request.raw.httpVersion !== '1.1') return undefined;
+  if (request.headers.host === undefined) return new Errors.MissingHost();
+  const expect = request.headers.expect;
+  if (expect !== undefined && !expectsContinue(request)) return new Errors.UnknownExpectation(expect.slice(0, 100));
+  return undefined;
+}
+
+/** Whether an HTTP/1.1 request waits for a 100 Continue before sending its body (Node's own test of Expect). */
+export const expectsContinue = (request: FastifyRequest): boolean =>
+  request.raw.httpVersion === '1.1' && /(?:^|\W)100-continue(?:$|\W)/i.test(request.headers.expect ?? '');
 
 /** 405 with Allow for a known path asked with another method, 404 otherwise. */
 function answerNoRoute(request: FastifyRequest, reply: FastifyReply): FastifyReply {

@@ -621,6 +621,46 @@ describe('reading bodies', () => {
   });
 });
 
+describe('HTTP that Node would refuse with an empty body', () => {
+  /** Send `request` on a fresh connection; all the server sent once it closes the connection. */
+  const exchange = (port: number, request: string) => {
+    const socket = connect(port, '127.0.0.1');
+    const answer = receivedUntilClose(socket);
+    socket.write(request);
+    return answer.finally(() => socket.destroy());
+  };
+  const bodyOf = (text: string) => JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as { code: string; message: string };
+
+  it('answers an HTTP/1.1 request without a Host header with a 400 that says so, and an unknown Expect with a 417; keeps serving', async () => {
+    await withServer({}, async (url) => {
+      const port = Number(new URL(url).port);
+      const noHost = await exchange(port, 'GET /healthz HTTP/1.1\r\n\r\n');
+      assert.match(noHost, /^HTTP\/1\.1 400 /);
+      assert.match(noHost, /\r\nconnection: close\r\n/i);
+      assert.deepEqual(bodyOf(noHost), {
+        statusCode: 400,
+        code: 'GRADSERVE_BAD_HTTP',
+        error: 'Bad Request',
+        message: 'an HTTP/1.1 request must carry a Host header (RFC 9112, section 3.2)',
+      });
+      // HTTP/1.0 has no Host header to require
+      assert.match(await exchange(port, 'GET /healthz HTTP/1.0\r\n\r\n'), /^HTTP\/1\.1 200 /);
+
+      const body = JSON.stringify(xorCase);
+      const expecting = await exchange(
+        port,
+        `POST /value-and-grad HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+      );
+      assert.match(expecting, /^HTTP\/1\.1 417 /);
+      assert.equal(expecting.match(/HTTP\/1\.1 /g)?.length, 1, 'one answer: the unread body is not taken for a request');
+      const refused = bodyOf(expecting);
+      assert.equal(refused.code, 'GRADSERVE_EXPECTATION_FAILED');
+      assert.match(refused.message, /expects "200-ok"; the only expectation this server meets is 100-continue/);
+      assert.equal((await post(url, xorCase)).status, 200);
+    });
+  });
+});
+
 describe('Expect: 100-continue', () => {
   /** Headers only, then the body when the server says 100 Continue; `text` is all the server sent so far. */
   function expectingPost(port: number, body: unknown) {
