@@ -54,7 +54,9 @@ function fromBase64(t: Base64TensorIn, ranks: number[], ctx: Ctx): Tensor | unde
     return undefined;
   }
   if (decoded !== count * 4) {
-    problem(ctx, ['data'], `holds ${decoded} bytes; shape ${JSON.stringify(t.shape)} needs ${count * 4} (4 per float32)`);
+    // a shape of billions by billions needs more bytes than a double counts exactly: 7.38e+19, not 73786976294838210000
+    const needs = Number.isSafeInteger(count * 4) ? String(count * 4) : (count * 4).toExponential(2);
+    problem(ctx, ['data'], `holds ${decoded} bytes; shape ${JSON.stringify(t.shape)} needs ${needs} (4 per float32)`);
     return undefined;
   }
   if (!data) {

@@ -102,6 +102,11 @@ describe('binary tensors and compression', () => {
     }),
     ['too few bytes', { ...xorRequest, x: binary([4, 2], [0, 0, 0, 1]) }, /^x\.data holds 16 bytes; shape \[4,2\] needs 32/],
     [
+      'an enormous shape',
+      { ...xorRequest, x: { ...binary([1, 1], [0]), shape: [2 ** 32, 2 ** 32] } },
+      /^x\.data holds 4 bytes; shape \[4294967296,4294967296\] needs 7\.38e\+19 \(4 per float32\)/,
+    ],
+    [
       'a vector where a matrix goes',
       { ...xorRequest, x: binary([8], [0, 0, 0, 1, 1, 0, 1, 1]) },
       /^x\.shape has 1 dimension; this field takes \[rows, cols\]$/,
