@@ -5,9 +5,9 @@ import { describe, it } from 'node:test';
 import { INIT_SCHEMES, type InitOptions, initParams } from '../../src/engine/init.js';
 import { detLog, erfInv, threefry2x32 } from '../../src/engine/prng.js';
 
-const fingerprint = (o: InitOptions) =>
+const fingerprint = async (o: InitOptions) =>
   createHash('sha256')
-    .update(JSON.stringify(initParams(o).map((l) => [Array.from(l.W.data), Array.from(l.b)])))
+    .update(JSON.stringify((await initParams(o)).map((l) => [Array.from(l.W.data), Array.from(l.b)])))
     .digest('hex');
 
 const base: InitOptions = { layers: [3, 5, 2], seed: 0, scheme: 'glorot_normal', biasScheme: 'zeros', scale: 0.01 };
@@ -42,7 +42,7 @@ describe('PRNG', () => {
 });
 
 describe('init', () => {
-  it("draws each scheme from jax.nn.initializers' distribution and scale", () => {
+  it("draws each scheme from jax.nn.initializers' distribution and scale", async () => {
     const fanIn = 200;
     const fanOut = 300;
     const fanAvg = (fanIn + fanOut) / 2;
@@ -54,7 +54,7 @@ describe('init', () => {
       he_uniform: { std: Math.sqrt(2 / fanIn), bound: Math.sqrt(6 / fanIn) },
     };
     for (const scheme of INIT_SCHEMES) {
-      const [layer] = initParams({ ...base, layers: [fanIn, fanOut], scheme });
+      const [layer] = await initParams({ ...base, layers: [fanIn, fanOut], scheme });
       const { mean, std, maxAbs } = moments(layer!.W.data);
       assert.ok(Math.abs(std - want[scheme]!.std) <= 0.02 * want[scheme]!.std, `${scheme}: std ${std} vs ${want[scheme]!.std}`);
       assert.ok(Math.abs(mean) <= 0.01 * want[scheme]!.std * 3, `${scheme}: mean ${mean}`);
@@ -64,26 +64,27 @@ describe('init', () => {
         `${scheme}: zero biases`,
       );
     }
-    const [withBias] = initParams({ ...base, layers: [10, 20000], biasScheme: 'normal', scale: 0.5 });
+    const [withBias] = await initParams({ ...base, layers: [10, 20000], biasScheme: 'normal', scale: 0.5 });
     assert.ok(Math.abs(moments(withBias!.b).std - 0.5) < 0.02);
   });
 
-  it("gives a tensor the same numbers whatever the other layers' shapes", () => {
-    const a = initParams({ ...base, layers: [3, 5, 2] });
-    const b = initParams({ ...base, layers: [3, 5, 7, 4] });
+  it("gives a tensor the same numbers whatever the other layers' shapes", async () => {
+    const a = await initParams({ ...base, layers: [3, 5, 2] });
+    const b = await initParams({ ...base, layers: [3, 5, 7, 4] });
     assert.deepEqual(a[0], b[0]);
-    assert.notDeepEqual(initParams({ ...base, seed: 1 })[0], a[0]);
+    assert.notDeepEqual((await initParams({ ...base, seed: 1 }))[0], a[0]);
   });
 
-  it('is bit-identical in separate processes and across releases (a pinned fingerprint)', () => {
+  it('is bit-identical in separate processes and across releases (a pinned fingerprint)', async () => {
     const options = INIT_SCHEMES.map((scheme, k) => ({ ...base, scheme, seed: 1000 + k, biasScheme: 'normal' as const }));
-    const here = options.map(fingerprint);
+    const here = await Promise.all(options.map(fingerprint));
     const script = `
       import { createHash } from 'node:crypto';
       import { initParams } from './src/engine/init.ts';
       const options = JSON.parse(process.argv[1]);
-      console.log(JSON.stringify(options.map((o) => createHash('sha256')
-        .update(JSON.stringify(initParams(o).map((l) => [Array.from(l.W.data), Array.from(l.b)]))).digest('hex'))));`;
+      const params = await Promise.all(options.map((o) => initParams(o)));
+      console.log(JSON.stringify(params.map((p) => createHash('sha256')
+        .update(JSON.stringify(p.map((l) => [Array.from(l.W.data), Array.from(l.b)]))).digest('hex'))));`;
     const cwd = new URL('../../', import.meta.url).pathname;
     for (let run = 0; run < 2; run++) {
       const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, JSON.stringify(options)], {
@@ -92,7 +93,7 @@ describe('init', () => {
       assert.deepEqual(JSON.parse(out.toString()), here, `process ${run}`);
     }
     // The lesson's network from seed 0: changing these numbers breaks every client's reproducibility.
-    const lesson = initParams({ ...base, layers: [2, 4, 1] });
+    const lesson = await initParams({ ...base, layers: [2, 4, 1] });
     assert.deepEqual(Array.from(lesson[0]!.W.data.slice(0, 3)), PINNED_SEED0_W0);
   });
 });

@@ -409,6 +409,32 @@ describe('overload, timeouts and abandoned work', () => {
     });
   });
 
+  it('keeps answering while /init draws the most parameters it allows, and abandons a draw that times out', async () => {
+    // [2045, 2048, 1] in "normal": 4.19M parameters, the limit, drawn in 0.25–0.5 s here
+    const init = { layers: [2045, 2048, 1], seed: 1, scheme: 'normal', biasScheme: 'normal', outputEncoding: 'base64' };
+    await withServer({}, async (url, app) => {
+      const answer = fetch(`${url}/init`, { method: 'POST', body: JSON.stringify(init), headers: { 'content-type': 'application/json' } });
+      // a draw that held the event loop to its end could never be seen running from here
+      await until('the draw is running', () => app.computeGate.stats().running === 1);
+      assert.equal((await fetch(`${url}/healthz`)).status, 200);
+      assert.equal(app.computeGate.stats().running, 1, '/healthz was answered while the draw went on');
+      const res = await answer;
+      assert.equal(res.status, 200);
+      const { params } = (await res.json()) as { params: { W: { shape: number[] }; b: { shape: number[] } }[] };
+      assert.deepEqual([params[0]!.W.shape, params[1]!.b.shape], [[2045, 2048], [1]]);
+    });
+    await withServer({ admission: { requestTimeoutMs: 100 } }, async (url, app) => {
+      const res = await fetch(`${url}/init`, {
+        method: 'POST',
+        body: JSON.stringify(init),
+        headers: { 'content-type': 'application/json' },
+      });
+      assert.equal(res.status, 503);
+      assert.equal(((await res.json()) as { code: string }).code, 'GRADSERVE_TIMEOUT');
+      await until('the draw stopped: its compute slot is free', () => app.computeGate.stats().running === 0, 1000);
+    });
+  });
+
   it('answers 503 when a request runs past the timeout, and stops its work at the next kernel', async () => {
     await withServer({ admission: { requestTimeoutMs: 300 } }, async (url, app, engine) => {
       // warm: XOR's kernels are compiled, and the JSON thread has parsed a large body once

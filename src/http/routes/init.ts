@@ -11,8 +11,9 @@ import { type InitResponse, postSchemas } from '../schemas.js';
 import type { ComputeRouteOptions } from './compute.js';
 
 /**
- * /init draws on the main thread and can answer tens of MB: it is admitted, bounded and timed
- * like the compute routes, so that clients that do not read their answers cannot pile them up.
+ * /init draws on the main thread (yielding to the event loop as the engine does) and can answer
+ * tens of MB: it is admitted, bounded and timed like the compute routes, so that clients that
+ * do not read their answers cannot pile them up.
  */
 export const initRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app, { gate, limits, admission }) => {
   admitCompute(app, gate, admission.requestTimeoutMs);
@@ -33,7 +34,7 @@ export const initRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app, {
       const { layers, seed, scheme, biasScheme, scale = 0.01 } = request.body;
       refuseOverLimit(initOverLimit(layers, limits));
       const enc = new ResultEncoder(request.body.outputEncoding);
-      const params = await gate.run(request.computeSignal, async () => initParams({ layers, seed, scheme, biasScheme, scale }));
+      const params = await gate.run(request.computeSignal, (signal) => initParams({ layers, seed, scheme, biasScheme, scale }, signal));
       const encoded = enc.layers(params);
       // a scale near float32's largest value makes draws beyond it: initial params must be finite
       if (enc.nonFinite > 0) {
