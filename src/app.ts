@@ -7,7 +7,7 @@ import { ComputeGate } from './http/admission.js';
 import { registerDocs } from './http/docs.js';
 import { drainOnClose } from './http/drain.js';
 import { clientErrorHandler, expectsContinue, installErrorHandlers, unfinishedStatus } from './http/errors.js';
-import { JSON_GZIP_LEVEL, useJsonBodies } from './http/json-body.js';
+import { JSON_GZIP_LEVEL, spellOutWildcard, useJsonBodies } from './http/json-body.js';
 import { JsonWorkers } from './http/json-workers.js';
 import { registerMetrics } from './http/metrics.js';
 import { computeRoutes } from './http/routes/compute.js';
@@ -47,6 +47,9 @@ export interface AppDeps {
   /** started early by server.ts, so that they boot while the engine probes its backends; made here otherwise */
   jsonWorkers?: JsonWorkers;
 }
+
+/** The codings answers may come in, by preference. */
+const ANSWER_CODINGS = ['gzip', 'deflate'] as const;
 
 /** How often Node looks for requests not received in full within the request timeout (its default: 30 s). */
 const OVERDUE_CHECK_MS = 1000;
@@ -145,11 +148,13 @@ export async function buildApp({ config, engine, jsonWorkers = new JsonWorkers(c
   app.addHook('onRequest', (request, _reply, done) => {
     const coding = request.headers['content-encoding'];
     if (coding !== undefined) request.headers['content-encoding'] = coding.trim().toLowerCase();
+    const accepted = request.headers['accept-encoding'];
+    if (accepted?.includes('*')) request.headers['accept-encoding'] = spellOutWildcard(accepted, ANSWER_CODINGS);
     done();
   });
   await app.register(compress, {
     globalCompression: config.compressResponses,
-    encodings: ['gzip', 'deflate'],
+    encodings: [...ANSWER_CODINGS],
     requestEncodings: ['gzip', 'deflate', 'identity'],
     threshold: 1024,
     zlibOptions: { level: JSON_GZIP_LEVEL },

@@ -161,6 +161,32 @@ export function acceptsGzip(header: string | undefined): boolean {
   return star;
 }
 
+/**
+ * An Accept-Encoding header with its `*` spelled out as the `offered` codings it does not name
+ * (RFC 9110 §12.5.3: `*` matches any coding not listed elsewhere in the field), for
+ * @fastify/compress, which reads `*` as gzip even when the same header refuses gzip with q=0.
+ */
+export function spellOutWildcard(header: string, offered: readonly string[]): string {
+  const parts = header
+    .toLowerCase()
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p !== '');
+  const codingOf = (part: string) =>
+    part
+      .split(';', 1)[0]!
+      .trim()
+      .replace(/^x-gzip$/, 'gzip');
+  const named = new Set(parts.map(codingOf));
+  return parts
+    .flatMap((part) => {
+      if (codingOf(part) !== '*') return [part];
+      const params = part.slice(part.indexOf(';') >= 0 ? part.indexOf(';') : part.length);
+      return offered.filter((c) => !named.has(c)).map((c) => c + params);
+    })
+    .join(', ');
+}
+
 /** About how long a float32 value is in JSON ("-0.123456789," is 13 characters). */
 const JSON_BYTES_PER_VALUE = 12;
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { deflateSync, gunzipSync, gzipSync } from 'node:zlib';
+import { deflateSync, gunzipSync, gzipSync, inflateSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
 import { Engine } from '../../src/engine/engine.js';
@@ -162,6 +162,20 @@ describe('binary tensors and compression', () => {
     // the same URL answered uncompressed says so too, for caches
     assert.equal(plain.headers['content-encoding'], undefined);
     assert.equal(plain.headers.vary, 'accept-encoding');
+  });
+
+  it('takes "gzip;q=0, *" as refusing gzip: the answer comes deflated, and uncompressed when * is all that is left', async () => {
+    const c = randomCase(rng(4), { widths: [16, 32, 1], batch: 8, activation: 'tanh' }); // an answer over 1 KiB
+    const answer = (accept: string) =>
+      app.inject({ method: 'POST', url: '/value-and-grad', payload: c, headers: { 'accept-encoding': accept } });
+    const plain = (await post('/value-and-grad', c)).json();
+    const deflated = await answer('gzip;q=0, *');
+    assert.equal(deflated.headers['content-encoding'], 'deflate');
+    assert.deepEqual(JSON.parse(inflateSync(deflated.rawPayload).toString()), plain);
+    const neither = await answer('gzip;q=0, deflate;q=0, *');
+    assert.equal(neither.headers['content-encoding'], undefined);
+    assert.deepEqual(neither.json(), plain);
+    assert.equal((await answer('*')).headers['content-encoding'], 'gzip');
   });
 
   it('reads Content-Encoding case-insensitively, takes identity, and refuses codings it does not know with 415', async () => {

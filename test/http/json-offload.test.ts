@@ -6,7 +6,7 @@ import { isResponseSerializationError } from 'fastify-type-provider-zod';
 import { buildApp } from '../../src/app.js';
 import { Engine } from '../../src/engine/engine.js';
 import { ResultEncoder, unpackTensors } from '../../src/http/encode.js';
-import { acceptsGzip, answerSerializerCompiler } from '../../src/http/json-body.js';
+import { acceptsGzip, answerSerializerCompiler, spellOutWildcard } from '../../src/http/json-body.js';
 import { POST_ROUTES } from '../../src/http/schemas.js';
 import { defaultConfig, type JsonOffload, loadConfig } from '../../src/runtime/config.js';
 import { randomCase, rng } from '../helpers.js';
@@ -189,6 +189,18 @@ describe('JSON worker threads', () => {
       ['identity', false],
     ];
     for (const [header, want] of cases) assert.equal(acceptsGzip(header), want, String(header));
+  });
+
+  it("spells out Accept-Encoding's * as the codings it does not name, for @fastify/compress", () => {
+    const offered = ['gzip', 'deflate'];
+    const cases: [string, string][] = [
+      ['*', 'gzip, deflate'],
+      ['gzip;q=0, *', 'gzip;q=0, deflate'],
+      ['X-GZIP;q=0, *;q=0.5', 'x-gzip;q=0, deflate;q=0.5'],
+      ['gzip;q=0, deflate;q=0, *', 'gzip;q=0, deflate;q=0'],
+      ['br, *;q=0', 'br, gzip;q=0, deflate;q=0'],
+    ];
+    for (const [header, want] of cases) assert.equal(spellOutWildcard(header, offered), want, header);
   });
 
   it('keeps JSON tensors as float32 values until written, on the event loop or in a thread, as the same numbers', () => {
