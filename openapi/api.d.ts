@@ -242,18 +242,18 @@ export interface operations {
                         data: string;
                     };
                     /**
-                     * @description Activation of the last layer. Default: what the loss expects, sigmoid for bce, linear for bce_logits and mse.
+                     * @description Activation of the last layer. Default: what the loss expects, sigmoid for bce, linear for the others.
                      * @enum {string}
                      */
                     outputActivation?: "tanh" | "relu" | "sigmoid" | "linear" | "leaky_relu" | "gelu" | "silu" | "softplus" | "elu";
                     /**
-                     * @description bce: binary cross-entropy with JAX's clip(p, 1e-8, 1 - 1e-8). bce_logits: optax.sigmoid_binary_cross_entropy on the last layer's pre-activation z, −y·log_sigmoid(z) − (1 − y)·log_sigmoid(−z) (outputActivation must be linear). mse: (pred − y)², no ½. Each per element, then reduced as reduction says.
+                     * @description bce: binary cross-entropy with JAX's clip(p, 1e-8, 1 - 1e-8). bce_logits: optax.sigmoid_binary_cross_entropy on the last layer's pre-activation z, −y·log_sigmoid(z) − (1 − y)·log_sigmoid(−z) (outputActivation must be linear). mse: (pred − y)², no ½. Each per element, then reduced as reduction says. softmax_cross_entropy: optax.softmax_cross_entropy on the last layer's pre-activations, −Σ_j y_j·log_softmax(z)_j per row (y: one probability distribution per row, one-hot for class labels; outputActivation must be linear; at least 2 outputs).
                      * @default bce
                      * @enum {string}
                      */
-                    loss?: "bce" | "bce_logits" | "mse";
+                    loss?: "bce" | "bce_logits" | "mse" | "softmax_cross_entropy";
                     /**
-                     * @description mean over all batch × out elements, or sum (add up the results of batch shards).
+                     * @description mean over all batch × out elements (over the batch rows for softmax_cross_entropy, as optax users average its per-example values), or sum (add up the results of batch shards).
                      * @default mean
                      * @enum {string}
                      */
@@ -505,18 +505,18 @@ export interface operations {
                         data: string;
                     };
                     /**
-                     * @description Activation of the last layer. Default: what the loss expects, sigmoid for bce, linear for bce_logits and mse.
+                     * @description Activation of the last layer. Default: what the loss expects, sigmoid for bce, linear for the others.
                      * @enum {string}
                      */
                     outputActivation?: "tanh" | "relu" | "sigmoid" | "linear" | "leaky_relu" | "gelu" | "silu" | "softplus" | "elu";
                     /**
-                     * @description bce: binary cross-entropy with JAX's clip(p, 1e-8, 1 - 1e-8). bce_logits: optax.sigmoid_binary_cross_entropy on the last layer's pre-activation z, −y·log_sigmoid(z) − (1 − y)·log_sigmoid(−z) (outputActivation must be linear). mse: (pred − y)², no ½. Each per element, then reduced as reduction says.
+                     * @description bce: binary cross-entropy with JAX's clip(p, 1e-8, 1 - 1e-8). bce_logits: optax.sigmoid_binary_cross_entropy on the last layer's pre-activation z, −y·log_sigmoid(z) − (1 − y)·log_sigmoid(−z) (outputActivation must be linear). mse: (pred − y)², no ½. Each per element, then reduced as reduction says. softmax_cross_entropy: optax.softmax_cross_entropy on the last layer's pre-activations, −Σ_j y_j·log_softmax(z)_j per row (y: one probability distribution per row, one-hot for class labels; outputActivation must be linear; at least 2 outputs).
                      * @default bce
                      * @enum {string}
                      */
-                    loss?: "bce" | "bce_logits" | "mse";
+                    loss?: "bce" | "bce_logits" | "mse" | "softmax_cross_entropy";
                     /**
-                     * @description mean over all batch × out elements, or sum (add up the results of batch shards).
+                     * @description mean over all batch × out elements (over the batch rows for softmax_cross_entropy, as optax users average its per-example values), or sum (add up the results of batch shards).
                      * @default mean
                      * @enum {string}
                      */
@@ -686,7 +686,7 @@ export interface operations {
                      */
                     outputEncoding?: "json" | "base64";
                     /**
-                     * @description Activation of the last layer. Default: the loss's, as /train uses (sigmoid for bce or no loss, linear for bce_logits and mse).
+                     * @description Activation of the last layer. Default: the loss's, as /train uses (sigmoid for bce or no loss, linear for the others).
                      * @enum {string}
                      */
                     outputActivation?: "tanh" | "relu" | "sigmoid" | "linear" | "leaky_relu" | "gelu" | "silu" | "softplus" | "elu";
@@ -694,7 +694,7 @@ export interface operations {
                      * @description The loss the network was trained with, only to pick outputActivation's default as /train does; nothing is computed with it.
                      * @enum {string}
                      */
-                    loss?: "bce" | "bce_logits" | "mse";
+                    loss?: "bce" | "bce_logits" | "mse" | "softmax_cross_entropy";
                 };
             };
         };
@@ -895,18 +895,18 @@ export interface operations {
                         data: string;
                     };
                     /**
-                     * @description Activation of the last layer. Default: what the loss expects, sigmoid for bce, linear for bce_logits and mse.
+                     * @description Activation of the last layer. Default: what the loss expects, sigmoid for bce, linear for the others.
                      * @enum {string}
                      */
                     outputActivation?: "tanh" | "relu" | "sigmoid" | "linear" | "leaky_relu" | "gelu" | "silu" | "softplus" | "elu";
                     /**
-                     * @description bce: binary cross-entropy with JAX's clip(p, 1e-8, 1 - 1e-8). bce_logits: optax.sigmoid_binary_cross_entropy on the last layer's pre-activation z, −y·log_sigmoid(z) − (1 − y)·log_sigmoid(−z) (outputActivation must be linear). mse: (pred − y)², no ½. Each per element, then reduced as reduction says.
+                     * @description bce: binary cross-entropy with JAX's clip(p, 1e-8, 1 - 1e-8). bce_logits: optax.sigmoid_binary_cross_entropy on the last layer's pre-activation z, −y·log_sigmoid(z) − (1 − y)·log_sigmoid(−z) (outputActivation must be linear). mse: (pred − y)², no ½. Each per element, then reduced as reduction says. softmax_cross_entropy: optax.softmax_cross_entropy on the last layer's pre-activations, −Σ_j y_j·log_softmax(z)_j per row (y: one probability distribution per row, one-hot for class labels; outputActivation must be linear; at least 2 outputs).
                      * @default bce
                      * @enum {string}
                      */
-                    loss?: "bce" | "bce_logits" | "mse";
+                    loss?: "bce" | "bce_logits" | "mse" | "softmax_cross_entropy";
                     /**
-                     * @description mean over all batch × out elements, or sum (add up the results of batch shards).
+                     * @description mean over all batch × out elements (over the batch rows for softmax_cross_entropy, as optax users average its per-example values), or sum (add up the results of batch shards).
                      * @default mean
                      * @enum {string}
                      */

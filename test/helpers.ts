@@ -39,9 +39,14 @@ export function randomCase(rand: () => number, o: RandomCaseOptions): Case64 {
   });
   const x = randomMatrix(rand, o.batch, o.widths[0]!, 1);
   const loss = o.loss ?? 'bce';
-  // classification targets are 0 or 1; regression targets anywhere in [-1, 1]
+  const out = o.widths.at(-1)!;
+  // classification targets are 0 or 1 (one-hot rows for softmax); regression targets anywhere in [-1, 1]
   const target = loss === 'mse' ? () => f32(rand() * 2 - 1) : () => (rand() < 0.5 ? 0 : 1);
-  const y = Array.from({ length: o.batch }, () => Array.from({ length: o.widths.at(-1)! }, target));
+  const oneHot = () => {
+    const k = Math.floor(rand() * out);
+    return Array.from({ length: out }, (_, j) => (j === k ? 1 : 0));
+  };
+  const y = Array.from({ length: o.batch }, () => (loss === 'softmax_cross_entropy' ? oneHot() : Array.from({ length: out }, target)));
   return {
     params,
     x,

@@ -84,6 +84,7 @@ export async function forward(problem: Problem, run: RunKernel): Promise<Forward
   const head: HeadInput = {
     z: pass.z.data,
     y: problem.y.data,
+    cols: pass.z.cols,
     outputActivation: problem.outputActivation,
     loss: problem.loss,
     reduction: problem.reduction,

@@ -2,7 +2,7 @@
 export const ACTIVATIONS = ['tanh', 'relu', 'sigmoid', 'linear', 'leaky_relu', 'gelu', 'silu', 'softplus', 'elu'] as const;
 export type Activation = (typeof ACTIVATIONS)[number];
 
-export const LOSSES = ['bce', 'bce_logits', 'mse'] as const;
+export const LOSSES = ['bce', 'bce_logits', 'mse', 'softmax_cross_entropy'] as const;
 export type Loss = (typeof LOSSES)[number];
 
 export const REDUCTIONS = ['mean', 'sum'] as const;
@@ -79,7 +79,12 @@ export interface HeadReport {
   predictionsAboveOne: number;
   /** targets outside [0, 1] given to a loss that takes labels in [0, 1] (most likely -1/+1 labels) */
   targetsOutsideUnit: number;
+  /** rows of targets that are no probability distribution, given to a row loss (softmax cross-entropy) */
+  targetRowsNotSummingToOne: number;
+  /** predictions (batch × out) */
   count: number;
+  /** rows of the batch */
+  rows: number;
 }
 
 export interface LossResult {

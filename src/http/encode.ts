@@ -92,8 +92,14 @@ export class ResultEncoder {
     }
     if (head && head.targetsOutsideUnit > 0) {
       warnings.push(
-        `${head.targetsOutsideUnit} of ${head.count} targets lie outside [0, 1]: bce and bce_logits take labels in [0, 1] ` +
-          '(for -1/+1 labels send (y + 1) / 2). The loss is computed as JAX computes it, but it is no longer a cross-entropy.',
+        `${head.targetsOutsideUnit} of ${head.count} targets lie outside [0, 1]: bce, bce_logits and softmax_cross_entropy take ` +
+          'labels in [0, 1] (for -1/+1 labels send (y + 1) / 2). The loss is computed as JAX computes it, but it is no longer a cross-entropy.',
+      );
+    }
+    if (head && head.targetRowsNotSummingToOne > 0) {
+      warnings.push(
+        `${head.targetRowsNotSummingToOne} of ${head.rows} rows of targets do not sum to 1: softmax_cross_entropy takes a probability ` +
+          'distribution per row (one-hot for class labels). The loss is computed as JAX computes it, but it is no longer a cross-entropy.',
       );
     }
     if (this.nonFinite === 0) return warnings.length > 0 ? warnings : undefined;

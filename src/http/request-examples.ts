@@ -43,6 +43,39 @@ export const xorTrainRequest = {
   steps: 500,
 } as const;
 
+/** Three classes: one-hot targets, softmax cross-entropy on the last layer's logits (its output activation is linear). */
+export const threeClassRequest = {
+  params: [
+    {
+      W: [
+        [0.4, -0.2, 0.1],
+        [-0.3, 0.5, 0.2],
+      ],
+      b: [0, 0, 0],
+    },
+    {
+      W: [
+        [0.6, -0.1, 0.2],
+        [0.1, 0.3, -0.5],
+        [-0.2, 0.4, 0.3],
+      ],
+      b: [0, 0, 0],
+    },
+  ],
+  x: [
+    [1, 0],
+    [0, 1],
+    [1, 1],
+  ],
+  y: [
+    [1, 0, 0],
+    [0, 1, 0],
+    [0, 0, 1],
+  ],
+  activation: 'relu',
+  loss: 'softmax_cross_entropy',
+} as const;
+
 /** Float32 values as a binary tensor (little-endian, row-major, base64), as a client would send them. */
 const binary = (shape: number[], values: readonly number[]) => toBase64Tensor(shape, new Float32Array(values));
 
@@ -64,6 +97,7 @@ export const requestExamples: Record<string, Record<string, { summary: string; v
   '/value-and-grad': {
     xor: { summary: 'The XOR lesson', value: xorRequest },
     xorBinary: { summary: 'The XOR lesson with binary tensors (in and out)', value: xorBinaryRequest },
+    threeClasses: { summary: 'Three classes: softmax cross-entropy on one-hot targets', value: threeClassRequest },
   },
   '/loss': { xor: { summary: 'The XOR lesson', value: xorRequest } },
   '/forward': { xor: { summary: 'The XOR lesson', value: xorForwardRequest } },

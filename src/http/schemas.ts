@@ -47,19 +47,24 @@ const lossFields = {
   outputActivation: z
     .enum(ACTIVATIONS)
     .optional()
-    .describe('Activation of the last layer. Default: what the loss expects, sigmoid for bce, linear for bce_logits and mse.'),
+    .describe('Activation of the last layer. Default: what the loss expects, sigmoid for bce, linear for the others.'),
   loss: z
     .enum(LOSSES)
     .default('bce')
     .describe(
       "bce: binary cross-entropy with JAX's clip(p, 1e-8, 1 - 1e-8). bce_logits: optax.sigmoid_binary_cross_entropy on the " +
         "last layer's pre-activation z, −y·log_sigmoid(z) − (1 − y)·log_sigmoid(−z) (outputActivation must be linear). " +
-        'mse: (pred − y)², no ½. Each per element, then reduced as reduction says.',
+        'mse: (pred − y)², no ½. Each per element, then reduced as reduction says. softmax_cross_entropy: ' +
+        "optax.softmax_cross_entropy on the last layer's pre-activations, −Σ_j y_j·log_softmax(z)_j per row (y: one " +
+        'probability distribution per row, one-hot for class labels; outputActivation must be linear; at least 2 outputs).',
     ),
   reduction: z
     .enum(REDUCTIONS)
     .default('mean')
-    .describe('mean over all batch × out elements, or sum (add up the results of batch shards).'),
+    .describe(
+      'mean over all batch × out elements (over the batch rows for softmax_cross_entropy, as optax users average its ' +
+        'per-example values), or sum (add up the results of batch shards).',
+    ),
 };
 
 type Ctx = z.RefinementCtx;
@@ -84,9 +89,7 @@ export const ForwardRequest = z
     outputActivation: z
       .enum(ACTIVATIONS)
       .optional()
-      .describe(
-        "Activation of the last layer. Default: the loss's, as /train uses (sigmoid for bce or no loss, linear for bce_logits and mse).",
-      ),
+      .describe("Activation of the last layer. Default: the loss's, as /train uses (sigmoid for bce or no loss, linear for the others)."),
     loss: z
       .enum(LOSSES)
       .optional()

@@ -17,7 +17,14 @@ interface Body {
   params: { W: Tensor; b: Tensor }[];
   x: Tensor;
   y?: Tensor;
+  loss?: Loss | undefined;
 }
+
+/** Class indices where softmax cross-entropy takes a distribution per row: the usual slip, named. */
+const oneHotHint = (body: Body) =>
+  body.loss === 'softmax_cross_entropy'
+    ? '; softmax_cross_entropy takes one-hot rows (a 1 in the column of the class), not class indices'
+    : '';
 
 /**
  * How each layer's W reads against what flows into it: as sent (in × out), only transposed
@@ -105,24 +112,39 @@ export function shapeIssues(body: Body): ShapeIssue[] {
   } else if (yCols === undefined && outDim !== 1) {
     issues.push({
       path: ['y'],
-      message: `is a flat list; that form needs 1 output, the last layer has ${outDim} (send batch × ${outDim} rows)`,
+      message: `is a flat list; that form needs 1 output, the last layer has ${outDim} (send batch × ${outDim} rows)${oneHotHint(body)}`,
     });
   } else if (yCols !== undefined && yCols !== outDim) {
-    issues.push({ path: ['y'], message: `has ${plural(yCols, 'column')}; the last layer outputs ${outDim}` });
+    issues.push({
+      path: ['y'],
+      message: `has ${plural(yCols, 'column')}; the last layer outputs ${outDim}${yCols === 1 ? oneHotHint(body) : ''}`,
+    });
   }
   return issues;
 }
 
-/** A loss that applies its own squashing (bce_logits) takes no other output activation. */
-export function optionIssues(body: { loss: Loss; outputActivation?: Activation | undefined }): ShapeIssue[] {
-  const required = lossOps[body.loss].requiredOutputActivation;
-  if (required === undefined || body.outputActivation === undefined || body.outputActivation === required) return [];
-  return [
-    {
+/**
+ * A loss that applies its own squashing (bce_logits, softmax_cross_entropy) takes no other
+ * output activation; a softmax over one output is always 1, its cross-entropy always 0.
+ */
+export function optionIssues(body: { loss: Loss; outputActivation?: Activation | undefined; params: Body['params'] }): ShapeIssue[] {
+  const op = lossOps[body.loss];
+  const issues: ShapeIssue[] = [];
+  const required = op.requiredOutputActivation;
+  if (required !== undefined && body.outputActivation !== undefined && body.outputActivation !== required) {
+    issues.push({
       path: ['outputActivation'],
-      message: `is "${body.outputActivation}"; loss "${body.loss}" applies the sigmoid itself and needs "${required}" (or leave outputActivation out)`,
-    },
-  ];
+      message: `is "${body.outputActivation}"; loss "${body.loss}" applies the ${op.squashing} itself and needs "${required}" (or leave outputActivation out)`,
+    });
+  }
+  const outputs = body.params.at(-1)?.W.shape[1];
+  if (op.squashing === 'softmax' && outputs === 1) {
+    issues.push({
+      path: ['loss'],
+      message: `is "${body.loss}", but the last layer has 1 output: a softmax over one value is always 1, its loss always 0. Give it one output per class, or use "bce_logits" for two classes`,
+    });
+  }
+  return issues;
 }
 
 export function trainIssues(body: { x: Tensor; batchSize?: number | undefined }): ShapeIssue[] {

@@ -21,6 +21,10 @@ const ALIASES: Record<string, string> = {
   bceloss: 'bce',
   meansquarederror: 'mse',
   mseloss: 'mse',
+  crossentropy: 'softmax_cross_entropy',
+  crossentropyloss: 'softmax_cross_entropy',
+  categoricalcrossentropy: 'softmax_cross_entropy',
+  softmaxcrossentropywithlogits: 'softmax_cross_entropy',
 };
 
 /** The allowed option `given` most likely means, if any. */

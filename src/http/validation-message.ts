@@ -145,7 +145,12 @@ function describeIssue(issue: Issue, body: unknown, fieldsAt: FieldsAt | undefin
   if (allowed?.every((v) => typeof v === 'string') && typeof given === 'string') {
     const meant = meantOption(given, allowed as string[]);
     const list = (allowed as string[]).map((v) => `"${v}"`).join(', ');
-    return `${path} is ${quote(given)}; ${meant ? `did you mean "${meant}"? (one of ${list})` : `expected one of ${list}`}`;
+    // Keras's Dense(classes, activation="softmax"): here the loss applies the softmax
+    const softmax =
+      at.at(-1) === 'outputActivation' && given.toLowerCase() === 'softmax'
+        ? '; for classes, leave outputActivation out and send "loss": "softmax_cross_entropy", which applies the softmax itself'
+        : '';
+    return `${path} is ${quote(given)}; ${meant ? `did you mean "${meant}"? (one of ${list})` : `expected one of ${list}`}${softmax}`;
   }
   // our cross-field checks, and our messages for zod's checks ("is outside float32's range"),
   // are phrased to follow the field's name

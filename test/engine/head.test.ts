@@ -4,9 +4,10 @@ import { activationOps } from '../../src/engine/ops/activations.js';
 import { type HeadInput, headBackward, headForward } from '../../src/engine/ops/head.js';
 import { ACTIVATIONS, type Activation, type Loss } from '../../src/engine/types.js';
 
-const head = (z: number[], y: number[], loss: Loss = 'bce', outputActivation: Activation = 'linear'): HeadInput => ({
+const head = (z: number[], y: number[], loss: Loss = 'bce', outputActivation: Activation = 'linear', cols = 1): HeadInput => ({
   z: Float32Array.from(z),
   y: Float32Array.from(y),
+  cols,
   outputActivation,
   loss,
   reduction: 'sum',
@@ -57,7 +58,9 @@ describe('bce head', () => {
       predictionsBelowZero: 0,
       predictionsAboveOne: 0,
       targetsOutsideUnit: 0,
+      targetRowsNotSummingToOne: 0,
       count: 3,
+      rows: 3,
     });
   });
 });
@@ -117,5 +120,48 @@ describe('activation derivatives', () => {
     assert.equal(at0('relu'), 0);
     assert.equal(at0('leaky_relu'), 1);
     assert.equal(at0('elu'), 1);
+  });
+});
+
+describe('softmax_cross_entropy head', () => {
+  /** float64: per row, logsumexp(z)·Σy − Σ y·z, and its gradient softmax(z)·Σy − y */
+  const rowLoss64 = (z: number[], y: number[]) => {
+    const max = Math.max(...z);
+    const lse = max + Math.log(z.reduce((s, v) => s + Math.exp(v - max), 0));
+    return z.reduce((s, v, j) => s + y[j]! * (lse - v), 0);
+  };
+  const rowGrad64 = (z: number[], y: number[]) => {
+    const max = Math.max(...z);
+    const e = z.map((v) => Math.exp(v - max));
+    const se = e.reduce((a, b) => a + b, 0);
+    const sy = y.reduce((a, b) => a + b, 0);
+    return e.map((v, j) => (v / se) * sy - y[j]!);
+  };
+  const z = [2, -1, 0.5, 100, -100, 99.5, -3, -3, -3];
+  const y = [0, 1, 0, 0, 0, 1, 0.2, 0.5, 0.3];
+
+  it("is optax's softmax_cross_entropy, one value per row and finite at |z| = 100, and mean averages rows", () => {
+    const rows = [0, 1, 2].map((r) => rowLoss64(z.slice(3 * r, 3 * r + 3), y.slice(3 * r, 3 * r + 3)));
+    const sum = headForward(head(z, y, 'softmax_cross_entropy', 'linear', 3)).loss;
+    assert.ok(Math.abs(sum - rows.reduce((a, b) => a + b)) <= 1e-6 * Math.abs(sum), `sum ${sum} vs ${rows}`);
+    const mean = headForward({ ...head(z, y, 'softmax_cross_entropy', 'linear', 3), reduction: 'mean' }).loss;
+    assert.equal(mean, Math.fround(sum / 3), 'the mean of 3 rows, not of 9 elements');
+  });
+
+  it('has the gradient softmax(z)·Σy − y, through log_softmax with no gradient through the max', () => {
+    const dz = gradOf(head(z, y, 'softmax_cross_entropy', 'linear', 3));
+    for (let r = 0; r < 3; r++) {
+      const want = rowGrad64(z.slice(3 * r, 3 * r + 3), y.slice(3 * r, 3 * r + 3));
+      for (const [j, g] of want.entries()) assert.ok(Math.abs(dz[3 * r + j]! - g) <= 1e-6, `row ${r}[${j}]: ${dz[3 * r + j]} vs ${g}`);
+    }
+    // and against a central difference of the float64 loss, one logit at a time
+    const fd = centralDiff((v) => rowLoss64([v, -1, 0.5], [0, 1, 0]), 2);
+    assert.ok(Math.abs(dz[0]! - fd) <= 1e-6, `${dz[0]} vs ${fd}`);
+  });
+
+  it('reports target rows that are no distribution (class indices, unnormalised scores)', () => {
+    const { report } = headForward(head([1, 2, 3, 4], [1, 1, 0, 0.5], 'softmax_cross_entropy', 'linear', 2));
+    assert.equal(report.targetRowsNotSummingToOne, 2);
+    assert.equal(report.rows, 2);
   });
 });

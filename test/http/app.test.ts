@@ -4,9 +4,10 @@ import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
 import { Engine } from '../../src/engine/engine.js';
+import { threeClassRequest } from '../../src/http/request-examples.js';
 import { defaultConfig } from '../../src/runtime/config.js';
 import { assertGradsMatch, xorCase } from '../helpers.js';
-import { relError, valueAndGrad64 } from '../reference/mlp64.js';
+import { type Case64, relError, valueAndGrad64 } from '../reference/mlp64.js';
 
 const xorBody = {
   params: xorCase.params,
@@ -83,9 +84,34 @@ describe('HTTP API (inject)', () => {
     assert.deepEqual(signs.length, 1);
     assert.match(
       signs[0],
-      /^2 of 4 targets lie outside \[0, 1\]: bce and bce_logits take labels in \[0, 1\] \(for -1\/\+1 labels send \(y \+ 1\) \/ 2\)/,
+      /^2 of 4 targets lie outside \[0, 1\]: bce, bce_logits and softmax_cross_entropy take labels in \[0, 1\] \(for -1\/\+1 labels send \(y \+ 1\) \/ 2\)/,
     );
     assert.equal(await warningsOf({ ...xorBody, y: [-1, 1, 1, -1], loss: 'mse' }), undefined, 'mse takes any target');
+  });
+
+  it('computes softmax cross-entropy over classes as the float64 reference does, the mean over rows', async () => {
+    const res = await app.inject({ method: 'POST', url: '/value-and-grad', payload: threeClassRequest });
+    assert.equal(res.statusCode, 200, res.body);
+    const body = res.json();
+    assert.equal(body.warnings, undefined);
+    const ref = valueAndGrad64({ ...threeClassRequest, outputActivation: 'linear', reduction: 'mean' } as unknown as Case64);
+    assert.ok(Math.abs(body.loss - ref.loss) <= 1e-6 * ref.loss, `loss ${body.loss} vs ${ref.loss}`);
+    assertGradsMatch(body.grads, ref.grads, 'three classes', 2e-5);
+    // targets that are no distribution: computed, and said
+    const scores = {
+      ...threeClassRequest,
+      y: [
+        [2, 0, 0],
+        [0, 1, 0],
+        [0, 0.5, 0],
+      ],
+    };
+    const warned = (await app.inject({ method: 'POST', url: '/loss', payload: scores })).json();
+    assert.match(
+      warned.warnings.join(' '),
+      /2 of 3 rows of targets do not sum to 1: softmax_cross_entropy takes a probability distribution per row/,
+    );
+    assert.match(warned.warnings.join(' '), /1 of 9 targets lie outside \[0, 1\]/);
   });
 
   it('POST /loss returns the same loss, and defaults match the explicit options', async () => {
@@ -248,6 +274,36 @@ describe('HTTP API (inject)', () => {
       /^body has unknown field "output_activation" \(did you mean "outputActivation"\?\)$/,
     ],
     ['misspelled option', { ...xorBody, activaton: 'relu' }, 400, /unknown field "activaton"/],
+    [
+      'softmax cross-entropy after a sigmoid',
+      { ...threeClassRequest, outputActivation: 'sigmoid' },
+      400,
+      /^outputActivation is "sigmoid"; loss "softmax_cross_entropy" applies the softmax itself and needs "linear"/,
+    ],
+    [
+      'softmax cross-entropy over one output',
+      { ...xorBody, outputActivation: 'linear', loss: 'softmax_cross_entropy' },
+      400,
+      /^loss is "softmax_cross_entropy", but the last layer has 1 output: a softmax over one value is always 1/,
+    ],
+    [
+      'class indices for softmax cross-entropy',
+      { ...threeClassRequest, y: [0, 1, 2] },
+      400,
+      /^y is a flat list; .*softmax_cross_entropy takes one-hot rows \(a 1 in the column of the class\), not class indices$/,
+    ],
+    [
+      "Keras's softmax output",
+      { ...threeClassRequest, outputActivation: 'softmax' },
+      400,
+      /^outputActivation is "softmax"; expected one of .*; for classes, leave outputActivation out and send "loss": "softmax_cross_entropy"/,
+    ],
+    [
+      "PyTorch's loss name",
+      { ...threeClassRequest, loss: 'CrossEntropyLoss' },
+      400,
+      /^loss is "CrossEntropyLoss"; did you mean "softmax_cross_entropy"\?/,
+    ],
     [
       'number beyond float32',
       {

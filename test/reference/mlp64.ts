@@ -4,7 +4,7 @@
  * code). Its own gradients are checked against central finite differences in the tests.
  */
 export type Act = 'tanh' | 'relu' | 'sigmoid' | 'linear' | 'leaky_relu' | 'gelu' | 'silu' | 'softplus' | 'elu';
-export type Loss64 = 'bce' | 'bce_logits' | 'mse';
+export type Loss64 = 'bce' | 'bce_logits' | 'mse' | 'softmax_cross_entropy';
 export interface Layer64 {
   W: number[][];
   b: number[];
@@ -51,8 +51,10 @@ const df: Record<Act, (z: number) => number> = {
 
 const EPS = 1e-8;
 
+type ElementLoss64 = Exclude<Loss64, 'softmax_cross_entropy'>;
+
 /** Each loss element from the output pre-activation z, its activation p = act(z), and the target y. */
-const lossTerm: Record<Loss64, (p: number, z: number, y: number) => number> = {
+const lossTerm: Record<ElementLoss64, (p: number, z: number, y: number) => number> = {
   bce: (pr, _z, y) => {
     const p = Math.min(Math.max(pr, EPS), 1 - EPS);
     return -(y * Math.log(p) + (1 - y) * Math.log(1 - p));
@@ -61,7 +63,7 @@ const lossTerm: Record<Loss64, (p: number, z: number, y: number) => number> = {
   mse: (p, _z, y) => (p - y) ** 2,
 };
 /** d term / dz (through the output activation) */
-const dLossTerm: Record<Loss64, (p: number, z: number, y: number, act: Act) => number> = {
+const dLossTerm: Record<ElementLoss64, (p: number, z: number, y: number, act: Act) => number> = {
   bce: (pr, z, y, act) => {
     const inside = pr > EPS && pr < 1 - EPS ? 1 : 0;
     return -(y / pr - (1 - y) / (1 - pr)) * inside * df[act](z);
@@ -69,6 +71,36 @@ const dLossTerm: Record<Loss64, (p: number, z: number, y: number, act: Act) => n
   bce_logits: (_p, z, y) => sigmoid(z) - y,
   mse: (p, z, y, act) => 2 * (p - y) * df[act](z),
 };
+
+/** softmax cross-entropy of one row of logits: logsumexp(z)·Σy − Σ y·z */
+function softmaxRow(z: number[], y: number[]): { loss: number; dz: number[] } {
+  const max = Math.max(...z);
+  const e = z.map((v) => Math.exp(v - max));
+  const se = e.reduce((a, b) => a + b, 0);
+  const lse = max + Math.log(se);
+  const sy = y.reduce((a, b) => a + b, 0);
+  return { loss: z.reduce((s, v, j) => s + y[j]! * (lse - v), 0), dz: e.map((v, j) => (v / se) * sy - y[j]!) };
+}
+
+/**
+ * The loss's total and its derivative with respect to each output pre-activation, before the
+ * reduction; `count` is what a mean divides by: every element, or every row for softmax.
+ */
+function head64(c: Case64, pred: number[][], z: number[][]): { total: number; count: number; dz: number[][] } {
+  const loss = c.loss;
+  if (loss === 'softmax_cross_entropy') {
+    const rows = z.map((row, n) => softmaxRow(row, c.y[n]!));
+    return { total: rows.reduce((s, r) => s + r.loss, 0), count: rows.length, dz: rows.map((r) => r.dz) };
+  }
+  let total = 0;
+  const dz = pred.map((row, n) =>
+    row.map((p, j) => {
+      total += lossTerm[loss](p, z[n]![j]!, c.y[n]![j]!);
+      return dLossTerm[loss](p, z[n]![j]!, c.y[n]![j]!, c.outputActivation);
+    }),
+  );
+  return { total, count: pred.length * pred[0]!.length, dz };
+}
 
 function layerForward(a: number[][], { W, b }: Layer64): number[][] {
   return a.map((row) => b.map((bj, j) => row.reduce((s, v, k) => s + v * W[k]![j]!, 0) + bj));
@@ -83,14 +115,7 @@ export function loss64(c: Case64): number {
     const act = l === L - 1 ? c.outputActivation : c.activation;
     a = z.map((r) => r.map(f[act]));
   });
-  let total = 0;
-  let count = 0;
-  a.forEach((row, n) => {
-    row.forEach((p, j) => {
-      total += lossTerm[c.loss](p, z[n]![j]!, c.y[n]![j]!);
-      count++;
-    });
-  });
+  const { total, count } = head64(c, a, z);
   return c.reduction === 'mean' ? total / count : total;
 }
 
@@ -112,10 +137,9 @@ export function valueAndGrad64(c: Case64): { loss: number; grads: Layer64[] } {
     const act = l === L - 1 ? c.outputActivation : c.activation;
     as.push(z.map((r) => r.map(f[act])));
   });
-  const pred = as[L]!;
-  const count = pred.length * pred[0]!.length;
-  const scale = c.reduction === 'mean' ? 1 / count : 1;
-  let delta = pred.map((row, n) => row.map((p, j) => scale * dLossTerm[c.loss](p, zs[L - 1]![n]![j]!, c.y[n]![j]!, c.outputActivation)));
+  const head = head64(c, as[L]!, zs[L - 1]!);
+  const scale = c.reduction === 'mean' ? 1 / head.count : 1;
+  let delta = head.dz.map((row) => row.map((d) => scale * d));
   const grads: Layer64[] = new Array(L);
   for (let l = L - 1; l >= 0; l--) {
     const { W } = c.params[l]!;

@@ -1,5 +1,5 @@
 import { f32, f32Add, f32Div, f32Exp, f32Log, f32Log1p, f32Mul, f32Sub } from '../float32.js';
-import type { LossOp } from './head.js';
+import type { ElementLossOp } from './head.js';
 
 /**
  * Binary cross-entropy, on probabilities (bce) and on logits (bce_logits).
@@ -21,7 +21,8 @@ function minGrad(x: number, hi: number): number {
   return x < hi ? 1 : 0;
 }
 
-export const bce: LossOp = {
+export const bce: ElementLossOp = {
+  kind: 'element',
   defaultOutputActivation: 'sigmoid',
   takesProbabilities: true,
   takesUnitTargets: true,
@@ -50,7 +51,9 @@ export const bce: LossOp = {
  * max(z, 0) - z*y + log1p(exp(-|z|)), which never overflows. Its derivative is optax's,
  * sigmoid(z) - y, also at z = 0 (0.5 - y, where max's tie gives 0.5 and sign(0) is 0).
  */
-export const bceLogits: LossOp = {
+export const bceLogits: ElementLossOp = {
+  kind: 'element',
+  squashing: 'sigmoid',
   defaultOutputActivation: 'linear',
   takesUnitTargets: true,
   requiredOutputActivation: 'linear',

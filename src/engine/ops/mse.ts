@@ -1,8 +1,9 @@
 import { f32Mul, f32Sub } from '../float32.js';
-import type { LossOp } from './head.js';
+import type { ElementLossOp } from './head.js';
 
 /** Mean squared error: mean((pred - y)²) over all batch × out elements (sum with reduction "sum"). */
-export const mse: LossOp = {
+export const mse: ElementLossOp = {
+  kind: 'element',
   defaultOutputActivation: 'linear',
   forward: (pred, y) => {
     const d = f32Sub(pred, y);
