@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { STATUS_CODES } from 'node:http';
+import { type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import createError from '@fastify/error';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -178,7 +178,11 @@ const REQUEST_ID = Symbol('request id');
 
 /** The response of the request under way on a socket, if any (Node keeps it there). */
 export const responseOn = (socket: Duplex) =>
-  (socket as Duplex & { _httpMessage?: { headersSent?: boolean; [REQUEST_ID]?: string } })._httpMessage;
+  (
+    socket as Duplex & {
+      _httpMessage?: ServerResponse & { [REQUEST_ID]?: string };
+    }
+  )._httpMessage;
 
 /**
  * Errors that Node's HTTP server finds before a request reaches fastify, or while its body
@@ -192,6 +196,21 @@ export function clientErrorHandler(timeoutMs: number) {
     if (status === undefined) return void socket.destroy();
     const e = status === 408 ? new Errors.UploadTimeout(timeoutMs) : status === 431 ? new Errors.HeadersTooLarge() : new Errors.BadHttp();
     const response = responseOn(socket);
+    // bad bytes after a whole request (pipelined): that request's answer goes first, in order,
+    // then this one, and the connection ends
+    if (response?.req?.complete && !response.writableFinished) {
+      // Node reports each later chunk of bad bytes again: one answer is enough
+      if (deferred.has(socket)) return;
+      deferred.add(socket);
+      const reqId = randomUUID();
+      this.log.warn({ reqId, code: e.code, err: err.message }, e.message);
+      response.once('finish', () => {
+        if (socket.writable) socket.write(rawAnswer(status, e.code, e.message, reqId));
+        socket.destroy();
+      });
+      response.once('close', () => socket.destroy());
+      return;
+    }
     // a stalled upload's request has its id; Node refuses the others before fastify has a request
     const reqId = response?.[REQUEST_ID] ?? randomUUID();
     this.log.warn({ reqId, code: e.code, err: err.message }, e.message);
@@ -200,12 +219,16 @@ export function clientErrorHandler(timeoutMs: number) {
     const answering = response?.headersSent;
     // the request under way, if any, is logged and counted with this status, not as a hang-up
     if (response) Object.assign(response, { [CLOSED_WITH]: status });
-    if (socket.writable && !answering) {
-      const body = JSON.stringify(errorBody(status, e.code, e.message));
-      socket.write(
-        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\nX-Request-Id: ${reqId}\r\nConnection: close\r\n\r\n${body}`,
-      );
-    }
+    if (socket.writable && !answering) socket.write(rawAnswer(status, e.code, e.message, reqId));
     socket.destroy(err);
   };
+}
+
+/** Sockets whose error answer waits for the answer before it (clientErrorHandler). */
+const deferred = new WeakSet<Duplex>();
+
+/** An error answer written straight to a socket, in the service's shape, that ends the connection. */
+function rawAnswer(status: number, code: string, message: string, reqId: string): string {
+  const body = JSON.stringify(errorBody(status, code, message));
+  return `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\nX-Request-Id: ${reqId}\r\nConnection: close\r\n\r\n${body}`;
 }

@@ -657,6 +657,22 @@ describe('HTTP that Node would refuse with an empty body', () => {
   };
   const bodyOf = (text: string) => JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as { code: string; message: string };
 
+  it('answers a whole request first when bad bytes follow it on the connection, then 400, in order', async () => {
+    await withServer({}, async (url) => {
+      const port = Number(new URL(url).port);
+      const body = JSON.stringify(xorCase);
+      const text = await exchange(
+        port,
+        `POST /value-and-grad HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}` +
+          'NOT HTTP AT ALL\r\n\r\n',
+      );
+      const answers = [...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => m[1]);
+      assert.deepEqual(answers, ['200', '400'], text.slice(0, 200));
+      assert.match(text, /"code":"GRADSERVE_BAD_HTTP"/);
+      assert.equal((await post(url, xorCase)).status, 200);
+    });
+  });
+
   it('answers an HTTP/1.1 request without a Host header with a 400 that says so, and an unknown Expect with a 417; keeps serving', async () => {
     await withServer({}, async (url) => {
       const port = Number(new URL(url).port);
