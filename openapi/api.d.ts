@@ -229,7 +229,7 @@ export interface operations {
                      * @enum {string}
                      */
                     outputEncoding?: "json" | "base64";
-                    /** @description Targets, batch × out_last; or a flat list of batch numbers when out_last = 1. */
+                    /** @description Targets, batch × out_last; or a flat list of batch numbers when out_last = 1, or of class indices for softmax_cross_entropy_with_integer_labels. */
                     y: number[][] | number[] | {
                         /**
                          * @description Element type; float32 only.
@@ -247,13 +247,13 @@ export interface operations {
                      */
                     outputActivation?: "tanh" | "relu" | "sigmoid" | "linear" | "leaky_relu" | "gelu" | "silu" | "softplus" | "elu";
                     /**
-                     * @description bce: binary cross-entropy with JAX's clip(p, 1e-8, 1 - 1e-8). bce_logits: optax.sigmoid_binary_cross_entropy on the last layer's pre-activation z, −y·log_sigmoid(z) − (1 − y)·log_sigmoid(−z) (outputActivation must be linear). mse: (pred − y)², no ½. Each per element, then reduced as reduction says. softmax_cross_entropy: optax.softmax_cross_entropy on the last layer's pre-activations, −Σ_j y_j·log_softmax(z)_j per row (y: one probability distribution per row, one-hot for class labels; outputActivation must be linear; at least 2 outputs).
+                     * @description bce: binary cross-entropy with JAX's clip(p, 1e-8, 1 - 1e-8). bce_logits: optax.sigmoid_binary_cross_entropy on the last layer's pre-activation z, −y·log_sigmoid(z) − (1 − y)·log_sigmoid(−z) (outputActivation must be linear). mse: (pred − y)², no ½. Each per element, then reduced as reduction says. softmax_cross_entropy: optax.softmax_cross_entropy on the last layer's pre-activations, −Σ_j y_j·log_softmax(z)_j per row (y: one probability distribution per row, one-hot for class labels; outputActivation must be linear; at least 2 outputs). softmax_cross_entropy_with_integer_labels: the same from class indices, optax.softmax_cross_entropy_with_integer_labels (y: a flat list of one integer per row, from 0 to out_last − 1).
                      * @default bce
                      * @enum {string}
                      */
-                    loss?: "bce" | "bce_logits" | "mse" | "softmax_cross_entropy";
+                    loss?: "bce" | "bce_logits" | "mse" | "softmax_cross_entropy" | "softmax_cross_entropy_with_integer_labels";
                     /**
-                     * @description mean over all batch × out elements (over the batch rows for softmax_cross_entropy, as optax users average its per-example values), or sum (add up the results of batch shards).
+                     * @description mean over all batch × out elements (over the batch rows for the softmax cross-entropies, as optax users average their per-example values), or sum (add up the results of batch shards).
                      * @default mean
                      * @enum {string}
                      */
@@ -492,7 +492,7 @@ export interface operations {
                      * @enum {string}
                      */
                     outputEncoding?: "json" | "base64";
-                    /** @description Targets, batch × out_last; or a flat list of batch numbers when out_last = 1. */
+                    /** @description Targets, batch × out_last; or a flat list of batch numbers when out_last = 1, or of class indices for softmax_cross_entropy_with_integer_labels. */
                     y: number[][] | number[] | {
                         /**
                          * @description Element type; float32 only.
@@ -510,13 +510,13 @@ export interface operations {
                      */
                     outputActivation?: "tanh" | "relu" | "sigmoid" | "linear" | "leaky_relu" | "gelu" | "silu" | "softplus" | "elu";
                     /**
-                     * @description bce: binary cross-entropy with JAX's clip(p, 1e-8, 1 - 1e-8). bce_logits: optax.sigmoid_binary_cross_entropy on the last layer's pre-activation z, −y·log_sigmoid(z) − (1 − y)·log_sigmoid(−z) (outputActivation must be linear). mse: (pred − y)², no ½. Each per element, then reduced as reduction says. softmax_cross_entropy: optax.softmax_cross_entropy on the last layer's pre-activations, −Σ_j y_j·log_softmax(z)_j per row (y: one probability distribution per row, one-hot for class labels; outputActivation must be linear; at least 2 outputs).
+                     * @description bce: binary cross-entropy with JAX's clip(p, 1e-8, 1 - 1e-8). bce_logits: optax.sigmoid_binary_cross_entropy on the last layer's pre-activation z, −y·log_sigmoid(z) − (1 − y)·log_sigmoid(−z) (outputActivation must be linear). mse: (pred − y)², no ½. Each per element, then reduced as reduction says. softmax_cross_entropy: optax.softmax_cross_entropy on the last layer's pre-activations, −Σ_j y_j·log_softmax(z)_j per row (y: one probability distribution per row, one-hot for class labels; outputActivation must be linear; at least 2 outputs). softmax_cross_entropy_with_integer_labels: the same from class indices, optax.softmax_cross_entropy_with_integer_labels (y: a flat list of one integer per row, from 0 to out_last − 1).
                      * @default bce
                      * @enum {string}
                      */
-                    loss?: "bce" | "bce_logits" | "mse" | "softmax_cross_entropy";
+                    loss?: "bce" | "bce_logits" | "mse" | "softmax_cross_entropy" | "softmax_cross_entropy_with_integer_labels";
                     /**
-                     * @description mean over all batch × out elements (over the batch rows for softmax_cross_entropy, as optax users average its per-example values), or sum (add up the results of batch shards).
+                     * @description mean over all batch × out elements (over the batch rows for the softmax cross-entropies, as optax users average their per-example values), or sum (add up the results of batch shards).
                      * @default mean
                      * @enum {string}
                      */
@@ -694,7 +694,7 @@ export interface operations {
                      * @description The loss the network was trained with, only to pick outputActivation's default as /train does; nothing is computed with it.
                      * @enum {string}
                      */
-                    loss?: "bce" | "bce_logits" | "mse" | "softmax_cross_entropy";
+                    loss?: "bce" | "bce_logits" | "mse" | "softmax_cross_entropy" | "softmax_cross_entropy_with_integer_labels";
                 };
             };
         };
@@ -882,7 +882,7 @@ export interface operations {
                      * @enum {string}
                      */
                     outputEncoding?: "json" | "base64";
-                    /** @description Targets, batch × out_last; or a flat list of batch numbers when out_last = 1. */
+                    /** @description Targets, batch × out_last; or a flat list of batch numbers when out_last = 1, or of class indices for softmax_cross_entropy_with_integer_labels. */
                     y: number[][] | number[] | {
                         /**
                          * @description Element type; float32 only.
@@ -900,13 +900,13 @@ export interface operations {
                      */
                     outputActivation?: "tanh" | "relu" | "sigmoid" | "linear" | "leaky_relu" | "gelu" | "silu" | "softplus" | "elu";
                     /**
-                     * @description bce: binary cross-entropy with JAX's clip(p, 1e-8, 1 - 1e-8). bce_logits: optax.sigmoid_binary_cross_entropy on the last layer's pre-activation z, −y·log_sigmoid(z) − (1 − y)·log_sigmoid(−z) (outputActivation must be linear). mse: (pred − y)², no ½. Each per element, then reduced as reduction says. softmax_cross_entropy: optax.softmax_cross_entropy on the last layer's pre-activations, −Σ_j y_j·log_softmax(z)_j per row (y: one probability distribution per row, one-hot for class labels; outputActivation must be linear; at least 2 outputs).
+                     * @description bce: binary cross-entropy with JAX's clip(p, 1e-8, 1 - 1e-8). bce_logits: optax.sigmoid_binary_cross_entropy on the last layer's pre-activation z, −y·log_sigmoid(z) − (1 − y)·log_sigmoid(−z) (outputActivation must be linear). mse: (pred − y)², no ½. Each per element, then reduced as reduction says. softmax_cross_entropy: optax.softmax_cross_entropy on the last layer's pre-activations, −Σ_j y_j·log_softmax(z)_j per row (y: one probability distribution per row, one-hot for class labels; outputActivation must be linear; at least 2 outputs). softmax_cross_entropy_with_integer_labels: the same from class indices, optax.softmax_cross_entropy_with_integer_labels (y: a flat list of one integer per row, from 0 to out_last − 1).
                      * @default bce
                      * @enum {string}
                      */
-                    loss?: "bce" | "bce_logits" | "mse" | "softmax_cross_entropy";
+                    loss?: "bce" | "bce_logits" | "mse" | "softmax_cross_entropy" | "softmax_cross_entropy_with_integer_labels";
                     /**
-                     * @description mean over all batch × out elements (over the batch rows for softmax_cross_entropy, as optax users average its per-example values), or sum (add up the results of batch shards).
+                     * @description mean over all batch × out elements (over the batch rows for the softmax cross-entropies, as optax users average their per-example values), or sum (add up the results of batch shards).
                      * @default mean
                      * @enum {string}
                      */

@@ -46,7 +46,11 @@ export function randomCase(rand: () => number, o: RandomCaseOptions): Case64 {
     const k = Math.floor(rand() * out);
     return Array.from({ length: out }, (_, j) => (j === k ? 1 : 0));
   };
-  const y = Array.from({ length: o.batch }, () => (loss === 'softmax_cross_entropy' ? oneHot() : Array.from({ length: out }, target)));
+  const y = Array.from({ length: o.batch }, () => {
+    if (loss === 'softmax_cross_entropy') return oneHot();
+    if (loss === 'softmax_cross_entropy_with_integer_labels') return [Math.floor(rand() * out)];
+    return Array.from({ length: out }, target);
+  });
   return {
     params,
     x,

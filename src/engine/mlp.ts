@@ -97,7 +97,7 @@ export async function backward(problem: Problem, pass: ForwardPass, run: RunKern
   const { layers, x } = problem;
   const { bucket, inputs, saved } = pass;
   const { backend } = run;
-  let dz = toRows({ rows: x.rows, cols: problem.y.cols, data: headBackward(pass.head, pass.pred) }, bucket);
+  let dz = toRows({ rows: x.rows, cols: pass.head.cols, data: headBackward(pass.head, pass.pred) }, bucket);
   const grads: LayerGrad[] = new Array(layers.length);
   for (let l = layers.length - 1; l >= 0; l--) {
     const { W } = layers[l]!;

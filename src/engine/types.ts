@@ -2,7 +2,7 @@
 export const ACTIVATIONS = ['tanh', 'relu', 'sigmoid', 'linear', 'leaky_relu', 'gelu', 'silu', 'softplus', 'elu'] as const;
 export type Activation = (typeof ACTIVATIONS)[number];
 
-export const LOSSES = ['bce', 'bce_logits', 'mse', 'softmax_cross_entropy'] as const;
+export const LOSSES = ['bce', 'bce_logits', 'mse', 'softmax_cross_entropy', 'softmax_cross_entropy_with_integer_labels'] as const;
 export type Loss = (typeof LOSSES)[number];
 
 export const REDUCTIONS = ['mean', 'sum'] as const;
@@ -36,7 +36,7 @@ export interface ForwardProblem {
 
 /** One loss or value-and-grad problem, already validated and in float32. */
 export interface Problem extends ForwardProblem {
-  y: Matrix; // batch × out_last
+  y: Matrix; // batch × out_last, or batch × 1 class indices (softmax_cross_entropy_with_integer_labels)
   loss: Loss;
   reduction: Reduction;
 }

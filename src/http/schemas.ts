@@ -43,7 +43,10 @@ const networkFields = {
 
 /** Targets and the loss options of /loss, /value-and-grad and /train. */
 const lossFields = {
-  y: TargetsIn.describe('Targets, batch × out_last; or a flat list of batch numbers when out_last = 1.'),
+  y: TargetsIn.describe(
+    'Targets, batch × out_last; or a flat list of batch numbers when out_last = 1, or of class indices for ' +
+      'softmax_cross_entropy_with_integer_labels.',
+  ),
   outputActivation: z
     .enum(ACTIVATIONS)
     .optional()
@@ -56,13 +59,15 @@ const lossFields = {
         "last layer's pre-activation z, −y·log_sigmoid(z) − (1 − y)·log_sigmoid(−z) (outputActivation must be linear). " +
         'mse: (pred − y)², no ½. Each per element, then reduced as reduction says. softmax_cross_entropy: ' +
         "optax.softmax_cross_entropy on the last layer's pre-activations, −Σ_j y_j·log_softmax(z)_j per row (y: one " +
-        'probability distribution per row, one-hot for class labels; outputActivation must be linear; at least 2 outputs).',
+        'probability distribution per row, one-hot for class labels; outputActivation must be linear; at least 2 outputs). ' +
+        'softmax_cross_entropy_with_integer_labels: the same from class indices, optax.softmax_cross_entropy_with_integer_labels ' +
+        '(y: a flat list of one integer per row, from 0 to out_last − 1).',
     ),
   reduction: z
     .enum(REDUCTIONS)
     .default('mean')
     .describe(
-      'mean over all batch × out elements (over the batch rows for softmax_cross_entropy, as optax users average its ' +
+      'mean over all batch × out elements (over the batch rows for the softmax cross-entropies, as optax users average their ' +
         'per-example values), or sum (add up the results of batch shards).',
     ),
 };

@@ -23,8 +23,29 @@ interface Body {
 /** Class indices where softmax cross-entropy takes a distribution per row: the usual slip, named. */
 const oneHotHint = (body: Body) =>
   body.loss === 'softmax_cross_entropy'
-    ? '; softmax_cross_entropy takes one-hot rows (a 1 in the column of the class), not class indices'
+    ? '; softmax_cross_entropy takes one-hot rows (a 1 in the column of the class); for class indices send "loss": "softmax_cross_entropy_with_integer_labels"'
     : '';
+
+/** Class labels, one per row (a flat list, or one column): each an integer from 0 to out − 1. */
+function labelIssues(y: Tensor, batch: number, outDim: number): ShapeIssue[] {
+  const [yRows, yCols] = y.shape;
+  if (yRows !== batch || (yCols !== undefined && yCols !== 1)) {
+    return [
+      {
+        path: ['y'],
+        message: `has shape [${y.shape.join(', ')}]; softmax_cross_entropy_with_integer_labels takes one class index per row: a flat list of ${batch} (the batch)`,
+      },
+    ];
+  }
+  const i = y.data.findIndex((k) => !(Number.isInteger(k) && k >= 0 && k < outDim));
+  if (i < 0) return [];
+  return [
+    {
+      path: yCols === undefined ? ['y', i] : ['y', i, 0],
+      message: `is ${y.data[i]}; a class index is an integer from 0 to ${outDim - 1} (the last layer has ${plural(outDim, 'output')})`,
+    },
+  ];
+}
 
 /**
  * How each layer's W reads against what flows into it: as sent (in × out), only transposed
@@ -101,6 +122,7 @@ export function shapeIssues(body: Body): ShapeIssue[] {
   }
   if (y === undefined) return issues;
   const outDim = prevOut!;
+  if (body.loss === 'softmax_cross_entropy_with_integer_labels') return [...issues, ...labelIssues(y, batch, outDim)];
   const [yRows, yCols] = y.shape;
   if (yRows !== batch && yCols === undefined && yRows === batch * outDim) {
     issues.push({

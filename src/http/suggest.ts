@@ -22,9 +22,11 @@ const ALIASES: Record<string, string> = {
   meansquarederror: 'mse',
   mseloss: 'mse',
   crossentropy: 'softmax_cross_entropy',
-  crossentropyloss: 'softmax_cross_entropy',
   categoricalcrossentropy: 'softmax_cross_entropy',
   softmaxcrossentropywithlogits: 'softmax_cross_entropy',
+  // these two take class indices
+  crossentropyloss: 'softmax_cross_entropy_with_integer_labels',
+  sparsecategoricalcrossentropy: 'softmax_cross_entropy_with_integer_labels',
 };
 
 /** The allowed option `given` most likely means, if any. */

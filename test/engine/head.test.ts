@@ -159,6 +159,17 @@ describe('softmax_cross_entropy head', () => {
     assert.ok(Math.abs(dz[0]! - fd) <= 1e-6, `${dz[0]} vs ${fd}`);
   });
 
+  it('gives class indices (softmax_cross_entropy_with_integer_labels) exactly the loss and gradient of one-hot rows', () => {
+    const logits = [2, -1, 0.5, 100, -100, 99.5, -3, -3, -3.5];
+    const labels = [1, 2, 0];
+    const oneHot = labels.flatMap((k) => [0, 1, 2].map((j) => (j === k ? 1 : 0)));
+    const byIndex = head(logits, labels, 'softmax_cross_entropy_with_integer_labels', 'linear', 3);
+    const byRow = head(logits, oneHot, 'softmax_cross_entropy', 'linear', 3);
+    assert.equal(headForward(byIndex).loss, headForward(byRow).loss);
+    assert.deepEqual(gradOf(byIndex), gradOf(byRow));
+    assert.equal(headForward(byIndex).report.targetRowsNotSummingToOne, 0);
+  });
+
   it('reports target rows that are no distribution (class indices, unnormalised scores)', () => {
     const { report } = headForward(head([1, 2, 3, 4], [1, 1, 0, 0.5], 'softmax_cross_entropy', 'linear', 2));
     assert.equal(report.targetRowsNotSummingToOne, 2);

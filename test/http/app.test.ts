@@ -97,6 +97,11 @@ describe('HTTP API (inject)', () => {
     const ref = valueAndGrad64({ ...threeClassRequest, outputActivation: 'linear', reduction: 'mean' } as unknown as Case64);
     assert.ok(Math.abs(body.loss - ref.loss) <= 1e-6 * ref.loss, `loss ${body.loss} vs ${ref.loss}`);
     assertGradsMatch(body.grads, ref.grads, 'three classes', 2e-5);
+    // class indices: the same numbers as the one-hot rows
+    const indices = { ...threeClassRequest, loss: 'softmax_cross_entropy_with_integer_labels', y: [0, 1, 2] };
+    const byIndex = await app.inject({ method: 'POST', url: '/value-and-grad', payload: indices });
+    assert.equal(byIndex.statusCode, 200, byIndex.body);
+    assert.deepEqual(byIndex.json(), body);
     // targets that are no distribution: computed, and said
     const scores = {
       ...threeClassRequest,
@@ -290,7 +295,7 @@ describe('HTTP API (inject)', () => {
       'class indices for softmax cross-entropy',
       { ...threeClassRequest, y: [0, 1, 2] },
       400,
-      /^y is a flat list; .*softmax_cross_entropy takes one-hot rows \(a 1 in the column of the class\), not class indices$/,
+      /^y is a flat list; .*softmax_cross_entropy takes one-hot rows \(a 1 in the column of the class\); for class indices send "loss": "softmax_cross_entropy_with_integer_labels"$/,
     ],
     [
       "Keras's softmax output",
@@ -299,10 +304,28 @@ describe('HTTP API (inject)', () => {
       /^outputActivation is "softmax"; expected one of .*; for classes, leave outputActivation out and send "loss": "softmax_cross_entropy"/,
     ],
     [
-      "PyTorch's loss name",
+      "PyTorch's loss name (it takes class indices)",
       { ...threeClassRequest, loss: 'CrossEntropyLoss' },
       400,
-      /^loss is "CrossEntropyLoss"; did you mean "softmax_cross_entropy"\?/,
+      /^loss is "CrossEntropyLoss"; did you mean "softmax_cross_entropy_with_integer_labels"\?/,
+    ],
+    [
+      'a class index beyond the outputs',
+      { ...threeClassRequest, loss: 'softmax_cross_entropy_with_integer_labels', y: [0, 3, 1] },
+      400,
+      /^y\[1\] is 3; a class index is an integer from 0 to 2 \(the last layer has 3 outputs\)$/,
+    ],
+    [
+      'a fractional class index',
+      { ...threeClassRequest, loss: 'softmax_cross_entropy_with_integer_labels', y: [0, 1.5, 1] },
+      400,
+      /^y\[1\] is 1\.5; a class index is an integer/,
+    ],
+    [
+      'one-hot rows for class indices',
+      { ...threeClassRequest, loss: 'softmax_cross_entropy_with_integer_labels' },
+      400,
+      /^y has shape \[3, 3\]; softmax_cross_entropy_with_integer_labels takes one class index per row: a flat list of 3 \(the batch\)$/,
     ],
     [
       'number beyond float32',

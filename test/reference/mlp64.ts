@@ -4,7 +4,7 @@
  * code). Its own gradients are checked against central finite differences in the tests.
  */
 export type Act = 'tanh' | 'relu' | 'sigmoid' | 'linear' | 'leaky_relu' | 'gelu' | 'silu' | 'softplus' | 'elu';
-export type Loss64 = 'bce' | 'bce_logits' | 'mse' | 'softmax_cross_entropy';
+export type Loss64 = 'bce' | 'bce_logits' | 'mse' | 'softmax_cross_entropy' | 'softmax_cross_entropy_with_integer_labels';
 export interface Layer64 {
   W: number[][];
   b: number[];
@@ -51,7 +51,7 @@ const df: Record<Act, (z: number) => number> = {
 
 const EPS = 1e-8;
 
-type ElementLoss64 = Exclude<Loss64, 'softmax_cross_entropy'>;
+type ElementLoss64 = Exclude<Loss64, 'softmax_cross_entropy' | 'softmax_cross_entropy_with_integer_labels'>;
 
 /** Each loss element from the output pre-activation z, its activation p = act(z), and the target y. */
 const lossTerm: Record<ElementLoss64, (p: number, z: number, y: number) => number> = {
@@ -88,8 +88,10 @@ function softmaxRow(z: number[], y: number[]): { loss: number; dz: number[] } {
  */
 function head64(c: Case64, pred: number[][], z: number[][]): { total: number; count: number; dz: number[][] } {
   const loss = c.loss;
-  if (loss === 'softmax_cross_entropy') {
-    const rows = z.map((row, n) => softmaxRow(row, c.y[n]!));
+  if (loss === 'softmax_cross_entropy' || loss === 'softmax_cross_entropy_with_integer_labels') {
+    // class indices (one per row) are one-hot rows
+    const target = (n: number) => (loss === 'softmax_cross_entropy' ? c.y[n]! : z[n]!.map((_, j) => (j === c.y[n]![0] ? 1 : 0)));
+    const rows = z.map((row, n) => softmaxRow(row, target(n)));
     return { total: rows.reduce((s, r) => s + r.loss, 0), count: rows.length, dz: rows.map((r) => r.dz) };
   }
   let total = 0;

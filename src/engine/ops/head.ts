@@ -3,7 +3,7 @@ import type { Activation, HeadReport, Loss, Reduction } from '../types.js';
 import { activationOps } from './activations.js';
 import { bce, bceLogits } from './bce.js';
 import { mse } from './mse.js';
-import { softmaxCrossEntropy } from './softmax.js';
+import { softmaxCrossEntropy, softmaxCrossEntropyWithIntegerLabels } from './softmax.js';
 
 /** What every loss says about the output layer it takes. */
 interface LossBase {
@@ -42,15 +42,23 @@ export interface ElementLossOp extends LossBase {
  */
 export interface RowLossOp extends LossBase {
   kind: 'row';
-  /** the row's loss, from z and y at [start, start + cols) */
-  forwardRow: (z: Float32Array, y: Float32Array, start: number, cols: number) => number;
-  /** writes d(row's loss)/dz into dz at [start, start + cols), given the row's cotangent `c` */
-  backwardRow: (c: number, z: Float32Array, y: Float32Array, start: number, cols: number, dz: Float32Array) => void;
+  /** y: a distribution per row (batch × out), or a class index per row (batch × 1) */
+  targets: 'distribution' | 'index';
+  /** the loss of row `row`, from its `cols` values of z (at row · cols) and its targets */
+  forwardRow: (z: Float32Array, y: Float32Array, row: number, cols: number) => number;
+  /** writes d(row's loss)/dz into dz at [row · cols, (row + 1) · cols), given the row's cotangent `c` */
+  backwardRow: (c: number, z: Float32Array, y: Float32Array, row: number, cols: number, dz: Float32Array) => void;
 }
 
 export type LossOp = ElementLossOp | RowLossOp;
 
-export const lossOps: Record<Loss, LossOp> = { bce, bce_logits: bceLogits, mse, softmax_cross_entropy: softmaxCrossEntropy };
+export const lossOps: Record<Loss, LossOp> = {
+  bce,
+  bce_logits: bceLogits,
+  mse,
+  softmax_cross_entropy: softmaxCrossEntropy,
+  softmax_cross_entropy_with_integer_labels: softmaxCrossEntropyWithIntegerLabels,
+};
 
 /**
  * The loss head: the output layer's activation, the loss and its reduction, on the host.
@@ -58,7 +66,7 @@ export const lossOps: Record<Loss, LossOp> = { bce, bce_logits: bceLogits, mse, 
  */
 export interface HeadInput {
   z: Float32Array; // pre-activations of the output layer, count = batch × out
-  y: Float32Array;
+  y: Float32Array; // batch × out, or batch class indices for a row loss that takes them
   /** out: the values per row */
   cols: number;
   outputActivation: Activation;
@@ -96,7 +104,8 @@ export function headForward(input: HeadInput): HeadForward {
   let total = 0;
   if (op.kind === 'row') {
     for (let r = 0; r < rows; r++) {
-      total += op.forwardRow(pred, y, r * cols, cols);
+      total += op.forwardRow(pred, y, r, cols);
+      if (op.targets !== 'distribution') continue;
       let sum = 0;
       for (let j = r * cols; j < (r + 1) * cols; j++) sum += y[j]!;
       if (!(Math.abs(sum - 1) <= ROW_SUM_TOLERANCE)) report.targetRowsNotSummingToOne++;
@@ -132,7 +141,7 @@ export function headBackward(head: HeadInput, pred: Float32Array): Float32Array 
   const dz = new Float32Array(n);
   if (op.kind === 'row') {
     // its output activation is linear (requiredOutputActivation): pred is z
-    for (let start = 0; start < n; start += cols) op.backwardRow(c, pred, y, start, cols, dz);
+    for (let row = 0; row < n / cols; row++) op.backwardRow(c, pred, y, row, cols, dz);
     return dz;
   }
   const act = activationOps[head.outputActivation];

@@ -2,12 +2,14 @@ import { f32, f32Add, f32Div, f32Exp, f32Log, f32Mul, f32Sub } from '../float32.
 import type { RowLossOp } from './head.js';
 
 /**
+ * The softmax cross-entropies, per row of the output layer's pre-activations (logits; the
+ * output activation must be linear). log_softmax is jax.nn.log_softmax's: shifted =
+ * z - stop_gradient(max(z)), differentiated primitive by primitive as JAX does (no gradient
+ * through the max). Sums over a row are taken in float64 and rounded once, as the head sums
+ * elements.
+ *
  * optax.softmax_cross_entropy(logits, labels) = -Σ_j labels_j · log_softmax(logits)_j, one
- * value per row, on the output layer's pre-activations (the output activation must be
- * linear). log_softmax is jax.nn.log_softmax's: shifted = z - stop_gradient(max(z)),
- * shifted - log(Σ exp(shifted)), differentiated primitive by primitive as JAX does (no
- * gradient through the max). Sums over a row are taken in float64 and rounded once, as the
- * head sums elements.
+ * value per row: y holds a probability distribution per row (one-hot for class labels).
  */
 export const softmaxCrossEntropy: RowLossOp = {
   kind: 'row',
@@ -15,14 +17,17 @@ export const softmaxCrossEntropy: RowLossOp = {
   requiredOutputActivation: 'linear',
   squashing: 'softmax',
   takesUnitTargets: true,
-  forwardRow: (z, y, start, cols) => {
+  targets: 'distribution',
+  forwardRow: (z, y, row, cols) => {
+    const start = row * cols;
     const { max, sumExp } = shift(z, start, cols);
     const lse = f32Log(sumExp);
     let sum = 0;
     for (let j = start; j < start + cols; j++) sum += f32Mul(y[j]!, f32Sub(f32Sub(z[j]!, max), lse));
     return -f32(sum);
   },
-  backwardRow: (c, z, y, start, cols, dz) => {
+  backwardRow: (c, z, y, row, cols, dz) => {
+    const start = row * cols;
     const { max, sumExp } = shift(z, start, cols);
     // the row's value is -Σ(y·logp): each logp_j gets g_j = (-c)·y_j
     let sumG = 0;
@@ -33,6 +38,33 @@ export const softmaxCrossEntropy: RowLossOp = {
     // logp = shifted - log(s), s = Σ exp(shifted): s gets -Σg / s, each exp(shifted_j) that, times itself
     const ds = f32Div(-f32(sumG), sumExp);
     for (let j = start; j < start + cols; j++) dz[j] = f32Add(dz[j]!, f32Mul(ds, f32Exp(f32Sub(z[j]!, max))));
+  },
+};
+
+/**
+ * optax.softmax_cross_entropy_with_integer_labels(logits, labels): y holds one class index
+ * per row, and the row's value is log(Σ exp(shifted)) - shifted[label], as optax computes it
+ * (the same numbers as one-hot rows given to softmax_cross_entropy).
+ */
+export const softmaxCrossEntropyWithIntegerLabels: RowLossOp = {
+  kind: 'row',
+  defaultOutputActivation: 'linear',
+  requiredOutputActivation: 'linear',
+  squashing: 'softmax',
+  targets: 'index',
+  forwardRow: (z, y, row, cols) => {
+    const start = row * cols;
+    const { max, sumExp } = shift(z, start, cols);
+    return f32Sub(f32Log(sumExp), f32Sub(z[start + y[row]!]!, max));
+  },
+  backwardRow: (c, z, y, row, cols, dz) => {
+    const start = row * cols;
+    const { max, sumExp } = shift(z, start, cols);
+    // log(s) gets c, so s gets c / s and each exp(shifted_j) that, times itself; shifted[label] gets -c
+    const ds = f32Div(c, sumExp);
+    for (let j = start; j < start + cols; j++) dz[j] = f32Mul(ds, f32Exp(f32Sub(z[j]!, max)));
+    const k = start + y[row]!;
+    dz[k] = f32Add(dz[k]!, -c);
   },
 };
 
