@@ -76,6 +76,13 @@ export const threeClassRequest = {
   loss: 'softmax_cross_entropy',
 } as const;
 
+/** The same three examples with their classes as indices (PyTorch's CrossEntropyLoss and MNIST's labels take them so). */
+export const threeClassLabelsRequest = {
+  ...threeClassRequest,
+  y: [0, 1, 2],
+  loss: 'softmax_cross_entropy_with_integer_labels',
+} as const;
+
 /** Float32 values as a binary tensor (little-endian, row-major, base64), as a client would send them. */
 const binary = (shape: number[], values: readonly number[]) => toBase64Tensor(shape, new Float32Array(values));
 
@@ -98,6 +105,7 @@ export const requestExamples: Record<string, Record<string, { summary: string; v
     xor: { summary: 'The XOR lesson', value: xorRequest },
     xorBinary: { summary: 'The XOR lesson with binary tensors (in and out)', value: xorBinaryRequest },
     threeClasses: { summary: 'Three classes: softmax cross-entropy on one-hot targets', value: threeClassRequest },
+    threeClassLabels: { summary: 'Three classes: softmax cross-entropy on class indices', value: threeClassLabelsRequest },
   },
   '/loss': { xor: { summary: 'The XOR lesson', value: xorRequest } },
   '/forward': { xor: { summary: 'The XOR lesson', value: xorForwardRequest } },

@@ -4,7 +4,8 @@ import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
 import { Engine } from '../../src/engine/engine.js';
-import { threeClassRequest } from '../../src/http/request-examples.js';
+import { threeClassLabelsRequest, threeClassRequest } from '../../src/http/request-examples.js';
+import { toBase64Tensor } from '../../src/http/tensors.js';
 import { defaultConfig } from '../../src/runtime/config.js';
 import { assertGradsMatch, xorCase } from '../helpers.js';
 import { type Case64, relError, valueAndGrad64 } from '../reference/mlp64.js';
@@ -97,11 +98,23 @@ describe('HTTP API (inject)', () => {
     const ref = valueAndGrad64({ ...threeClassRequest, outputActivation: 'linear', reduction: 'mean' } as unknown as Case64);
     assert.ok(Math.abs(body.loss - ref.loss) <= 1e-6 * ref.loss, `loss ${body.loss} vs ${ref.loss}`);
     assertGradsMatch(body.grads, ref.grads, 'three classes', 2e-5);
-    // class indices: the same numbers as the one-hot rows
-    const indices = { ...threeClassRequest, loss: 'softmax_cross_entropy_with_integer_labels', y: [0, 1, 2] };
-    const byIndex = await app.inject({ method: 'POST', url: '/value-and-grad', payload: indices });
-    assert.equal(byIndex.statusCode, 200, byIndex.body);
-    assert.deepEqual(byIndex.json(), body);
+    // class indices (the Swagger UI's example), as JSON and as a binary tensor: the same numbers as the one-hot rows
+    for (const y of [threeClassLabelsRequest.y, toBase64Tensor([3], new Float32Array(threeClassLabelsRequest.y))]) {
+      const byIndex = await app.inject({ method: 'POST', url: '/value-and-grad', payload: { ...threeClassLabelsRequest, y } });
+      assert.equal(byIndex.statusCode, 200, byIndex.body);
+      assert.deepEqual(byIndex.json(), body);
+    }
+    // and /train on them in minibatches (class indices picked by row) fits the three examples
+    const trained = await app.inject({
+      method: 'POST',
+      url: '/train',
+      payload: { ...threeClassLabelsRequest, optimizer: { name: 'adam', learningRate: 0.1 }, steps: 200, batchSize: 2 },
+    });
+    assert.equal(trained.statusCode, 200, trained.body);
+    const fitted = (
+      await app.inject({ method: 'POST', url: '/loss', payload: { ...threeClassRequest, params: trained.json().params } })
+    ).json();
+    assert.ok(fitted.loss < 0.05 * body.loss, `loss after training ${fitted.loss}, before ${body.loss}`);
     // targets that are no distribution: computed, and said
     const scores = {
       ...threeClassRequest,
