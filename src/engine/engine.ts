@@ -1,3 +1,4 @@
+import { setTimeout as nextTimerTurn } from 'node:timers/promises';
 import { usableCpus } from '../runtime/cpus.js';
 import { type Backend, createBackend } from './backend.js';
 import { DEFAULT_CPU_MAX_WORK, DEFAULT_GPU_MIN_WORK, pickBackend, shapeOf, type Thresholds, type WorkShape, workOf } from './dispatch.js';
@@ -21,6 +22,13 @@ import { type AdapterInfo, findAdapter, hasGpuDevice } from './webgpu.js';
 
 /** Longest stretch of kernels run back to back before the engine yields to the event loop. */
 const YIELD_AFTER_MS = 10;
+
+/**
+ * Kernels this large (batch × their widest side, in values) get a turn of the event loop's
+ * timers before they run (bench/RESULTS.md, "A timer turn between the large kernel steps").
+ */
+const LARGE_KERNEL_VALUES = 1 << 20;
+const valuesOf = ({ params }: KernelSpec) => Number(params.batch) * Math.max(Number(params.in ?? 0), Number(params.out ?? 0));
 
 export interface EngineOptions {
   /** one backend, or `auto`: all of them, each request sent where the cost model says */
@@ -258,17 +266,19 @@ export class Engine {
     // Not async: a synchronous backend's result (cpu, headlessgl) is returned as it is, which
     // spares small problems a chain of promises per kernel call (bench/RESULTS.md).
     const runKernel = (spec: KernelSpec, ...args: unknown[]): unknown => {
-      // Kernels that gpu.js runs on this thread (all of them on cpu, small ones on webasm)
-      // hold the event loop: let I/O through between them so health checks keep answering.
-      if (performance.now() - lastYield > YIELD_AFTER_MS) {
-        return new Promise(setImmediate).then(() => {
-          lastYield = performance.now();
-          signal?.throwIfAborted();
-          return lease(spec).call(...args);
-        });
-      }
-      signal?.throwIfAborted();
-      return lease(spec).call(...args);
+      const launch = (yielded: boolean) => {
+        if (yielded) lastYield = performance.now();
+        signal?.throwIfAborted();
+        return lease(spec).call(...args);
+      };
+      // A large kernel's copies (the last kernel's result read out, its arguments copied in)
+      // take the event loop for milliseconds each: a timer turn between them lets timers and
+      // I/O in (setImmediate, called where a worker's answer resumed the engine, would run
+      // before them). Kernels that gpu.js runs on this thread (all of them on cpu, small ones
+      // on webasm) hold the event loop too: let I/O through between them.
+      if (valuesOf(spec) >= LARGE_KERNEL_VALUES) return nextTimerTurn(0).then(() => launch(true));
+      if (performance.now() - lastYield > YIELD_AFTER_MS) return new Promise(setImmediate).then(() => launch(true));
+      return launch(false);
     };
     const run: RunKernel = Object.assign(runKernel, { backend: backend.name });
     const t0 = performance.now();

@@ -1,4 +1,3 @@
-import { setTimeout as nextTimerTurn } from 'node:timers/promises';
 import { batchBucket, fromRows, toRows } from './matrix.js';
 import { activationOps } from './ops/activations.js';
 import {
@@ -24,18 +23,10 @@ export interface RunKernel {
   readonly backend: BackendName;
 }
 
-/**
- * Run a 2-D kernel; its result comes as rows (a blocked kernel's are unpacked as it returns,
- * see unpackRows). `values`: about how many values flow through it (batch × its widest side).
- */
-async function runRows(run: RunKernel, values: number, spec: KernelSpec, ...args: unknown[]): Promise<Float32Array[]> {
-  // reading the last kernel's result out and copying this one's arguments in take the event
-  // loop for milliseconds each at this size (page faults included): a timer turn between them
-  // lets other requests, health checks and timers in (bench/RESULTS.md, "event loop")
-  if (values >= YIELD_ABOVE_VALUES) await nextTimerTurn(0);
+/** Run a 2-D kernel; its result comes as rows (a blocked kernel's are unpacked as it returns, see unpackRows). Await it. */
+function runRows(run: RunKernel, spec: KernelSpec, ...args: unknown[]): Float32Array[] | Promise<Float32Array[]> {
   return run(spec, ...args) as Float32Array[] | Promise<Float32Array[]>;
 }
-const YIELD_ABOVE_VALUES = 1 << 20;
 
 interface LayersPass {
   bucket: number;
@@ -65,19 +56,19 @@ async function forwardLayers(problem: ForwardProblem, run: RunKernel): Promise<L
     const { W, b } = layers[l]!;
     if (activationOps[activation].derivativeOf === 'a') {
       const spec = forwardSpec(activation, W.rows, W.cols, bucket, backend);
-      const a = await runRows(run, bucket * Math.max(W.rows, W.cols), spec, inputs[l], ...forwardWeights(spec, W, b));
+      const a = await runRows(run, spec, inputs[l], ...forwardWeights(spec, W, b));
       inputs.push(a);
       saved.push(a);
     } else {
       const spec = forwardSpec('linear', W.rows, W.cols, bucket, backend);
-      const z = await runRows(run, bucket * Math.max(W.rows, W.cols), spec, inputs[l], ...forwardWeights(spec, W, b));
-      inputs.push(await runRows(run, bucket * W.cols, activationSpec(activation, W.cols, bucket, backend), z));
+      const z = await runRows(run, spec, inputs[l], ...forwardWeights(spec, W, b));
+      inputs.push(await runRows(run, activationSpec(activation, W.cols, bucket, backend), z));
       saved.push(z);
     }
   }
   const { W, b } = layers.at(-1)!;
   const spec = forwardSpec('linear', W.rows, W.cols, bucket, backend);
-  const zLast = await runRows(run, bucket * Math.max(W.rows, W.cols), spec, inputs.at(-1), ...forwardWeights(spec, W, b));
+  const zLast = await runRows(run, spec, inputs.at(-1), ...forwardWeights(spec, W, b));
   return { bucket, inputs, saved, z: fromRows(zLast, x.rows, W.cols) };
 }
 
@@ -111,11 +102,11 @@ export async function backward(problem: Problem, pass: ForwardPass, run: RunKern
   for (let l = layers.length - 1; l >= 0; l--) {
     const { W } = layers[l]!;
     const dWSpec = weightGradSpec(W.rows, W.cols, bucket, backend);
-    const dW = await runRows(run, bucket * Math.max(W.rows, W.cols), dWSpec, ...weightGradArgs(dWSpec, inputs[l]!, dz));
+    const dW = await runRows(run, dWSpec, ...weightGradArgs(dWSpec, inputs[l]!, dz));
     grads[l] = { W: fromRows(dW, W.rows, W.cols), b: biasGrad(dz, W.cols) };
     if (l > 0) {
       const spec = inputGradSpec(problem.activation, W.rows, W.cols, bucket, backend);
-      dz = await runRows(run, bucket * Math.max(W.rows, W.cols), spec, ...inputGradArgs(spec, dz, W, saved[l - 1]!));
+      dz = await runRows(run, spec, ...inputGradArgs(spec, dz, W, saved[l - 1]!));
     }
   }
   return grads;
