@@ -24,8 +24,8 @@ import { type AdapterInfo, findAdapter, hasGpuDevice } from './webgpu.js';
 const YIELD_AFTER_MS = 10;
 
 /**
- * Kernels this large (batch × their widest side, in values) get a turn of the event loop's
- * timers before they run (bench/RESULTS.md, "A timer turn between the large kernel steps").
+ * webasm kernels this large (batch × their widest side, in values) get a turn of the event
+ * loop's timers before they run (bench/RESULTS.md, "A timer turn between the large kernel steps").
  */
 const LARGE_KERNEL_VALUES = 1 << 20;
 const valuesOf = ({ params }: KernelSpec) => Number(params.batch) * Math.max(Number(params.in ?? 0), Number(params.out ?? 0));
@@ -271,12 +271,14 @@ export class Engine {
         signal?.throwIfAborted();
         return lease(spec).call(...args);
       };
-      // A large kernel's copies (the last kernel's result read out, its arguments copied in)
-      // take the event loop for milliseconds each: a timer turn between them lets timers and
-      // I/O in (setImmediate, called where a worker's answer resumed the engine, would run
-      // before them). Kernels that gpu.js runs on this thread (all of them on cpu, small ones
-      // on webasm) hold the event loop too: let I/O through between them.
-      if (valuesOf(spec) >= LARGE_KERNEL_VALUES) return nextTimerTurn(0).then(() => launch(true));
+      // A large webasm kernel's copies (the last kernel's result read out, its arguments
+      // copied in) take the event loop for milliseconds each: a timer turn between them lets
+      // timers and I/O in (setImmediate, called where a worker's answer resumed the engine,
+      // would run before them). Not on the GPU backends, unmeasured there, where a turn's 1 ms
+      // would weigh more against kernels that take a few. Kernels that gpu.js runs on this
+      // thread (all of them on cpu, small ones on webasm) hold the event loop too: let I/O
+      // through between them.
+      if (backend.name === 'webasm' && valuesOf(spec) >= LARGE_KERNEL_VALUES) return nextTimerTurn(0).then(() => launch(true));
       if (performance.now() - lastYield > YIELD_AFTER_MS) return new Promise(setImmediate).then(() => launch(true));
       return launch(false);
     };
