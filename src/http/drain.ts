@@ -37,8 +37,10 @@ export function drainOnClose(app: FastifyInstance): { drained: () => Promise<voi
     // service's shape, logged and counted (fastify's own return503OnClosing does none of these)
     if (closing) throw retryAfter(new Errors.ShuttingDown(), 1);
   });
-  app.addHook('onSend', async (_request, reply) => {
-    if (closing) reply.header('connection', 'close');
+  app.addHook('onSend', async (request, reply) => {
+    // the connection's last answer says close; one with another request queued behind it
+    // (pipelined, or sent before this answer arrived) leaves that request its own answer
+    if (closing && (inFlight.get(request.raw.socket) ?? 0) <= 1) reply.header('connection', 'close');
   });
   app.addHook('preClose', async () => {
     closing = true;

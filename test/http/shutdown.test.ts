@@ -123,6 +123,43 @@ describe('graceful shutdown (a real server process)', () => {
     agent.destroy();
   });
 
+  it('answers a request that arrives on a busy connection after SIGTERM with a 503 in the service shape, after the answer in flight', async () => {
+    const { child, url, log } = await startServer({});
+    const socket = connect(Number(new URL(url).port), '127.0.0.1');
+    socket.setEncoding('utf8');
+    let received = '';
+    socket.on('data', (chunk: string) => {
+      received += chunk;
+    });
+    const ended = once(socket, 'end');
+    const training = JSON.stringify({ ...xorTrainRequest, steps: 100_000 }); // seconds of compute: still running when the second is sent
+    socket.write(
+      `POST /train HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${training.length}\r\n\r\n${training}`,
+    );
+    await new Promise((r) => setTimeout(r, 150));
+    const exited = once(child, 'exit');
+    child.kill('SIGTERM');
+    while (!log.some((line) => line.includes('shutting down'))) await new Promise((r) => setTimeout(r, 10));
+    // closing: the connection is open only for the request in flight, and a second arrives on it
+    socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    await ended; // the server ends the connection once both are answered
+    const [code] = await exited;
+    assert.equal(code, 0, log.join('\n'));
+    const answers = received.split(/(?=HTTP\/1\.1 )/);
+    assert.equal(answers.length, 2, received.slice(0, 2000));
+    assert.match(answers[0]!, /^HTTP\/1\.1 200 /, 'the request in flight is answered first, in full');
+    assert.match(answers[0]!, /"history"/);
+    const [head, body] = answers[1]!.split('\r\n\r\n');
+    assert.match(head!, /^HTTP\/1\.1 503 /);
+    assert.match(head!, /\r\nretry-after: 1\r\n/i);
+    assert.match(head!, /\r\nconnection: close\r\n/i);
+    assert.equal((JSON.parse(body!) as { code: string }).code, 'GRADSERVE_SHUTTING_DOWN');
+    assert.ok(
+      log.some((line) => line.includes('GRADSERVE_SHUTTING_DOWN')),
+      'logged',
+    );
+  });
+
   it('lets a large answer already on its way arrive whole', async () => {
     const { child, url } = await startServer({});
     const exited = once(child, 'exit');
