@@ -36,9 +36,21 @@ export function meantOption(given: string, allowed: readonly string[]): string |
   return allowed.find((option) => normal(option) === n) ?? (alias && allowed.includes(alias) ? alias : undefined);
 }
 
-/** The field `given` most likely means (batch_size → batchSize), among those its object takes. */
+/**
+ * Other libraries' names for a layer's fields, normalised: Flax's and Keras's kernel (in × out,
+ * as W), PyTorch's weight (out × in: see PYTORCH_WEIGHT), and bias.
+ */
+const FIELD_ALIASES: Record<string, string> = { kernel: 'W', weight: 'W', weights: 'W', bias: 'b', biases: 'b' };
+
+/** What to say of PyTorch's weight beside "did you mean W": its layout is the transpose. */
+export const PYTORCH_WEIGHT = "PyTorch's weight is out × in and W is in × out: send weight's transpose (weight.T)";
+export const isPytorchWeight = (name: string) => normal(name) === 'weight';
+
+/** The field `given` most likely means (batch_size → batchSize, kernel → W), among those its object takes. */
 export function meantField(given: string, fields: Iterable<string>): string | undefined {
   const n = normal(given);
-  for (const field of fields) if (normal(field) === n && field !== given) return field;
-  return undefined;
+  const allowed = [...fields];
+  for (const field of allowed) if (normal(field) === n && field !== given) return field;
+  const alias = FIELD_ALIASES[n];
+  return alias && allowed.includes(alias) ? alias : undefined;
 }

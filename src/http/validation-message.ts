@@ -1,5 +1,5 @@
 import { FIELDS_AT, isPostRoute } from './schemas.js';
-import { meantField, meantOption } from './suggest.js';
+import { isPytorchWeight, meantField, meantOption, PYTORCH_WEIGHT } from './suggest.js';
 
 /**
  * zod's issues with a request body, as the one message of its 400: each names its field
@@ -127,8 +127,13 @@ function describeIssue(issue: Issue, body: unknown, fieldsAt: FieldsAt | undefin
   const path = fieldPath(at);
   const keys = issue.params?.keys;
   if (issue.keyword === 'unrecognized_keys' && keys) {
-    const names = keys.slice(0, MAX_ISSUES).map((k) => {
+    // a field meant that is there already (both weight and W) is not suggested
+    const meantOf = (k: string) => {
       const meant = meantField(k, fieldsAt?.get(at.map((p) => (typeof p === 'number' ? '*' : p)).join('.')) ?? []);
+      return meant !== undefined && valueAt(body, [...at, meant]) === undefined ? meant : undefined;
+    };
+    const names = keys.slice(0, MAX_ISSUES).map((k) => {
+      const meant = meantOf(k);
       return meant ? `${quote(k)} (did you mean "${meant}"?)` : quote(k);
     });
     if (keys.length > MAX_ISSUES) names.push(`and ${keys.length - MAX_ISSUES} more`);
@@ -137,7 +142,8 @@ function describeIssue(issue: Issue, body: unknown, fieldsAt: FieldsAt | undefin
       at.at(-1) === 'optimizer' && keys.includes('momentum')
         ? '; momentum is an optimizer of its own here: {"name": "momentum", "learningRate": …, "momentum": 0.9}'
         : '';
-    return `${path} has unknown field${keys.length > 1 ? 's' : ''} ${names.join(', ')}${momentum}`;
+    const weight = keys.some((k) => isPytorchWeight(k) && meantOf(k) === 'W') ? `; ${PYTORCH_WEIGHT}` : '';
+    return `${path} has unknown field${keys.length > 1 ? 's' : ''} ${names.join(', ')}${momentum}${weight}`;
   }
   // an option spelt as another library spells it: say which of ours it means
   const allowed = issue.params?.values ?? issue.params?.options;
@@ -158,15 +164,50 @@ function describeIssue(issue: Issue, body: unknown, fieldsAt: FieldsAt | undefin
   const message = issue.message.replace(/^Invalid input: /, '');
   if (path === 'body' && message === 'expected object, received string')
     return 'body is a JSON string, not an object: was it encoded twice?';
+  if (path === 'params' && message === 'expected array, received object') return paramsAsObject(given);
   const missing = /^expected (\w+), received undefined$/.exec(message);
   if (missing) return `${path} is required (${missing[1]})`;
   return `${path}: ${message}`;
 }
 
+/** params sent as one object: one layer not in a list, or layers by name as Flax and Haiku keep them. */
+function paramsAsObject(params: unknown): string {
+  const values = Object.values(params as object);
+  const layers = values.length > 0 && values.every((v) => v !== null && typeof v === 'object' && !Array.isArray(v));
+  if (layers)
+    return (
+      'params is an object of named layers (as Flax and Haiku keep them); it takes a list of layers in order, first to last: ' +
+      '[{"W": …, "b": …}, …] (Flax\'s kernel is W, in × out)'
+    );
+  return 'params is one object; it takes a list of layers, first to last, even for one layer: [{"W": …, "b": …}]';
+}
+
+/**
+ * Of the issues at one object, "W is required" beside an unknown "kernel" that means W says
+ * the same twice: keep the unknown field, which names both.
+ */
+function withoutMissingMeant(issues: Issue[], body: unknown, fieldsAt: FieldsAt | undefined): Issue[] {
+  const meant = new Set<string>();
+  for (const issue of issues) {
+    if (issue.keyword !== 'unrecognized_keys' || !issue.params?.keys) continue;
+    const at = pathOf(issue.instancePath);
+    const fields = fieldsAt?.get(at.map((p) => (typeof p === 'number' ? '*' : p)).join('.')) ?? [];
+    for (const key of issue.params.keys) {
+      const field = meantField(key, fields);
+      if (field && valueAt(body, [...at, field]) === undefined) meant.add(`${issue.instancePath ?? ''}/${field}`);
+    }
+  }
+  return meant.size === 0 ? issues : issues.filter((i) => !(meant.has(i.instancePath ?? '') && /received undefined$/.test(i.message)));
+}
+
 /** The 400's message for zod's issues with `body`, the parsed body they are about, sent to `route`. */
 export function validationMessage(reported: Issue[], body: unknown, route: string | undefined): string {
   const fieldsAt = isPostRoute(route) ? FIELDS_AT[route] : undefined;
-  const issues = reported.flatMap((issue) => expand(issue, body));
+  const issues = withoutMissingMeant(
+    reported.flatMap((issue) => expand(issue, body)),
+    body,
+    fieldsAt,
+  );
   let hinted = false;
   const shown = issues.slice(0, MAX_ISSUES).map((issue) => {
     const text = describeIssue(issue, body, fieldsAt);

@@ -293,6 +293,36 @@ describe('HTTP API (inject)', () => {
     ],
     ['misspelled option', { ...xorBody, activaton: 'relu' }, 400, /unknown field "activaton"/],
     [
+      "Flax's names for a layer's fields",
+      { ...xorBody, params: xorBody.params.map(({ W, b }) => ({ kernel: W, bias: b })) },
+      400,
+      /^params\[0\] has unknown fields "kernel" \(did you mean "W"\?\), "bias" \(did you mean "b"\?\); params\[1\] has unknown/,
+    ],
+    [
+      "PyTorch's weight, whose layout is W's transpose",
+      { ...xorBody, params: [{ weight: [[1, 2]], bias: [0] }] },
+      400,
+      /^params\[0\] has unknown fields "weight" \(did you mean "W"\?\), "bias" \(did you mean "b"\?\); PyTorch's weight is out × in and W is in × out: send weight's transpose \(weight\.T\)$/,
+    ],
+    [
+      'an unknown field beside the field it would mean',
+      { ...xorBody, params: [{ ...xorBody.params[0]!, weight: [[1, 2]] }, xorBody.params[1]!] },
+      400,
+      /^params\[0\] has unknown field "weight"$/,
+    ],
+    [
+      'params as an object of named layers (Flax, Haiku)',
+      { ...xorBody, params: { Dense_0: xorBody.params[0], Dense_1: xorBody.params[1] } },
+      400,
+      /^params is an object of named layers \(as Flax and Haiku keep them\); it takes a list of layers in order/,
+    ],
+    [
+      'one layer not in a list',
+      { ...xorBody, params: xorBody.params[0] },
+      400,
+      /^params is one object; it takes a list of layers, first to last, even for one layer: \[\{"W": …, "b": …\}\]$/,
+    ],
+    [
       'softmax cross-entropy after a sigmoid',
       { ...threeClassRequest, outputActivation: 'sigmoid' },
       400,
