@@ -127,11 +127,7 @@ function describeIssue(issue: Issue, body: unknown, fieldsAt: FieldsAt | undefin
   const path = fieldPath(at);
   const keys = issue.params?.keys;
   if (issue.keyword === 'unrecognized_keys' && keys) {
-    // a field meant that is there already (both weight and W) is not suggested
-    const meantOf = (k: string) => {
-      const meant = meantField(k, fieldsAt?.get(at.map((p) => (typeof p === 'number' ? '*' : p)).join('.')) ?? []);
-      return meant !== undefined && valueAt(body, [...at, meant]) === undefined ? meant : undefined;
-    };
+    const meantOf = (k: string) => meantField(k, fieldsAt?.get(at.map((p) => (typeof p === 'number' ? '*' : p)).join('.')) ?? []);
     const names = keys.slice(0, MAX_ISSUES).map((k) => {
       const meant = meantOf(k);
       return meant ? `${quote(k)} (did you mean "${meant}"?)` : quote(k);
@@ -142,7 +138,9 @@ function describeIssue(issue: Issue, body: unknown, fieldsAt: FieldsAt | undefin
       at.at(-1) === 'optimizer' && keys.includes('momentum')
         ? '; momentum is an optimizer of its own here: {"name": "momentum", "learningRate": …, "momentum": 0.9}'
         : '';
-    const weight = keys.some((k) => isPytorchWeight(k) && meantOf(k) === 'W') ? `; ${PYTORCH_WEIGHT}` : '';
+    // (not when W is there too: then weight is a leftover, not W in PyTorch's layout)
+    const weight =
+      keys.some((k) => isPytorchWeight(k) && meantOf(k) === 'W') && valueAt(body, [...at, 'W']) === undefined ? `; ${PYTORCH_WEIGHT}` : '';
     return `${path} has unknown field${keys.length > 1 ? 's' : ''} ${names.join(', ')}${momentum}${weight}`;
   }
   // an option spelt as another library spells it: say which of ours it means

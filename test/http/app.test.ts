@@ -308,7 +308,7 @@ describe('HTTP API (inject)', () => {
       'an unknown field beside the field it would mean',
       { ...xorBody, params: [{ ...xorBody.params[0]!, weight: [[1, 2]] }, xorBody.params[1]!] },
       400,
-      /^params\[0\] has unknown field "weight"$/,
+      /^params\[0\] has unknown field "weight" \(did you mean "W"\?\)$/,
     ],
     [
       'params as an object of named layers (Flax, Haiku)',
