@@ -52,6 +52,8 @@ async function main(): Promise<void> {
     app.log.info({ shapes: config.warmup.length, kernels: warm.kernels, compileMs: Math.round(warm.ms) }, 'warmed up');
   }
 
+  /** engine.prime(), running once the service is ready (shutdown waits for it to stop) */
+  let priming: Promise<void> = Promise.resolve();
   let closing = false;
   const shutdown = async (signal: string) => {
     if (closing) return;
@@ -78,6 +80,8 @@ async function main(): Promise<void> {
     await app.close(); // stops accepting, waits for in-flight requests
     await app.connections.drained(); // every answer's last byte has left
     await app.computeGate.idle(); // abandoned work stops at its next kernel; then free the kernels
+    engine.stopPriming();
+    await priming;
     await engine.close();
     app.log.info('stopped');
     process.exit(0);
@@ -95,6 +99,10 @@ async function main(): Promise<void> {
     app.listen({ port: config.port, host: config.host }),
   );
   app.log.info({ backend: engine.choice, backends: engine.info().backends, docs: '/docs' }, 'gradserve ready');
+  priming = engine.prime().then(
+    (primed) => app.log.debug(primed, primed.stopped ? 'priming stopped: a request came first' : 'primed the kernel compiler'),
+    (err: unknown) => app.log.warn({ err }, 'priming the kernel compiler failed; requests compile as they come'),
+  );
 }
 
 main().catch((err: unknown) => {

@@ -28,6 +28,12 @@ const YIELD_AFTER_MS = 10;
  * loop's timers before they run (bench/RESULTS.md, "A timer turn between the large kernel steps").
  */
 const LARGE_KERNEL_VALUES = 1 << 20;
+
+/**
+ * prime()'s network: small, and sent to webasm by the dispatcher (to webgpu on a GPU host,
+ * where M-sized requests go there), so that it exercises the code generator they use.
+ */
+export const PRIME_SHAPE: WarmupShape = { widths: [16, 32, 32, 1], batch: 1024, activation: 'tanh' };
 const valuesOf = ({ params }: KernelSpec) => Number(params.batch) * Math.max(Number(params.in ?? 0), Number(params.out ?? 0));
 
 export interface EngineOptions {
@@ -62,6 +68,8 @@ export interface EngineInfo {
  */
 export class Engine {
   private readonly compileListeners: ((compile: KernelCompile) => void)[] = [];
+  /** prime()'s call while it runs: any other call stops it */
+  private priming?: AbortController;
 
   private constructor(
     readonly choice: BackendChoice,
@@ -176,7 +184,7 @@ export class Engine {
    * dispatcher picks for each), so that the first requests of those shapes compile nothing.
    * Returns how many kernels were compiled and how long that took.
    */
-  async warmUp(shapes: WarmupShape[]): Promise<{ kernels: number; ms: number }> {
+  async warmUp(shapes: WarmupShape[], signal?: AbortSignal): Promise<{ kernels: number; ms: number }> {
     let kernels = 0;
     let ms = 0;
     for (const { widths, batch, activation } of shapes) {
@@ -193,11 +201,36 @@ export class Engine {
         loss: 'bce',
         reduction: 'mean',
       };
-      const { stats } = await this.valueAndGrad(problem);
+      const { stats } = await this.valueAndGrad(problem, signal);
       kernels += stats.compiled.length;
       ms += stats.compileMs;
     }
     return { kernels, ms };
+  }
+
+  /**
+   * Compile PRIME_SHAPE's kernels in the background, so that V8 compiles gpu.js's code
+   * generator before the first request of a new shape needs it. It gives way: the first
+   * other call stops it before its next kernel (`stopped: true`), so a request never waits
+   * for more than one of its compiles. The service primes once it is ready, where a warm-up
+   * before listening cost start-up more than it saved the first request (bench/RESULTS.md).
+   */
+  async prime(): Promise<{ kernels: number; ms: number; stopped: boolean }> {
+    const controller = new AbortController();
+    this.priming = controller;
+    try {
+      return { ...(await this.warmUp([PRIME_SHAPE], controller.signal)), stopped: false };
+    } catch (err) {
+      if (controller.signal.aborted) return { kernels: 0, ms: 0, stopped: true };
+      throw err;
+    } finally {
+      if (this.priming === controller) this.priming = undefined;
+    }
+  }
+
+  /** Stop priming (shutdown): prime() resolves before its next kernel. */
+  stopPriming(): void {
+    this.priming?.abort(new Error('priming stopped'));
   }
 
   /** Hear of every kernel compiled, with its time (metrics); returns the way to stop. */
@@ -235,6 +268,7 @@ export class Engine {
     signal: AbortSignal | undefined,
     body: (run: RunKernel, stats: RunStats) => Promise<T>,
   ): Promise<T> {
+    if (signal !== this.priming?.signal) this.stopPriming();
     const backend = this.backends.get(this.backendFor(sizing))!;
     const stats: RunStats = { backend: backend.name, compiled: [], compileMs: 0, computeMs: 0 };
     // one lease per kernel for the whole call (a training run calls each kernel many times)

@@ -8,13 +8,11 @@ import { LAYERS_CEILING, type Limits, overLimit } from './limits.js';
 const WARMUP_SHAPE = /^(\d+(?:,\d+)+)x(\d+)(?::(\w+))?$/;
 
 /**
- * GRADSERVE_WARMUP's default: a small network that the dispatcher sends to webasm (to webgpu
- * on a GPU host, which is where M-sized requests go there). Compiling it before the service
- * is ready has V8 compile gpu.js's code generator, so that the first request of each new
- * shape compiles faster (M's first request: 25 ms less, for 50 ms more start-up;
- * bench/RESULTS.md, "Compile cost").
+ * GRADSERVE_WARMUP: none by default. The engine primes gpu.js's code generator once the
+ * service is ready instead (Engine.prime): compiling a network before listening cost start-up
+ * 137 ms for 14 ms off M's first request (bench/RESULTS.md, "Compile cost").
  */
-const DEFAULT_WARMUP = '16,32,32,1x1024';
+const DEFAULT_WARMUP = 'none';
 
 /** GRADSERVE_WARMUP: shapes separated by spaces or semicolons; empty or `none` for none. */
 const Warmup = z

@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Engine } from '../../src/engine/engine.js';
+import { Engine, PRIME_SHAPE } from '../../src/engine/engine.js';
 import { loadConfig } from '../../src/runtime/config.js';
 import { randomCase, rng, toEngineProblem } from '../helpers.js';
 import { relError, valueAndGrad64 } from '../reference/mlp64.js';
 
 describe('warm-up of configured shapes (GRADSERVE_WARMUP)', () => {
   it('reads shapes as widths×batch[:activation] and refuses anything else by name', () => {
-    // by default a small webasm-sized network, which primes gpu.js's code generator
-    assert.deepEqual(loadConfig({}).warmup, [{ widths: [16, 32, 32, 1], batch: 1024, activation: 'tanh' }]);
+    // none by default: the engine primes gpu.js's code generator once the service is ready (Engine.prime)
+    assert.deepEqual(loadConfig({}).warmup, []);
     assert.deepEqual(loadConfig({ GRADSERVE_WARMUP: '' }).warmup, []);
     assert.deepEqual(loadConfig({ GRADSERVE_WARMUP: 'none' }).warmup, []);
     assert.deepEqual(loadConfig({ GRADSERVE_WARMUP: '2,4,1x4; 64,128,1x1024:relu' }).warmup, [
@@ -34,6 +34,35 @@ describe('warm-up of configured shapes (GRADSERVE_WARMUP)', () => {
       assert.ok(relError(Array.from(grads[0]!.W.data), want.grads[0]!.W.flat()) <= 1e-5);
     } finally {
       await engine.close();
+    }
+  });
+
+  it('primes the kernel compiler in the background, and gives way to the first request at its next kernel', async () => {
+    const engine = await Engine.create({ backend: 'webasm', kernelCacheSize: 64 });
+    try {
+      assert.equal(
+        engine.backendFor(toEngineProblem(randomCase(rng(1), { ...PRIME_SHAPE }))),
+        'webasm',
+        'primes the backend M-sized requests use',
+      );
+      const primed = await engine.prime();
+      assert.deepEqual([primed.stopped, primed.kernels], [false, 8]);
+      assert.equal(engine.info().kernelCache.compiles, 8);
+    } finally {
+      await engine.close();
+    }
+    const busy = await Engine.create({ backend: 'webasm', kernelCacheSize: 64 });
+    try {
+      const priming = busy.prime();
+      const c = randomCase(rng(4), { widths: [8, 12, 1], batch: 64, activation: 'tanh' });
+      const { loss } = await busy.valueAndGrad(toEngineProblem(c));
+      const primed = await priming;
+      assert.equal(primed.stopped, true, 'the request stopped it');
+      // it compiled at most the kernel it was in when the request came, and the request its own 5
+      assert.ok(busy.info().kernelCache.compiles <= 6, `${busy.info().kernelCache.compiles} kernels compiled`);
+      assert.ok(relError([loss], [valueAndGrad64(c).loss]) <= 1e-5);
+    } finally {
+      await busy.close();
     }
   });
 });
