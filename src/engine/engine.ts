@@ -28,13 +28,13 @@ const YIELD_AFTER_MS = 10;
  * loop's timers before they run (bench/RESULTS.md, "A timer turn between the large kernel steps").
  */
 const LARGE_KERNEL_VALUES = 1 << 20;
+const valuesOf = ({ params }: KernelSpec) => Number(params.batch) * Math.max(Number(params.in ?? 0), Number(params.out ?? 0));
 
 /**
  * prime()'s network: small, and sent to webasm by the dispatcher (to webgpu on a GPU host,
  * where M-sized requests go there), so that it exercises the code generator they use.
  */
 export const PRIME_SHAPE: WarmupShape = { widths: [16, 32, 32, 1], batch: 1024, activation: 'tanh' };
-const valuesOf = ({ params }: KernelSpec) => Number(params.batch) * Math.max(Number(params.in ?? 0), Number(params.out ?? 0));
 
 export interface EngineOptions {
   /** one backend, or `auto`: all of them, each request sent where the cost model says */

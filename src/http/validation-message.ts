@@ -122,12 +122,16 @@ function valueAt(body: unknown, path: (string | number)[]): unknown {
 /** The fields each object of a body may hold, by path with `*` for array indices (schemas.ts, FIELDS_AT). */
 type FieldsAt = ReadonlyMap<string, ReadonlySet<string>>;
 
+/** The fields the object at `at` may hold. */
+const fieldsOf = (fieldsAt: FieldsAt | undefined, at: (string | number)[]): Iterable<string> =>
+  fieldsAt?.get(at.map((p) => (typeof p === 'number' ? '*' : p)).join('.')) ?? [];
+
 function describeIssue(issue: Issue, body: unknown, fieldsAt: FieldsAt | undefined): string {
   const at = pathOf(issue.instancePath);
   const path = fieldPath(at);
   const keys = issue.params?.keys;
   if (issue.keyword === 'unrecognized_keys' && keys) {
-    const meantOf = (k: string) => meantField(k, fieldsAt?.get(at.map((p) => (typeof p === 'number' ? '*' : p)).join('.')) ?? []);
+    const meantOf = (k: string) => meantField(k, fieldsOf(fieldsAt, at));
     const names = keys.slice(0, MAX_ISSUES).map((k) => {
       const meant = meantOf(k);
       return meant ? `${quote(k)} (did you mean "${meant}"?)` : quote(k);
@@ -189,9 +193,8 @@ function withoutMissingMeant(issues: Issue[], body: unknown, fieldsAt: FieldsAt 
   for (const issue of issues) {
     if (issue.keyword !== 'unrecognized_keys' || !issue.params?.keys) continue;
     const at = pathOf(issue.instancePath);
-    const fields = fieldsAt?.get(at.map((p) => (typeof p === 'number' ? '*' : p)).join('.')) ?? [];
     for (const key of issue.params.keys) {
-      const field = meantField(key, fields);
+      const field = meantField(key, fieldsOf(fieldsAt, at));
       if (field && valueAt(body, [...at, field]) === undefined) meant.add(`${issue.instancePath ?? ''}/${field}`);
     }
   }
