@@ -108,7 +108,8 @@ export class ResultEncoder {
         `${head.saturatedHigh} of ${head.count} predictions are exactly 1.0 in float32 (a sigmoid saturates for ` +
           "pre-activations above about 16.6), and bce's clip(p, 1e-8, 1 - 1e-8) cannot help because 1 - 1e-8 " +
           'rounds to 1.0 in float32: log(1 - p) = log(0). JAX returns the same NaN/Infinity. Use "loss": "bce_logits" ' +
-          "(the same loss computed from the pre-activations, which never overflows), or scale down the last layer's " +
+          'with a linear output ("outputActivation": "linear", or left out): the same loss computed from the ' +
+          "pre-activations, which never overflows. Or scale down the last layer's " +
           'weights or inputs to keep its pre-activations below about 16.',
       );
     }

@@ -220,6 +220,38 @@ describe('the lesson series over HTTP: /init, /forward, /train', () => {
   }
 });
 
+describe('training that saturates the output', () => {
+  it('POST /train of the XOR recipe run until its sigmoid saturates says to use bce_logits, which then trains on', async () => {
+    // the recipe's fit drives bce towards 0 until a prediction is exactly 1.0 in float32
+    // (at step 14134 of 15000): a smaller learning rate would only delay it
+    const steps = 15000;
+    const { app, engine } = await makeApp('cpu');
+    after(async () => {
+      await app.close();
+      await engine.close();
+    });
+    const post = (url: string, payload: unknown) => app.inject({ method: 'POST', url, payload: payload as object });
+    const res = await post('/train', { ...xorTrainRequest, steps });
+    assert.equal(res.statusCode, 200, res.body);
+    const { warnings, history } = res.json();
+    const stoppedAt = history.at(-1).step;
+    assert.ok(stoppedAt > 1000 && stoppedAt < steps, `stopped at ${stoppedAt}`);
+    const said = warnings.join(' ');
+    assert.match(said, new RegExp(`training stopped at step ${stoppedAt}: .*drove predictions to exactly 1\\.0 .*"loss": "bce_logits"`));
+    assert.doesNotMatch(said, /Try a smaller learningRate/);
+    assert.match(
+      said,
+      /predictions are exactly 1\.0 in float32.*"bce_logits" with a linear output \("outputActivation": "linear", or left out\)/,
+    );
+    // the advice, taken: the same network and recipe on bce_logits runs all its steps
+    const { outputActivation, ...recipe } = xorTrainRequest;
+    const logits = await post('/train', { ...recipe, loss: 'bce_logits', steps });
+    assert.equal(logits.statusCode, 200, logits.body);
+    assert.equal(logits.json().history.at(-1).step, steps - 1);
+    assert.ok(logits.json().loss < 1e-6 && logits.json().warnings === undefined, logits.body.slice(0, 300));
+  });
+});
+
 describe('training does not hold up other requests', () => {
   it('answers /healthz while a long /train runs on the cpu backend', async () => {
     const { app, engine } = await makeApp('cpu');
