@@ -45,4 +45,20 @@ describe('examples/: the lesson series against a running server', () => {
     const { stdout } = await run('bash', ['examples/lesson.sh', `${address}/`], { cwd: root });
     assert.match(stdout, /5\. train +final loss 0\.00/);
   });
+
+  it('check_backprop.py (plain Python) finds a hand-written backprop right, and one missing the mean wrong', async () => {
+    const { stdout } = await run('python3', ['examples/check_backprop.py', address], { cwd: root });
+    assert.equal(stdout.match(/ agrees /g)?.length, 5, stdout);
+    assert.match(stdout, /your backprop matches gradserve/);
+    // the classic bug: its gradients are 4 times the service's (the batch's 4 elements), and it exits 1
+    const buggy = await run('python3', ['examples/check_backprop.py', address, '--forget-mean'], { cwd: root }).then(
+      () => assert.fail('check_backprop.py --forget-mean exited 0'),
+      (err: { code: number; stdout: string }) => err,
+    );
+    assert.equal(buggy.code, 1);
+    assert.match(buggy.stdout, /loss +agrees/);
+    assert.match(buggy.stdout, /grads\[0\]\.W +DIFFERS/);
+    assert.match(buggy.stdout, /each differing value is 4 times the service's/);
+    assert.match(buggy.stdout, /4 of 5 differ/);
+  });
 });
