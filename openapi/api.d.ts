@@ -1376,6 +1376,8 @@ export interface operations {
                         backend: string;
                         /** @description The backends started and answering their probe. */
                         backends: string[];
+                        /** @description What start-up found of a GPU for the webgpu backend, and whether it is used: "webgpu runs on a hardware adapter (…)", or why not (no GPU device node, no adapter, a software adapter that auto leaves unused, another backend forced). */
+                        gpu: string;
                         /** @description Compiled kernels: how many are kept and how they were found. */
                         kernelCache: {
                             size: number;

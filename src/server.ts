@@ -98,7 +98,8 @@ async function main(): Promise<void> {
   await orCannotStart(`cannot listen on ${config.host} port ${config.port} (HOST, PORT)`, () =>
     app.listen({ port: config.port, host: config.host }),
   );
-  app.log.info({ backend: engine.choice, backends: engine.info().backends, docs: '/docs' }, 'gradserve ready');
+  const { backends, gpu } = engine.info();
+  app.log.info({ backend: engine.choice, backends, gpu, docs: '/docs' }, 'gradserve ready');
   priming = engine.prime().then(
     (primed) => app.log.debug(primed, primed.stopped ? 'priming stopped: a request came first' : 'primed the kernel compiler'),
     (err: unknown) => app.log.warn({ err }, 'priming the kernel compiler failed; requests compile as they come'),

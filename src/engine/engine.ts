@@ -53,8 +53,8 @@ export interface TrainResult extends TrainLoop, LossResult {}
 export interface EngineInfo {
   backend: BackendChoice;
   backends: BackendName[];
-  /** the WebGPU adapter found at start-up, used or not (auto uses only a hardware one) */
-  gpuAdapter?: AdapterInfo;
+  /** what start-up found of a GPU for webgpu, and whether it is used, in a sentence (gpuFinding) */
+  gpu: string;
   kernelCache: KernelCacheStats;
   /** webasm's worker threads, when webasm is one of the backends */
   webasmThreads?: number;
@@ -76,7 +76,7 @@ export class Engine {
     private readonly backends: Map<BackendName, Backend>,
     private readonly cache: KernelCache,
     private readonly thresholds: Thresholds,
-    private readonly gpuAdapter: AdapterInfo | undefined,
+    private readonly gpu: string,
     private readonly webasmThreads: number,
   ) {}
 
@@ -91,17 +91,13 @@ export class Engine {
    */
   static async create(options: EngineOptions): Promise<Engine> {
     const auto = options.backend === 'auto';
-    const gpuAdapter = (auto && hasGpuDevice()) || options.backend === 'webgpu' ? await findAdapter() : undefined;
+    const deviceNode = hasGpuDevice();
+    const gpuAdapter = (auto && deviceNode) || options.backend === 'webgpu' ? await findAdapter() : undefined;
     const names: BackendName[] = auto ? ['cpu', 'webasm'] : [options.backend as BackendName];
     if (auto && gpuAdapter && !gpuAdapter.software) names.push('webgpu');
+    const gpu = gpuFinding(options.backend, deviceNode, gpuAdapter, names.includes('webgpu'));
     if (options.requireGpu && !(names.includes('webgpu') && gpuAdapter && !gpuAdapter.software)) {
-      const found =
-        options.backend !== 'auto' && options.backend !== 'webgpu'
-          ? `the backend is ${options.backend}, not auto or webgpu`
-          : gpuAdapter
-            ? `the WebGPU adapter is a software one (${gpuAdapter.description})`
-            : 'no WebGPU adapter was found (no GPU device node, no Vulkan driver, or no Dawn)';
-      throw new Error(`a GPU is required (GRADSERVE_REQUIRE_GPU=1), but ${found}`);
+      throw new Error(`a GPU is required (GRADSERVE_REQUIRE_GPU=1), but ${gpu}`);
     }
     const backends = new Map<BackendName, Backend>();
     const webasmThreads = options.webasmThreads ?? usableCpus();
@@ -116,7 +112,7 @@ export class Engine {
       throw err;
     }
     const thresholds = { cpuMaxWork: DEFAULT_CPU_MAX_WORK, gpuMinWork: DEFAULT_GPU_MIN_WORK, ...options.thresholds };
-    return new Engine(options.backend, backends, new KernelCache(options.kernelCacheSize), thresholds, gpuAdapter, webasmThreads);
+    return new Engine(options.backend, backends, new KernelCache(options.kernelCacheSize), thresholds, gpu, webasmThreads);
   }
 
   /** Where a problem of this size runs. */
@@ -246,7 +242,7 @@ export class Engine {
     return {
       backend: this.choice,
       backends: [...this.backends.keys()],
-      gpuAdapter: this.gpuAdapter,
+      gpu: this.gpu,
       kernelCache: this.cache.stats(),
       ...(this.backends.has('webasm') ? { webasmThreads: this.webasmThreads } : {}),
     };
@@ -325,4 +321,16 @@ export class Engine {
       for (const lease of leases.values()) lease.release();
     }
   }
+}
+
+/**
+ * What start-up found of a GPU for the webgpu backend, and whether it is used, in a
+ * sentence: for /info, the ready log line, and GRADSERVE_REQUIRE_GPU's refusal to start.
+ */
+function gpuFinding(choice: BackendChoice, deviceNode: boolean, adapter: AdapterInfo | undefined, used: boolean): string {
+  if (adapter && used) return `webgpu runs on ${adapter.software ? 'a software' : 'a hardware'} adapter (${adapter.description})`;
+  if (choice !== 'auto' && choice !== 'webgpu') return `not looked for: the backend is ${choice}, not auto or webgpu`;
+  if (choice === 'auto' && !deviceNode) return 'no GPU device node (/dev/dri or /dev/nvidia*), so Dawn was not loaded';
+  if (!adapter) return 'no WebGPU adapter was found (no Vulkan driver for the GPU, or no Dawn)';
+  return `the WebGPU adapter is a software one (${adapter.description}), slower than webasm: auto leaves it unused`;
 }

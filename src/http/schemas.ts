@@ -243,6 +243,12 @@ export const InfoResponse = z
     version: z.string(),
     backend: z.string().describe('GRADSERVE_BACKEND: a backend, or auto (each request where the cost model sends it).'),
     backends: z.array(z.string()).describe('The backends started and answering their probe.'),
+    gpu: z
+      .string()
+      .describe(
+        'What start-up found of a GPU for the webgpu backend, and whether it is used: "webgpu runs on a hardware adapter (…)", ' +
+          'or why not (no GPU device node, no adapter, a software adapter that auto leaves unused, another backend forced).',
+      ),
     kernelCache: z
       .object({
         size: z.number().int(),

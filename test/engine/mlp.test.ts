@@ -47,6 +47,7 @@ for (const backend of BACKENDS) {
     after(() => engine?.close());
 
     it('computes the XOR lesson as the float64 reference does', async () => {
+      if (backend === 'webgpu') assert.match(engine.info().gpu, /^webgpu runs on a (software|hardware) adapter \(.+\)$/);
       await assertMatchesReference(engine, xorCase, 'xor');
       const { loss } = await engine.loss(toEngineProblem(xorCase));
       assert.ok(Math.abs(loss - 0.729988954) < 1e-6, `xor loss ${loss}`);

@@ -30,6 +30,7 @@ describe('operations: /info and /metrics', () => {
     assert.equal(info.version, VERSION);
     assert.equal(info.backend, 'cpu');
     assert.deepEqual(info.backends, ['cpu']);
+    assert.equal(info.gpu, 'not looked for: the backend is cpu, not auto or webgpu');
     const config = defaultConfig();
     assert.deepEqual(info.limits, config.limits);
     assert.deepEqual(info.admission, config.admission);
