@@ -101,7 +101,7 @@ async function main(): Promise<void> {
   const { backends, gpu } = engine.info();
   app.log.info({ backend: engine.choice, backends, gpu, docs: '/docs' }, 'gradserve ready');
   priming = engine.prime().then(
-    (primed) => app.log.debug(primed, primed.stopped ? 'priming stopped: a request came first' : 'primed the kernel compiler'),
+    (primed) => app.log.debug(primed, primed.stopped ? 'priming stopped by shutdown' : 'primed the kernel compiler'),
     (err: unknown) => app.log.warn({ err }, 'priming the kernel compiler failed; requests compile as they come'),
   );
 }

@@ -35,6 +35,8 @@ const valuesOf = ({ params }: KernelSpec) => Number(params.batch) * Math.max(Num
  * where M-sized requests go there), so that it exercises the code generator they use.
  */
 export const PRIME_SHAPE: WarmupShape = { widths: [16, 32, 32, 1], batch: 1024, activation: 'tanh' };
+/** how long the engine must have had no call before priming, paused by one, resumes */
+export const PRIME_RESUME_AFTER_MS = 100;
 
 export interface EngineOptions {
   /** one backend, or `auto`: all of them, each request sent where the cost model says */
@@ -68,8 +70,14 @@ export interface EngineInfo {
  */
 export class Engine {
   private readonly compileListeners: ((compile: KernelCompile) => void)[] = [];
-  /** prime()'s call while it runs: any other call stops it */
+  /** prime()'s current run: any other call stops it, and prime() resumes once the engine is quiet */
   private priming?: AbortController;
+  /** stopPriming() was called: prime() ends rather than resuming */
+  private primingEnded = false;
+  /** prime()'s wait for a quiet engine, re-armed by every call that starts or ends */
+  private quietWaiter?: { arm: () => void; end: (quiet: boolean) => void };
+  /** engine calls in flight, priming's aside */
+  private calls = 0;
 
   private constructor(
     readonly choice: BackendChoice,
@@ -205,28 +213,59 @@ export class Engine {
   }
 
   /**
-   * Compile PRIME_SHAPE's kernels in the background, so that V8 compiles gpu.js's code
-   * generator before the first request of a new shape needs it. It gives way: the first
-   * other call stops it before its next kernel (`stopped: true`), so a request never waits
-   * for more than one of its compiles. The service primes once it is ready, where a warm-up
-   * before listening cost start-up more than it saved the first request (bench/RESULTS.md).
+   * Compile PRIME_SHAPE's kernels and run its value-and-grad in the background, so that V8
+   * compiles gpu.js's code generator and the engine's host code before the first request of
+   * a new shape needs them (in process: M's first call 88–111 ms of compiling and 8–10 of
+   * host code against 139–149 and 24–32; bench/RESULTS.md). It gives way: any other call
+   * pauses it before its next kernel, so a request waits for one of its compiles at most, and
+   * it resumes where it was once the engine has had no call for PRIME_RESUME_AFTER_MS
+   * (`paused` counts the pauses; `kernels` and `ms` are its last run's). It ends early
+   * (`stopped`) only by stopPriming(). The service primes once it is ready, where a warm-up
+   * before listening cost start-up more than it saved the first request.
    */
-  async prime(): Promise<{ kernels: number; ms: number; stopped: boolean }> {
-    const controller = new AbortController();
-    this.priming = controller;
-    try {
-      return { ...(await this.warmUp([PRIME_SHAPE], controller.signal)), stopped: false };
-    } catch (err) {
-      if (controller.signal.aborted) return { kernels: 0, ms: 0, stopped: true };
-      throw err;
-    } finally {
-      if (this.priming === controller) this.priming = undefined;
+  async prime(): Promise<{ kernels: number; ms: number; paused: number; stopped: boolean }> {
+    if (this.primingEnded) return { kernels: 0, ms: 0, paused: 0, stopped: true };
+    for (let paused = 0; ; paused++) {
+      const controller = new AbortController();
+      this.priming = controller;
+      try {
+        return { ...(await this.warmUp([PRIME_SHAPE], controller.signal)), paused, stopped: false };
+      } catch (err) {
+        if (!controller.signal.aborted) throw err;
+      } finally {
+        if (this.priming === controller) this.priming = undefined;
+      }
+      if (this.primingEnded || !(await this.quietFor(PRIME_RESUME_AFTER_MS)))
+        return { kernels: 0, ms: 0, paused: paused + 1, stopped: true };
     }
   }
 
-  /** Stop priming (shutdown): prime() resolves before its next kernel. */
+  /** End priming for good (shutdown, close): prime() resolves before its next kernel. */
   stopPriming(): void {
+    this.primingEnded = true;
     this.priming?.abort(new Error('priming stopped'));
+    this.quietWaiter?.end(false);
+  }
+
+  /** Resolves true once the engine has had no call for `ms`, false if stopPriming() comes first. */
+  private quietFor(ms: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const waiter = {
+        // a call that starts cancels the countdown; the last one to end starts it again
+        arm: () => {
+          clearTimeout(timer);
+          timer = this.calls === 0 ? setTimeout(() => waiter.end(true), ms) : undefined;
+        },
+        end: (quiet: boolean) => {
+          clearTimeout(timer);
+          if (this.quietWaiter === waiter) this.quietWaiter = undefined;
+          resolve(quiet);
+        },
+      };
+      this.quietWaiter = waiter;
+      waiter.arm();
+    });
   }
 
   /** Hear of every kernel compiled, with its time (metrics); returns the way to stop. */
@@ -255,6 +294,7 @@ export class Engine {
 
   /** Free every kernel and backend (a WebGPU device must be destroyed before the process exits). */
   async close(): Promise<void> {
+    this.stopPriming();
     this.cache.clear();
     await Promise.all([...this.backends.values()].map((b) => b.destroy()));
   }
@@ -264,7 +304,8 @@ export class Engine {
     signal: AbortSignal | undefined,
     body: (run: RunKernel, stats: RunStats) => Promise<T>,
   ): Promise<T> {
-    if (signal !== this.priming?.signal) this.stopPriming();
+    const primingRun = signal !== undefined && signal === this.priming?.signal;
+    if (!primingRun) this.priming?.abort(new Error('priming paused: a call came'));
     const backend = this.backends.get(this.backendFor(sizing))!;
     const stats: RunStats = { backend: backend.name, compiled: [], compileMs: 0, computeMs: 0 };
     // one lease per kernel for the whole call (a training run calls each kernel many times)
@@ -313,12 +354,20 @@ export class Engine {
       return launch(false);
     };
     const run: RunKernel = Object.assign(runKernel, { backend: backend.name });
+    if (!primingRun) {
+      this.calls++;
+      this.quietWaiter?.arm();
+    }
     const t0 = performance.now();
     try {
       return await body(run, stats);
     } finally {
       stats.computeMs = performance.now() - t0 - stats.compileMs;
       for (const lease of leases.values()) lease.release();
+      if (!primingRun) {
+        this.calls--;
+        this.quietWaiter?.arm();
+      }
     }
   }
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Engine, PRIME_SHAPE } from '../../src/engine/engine.js';
+import { Engine, PRIME_RESUME_AFTER_MS, PRIME_SHAPE } from '../../src/engine/engine.js';
 import { loadConfig } from '../../src/runtime/config.js';
 import { randomCase, rng, toEngineProblem } from '../helpers.js';
 import { relError, valueAndGrad64 } from '../reference/mlp64.js';
@@ -37,7 +37,7 @@ describe('warm-up of configured shapes (GRADSERVE_WARMUP)', () => {
     }
   });
 
-  it('primes the kernel compiler in the background, and gives way to the first request at its next kernel', async () => {
+  it('primes the kernel compiler in the background, gives way to a request at its next kernel, and resumes when the engine is quiet', async () => {
     const engine = await Engine.create({ backend: 'webasm', kernelCacheSize: 64 });
     try {
       assert.equal(
@@ -46,7 +46,7 @@ describe('warm-up of configured shapes (GRADSERVE_WARMUP)', () => {
         'primes the backend M-sized requests use',
       );
       const primed = await engine.prime();
-      assert.deepEqual([primed.stopped, primed.kernels], [false, 8]);
+      assert.deepEqual([primed.stopped, primed.paused, primed.kernels], [false, 0, 8]);
       assert.equal(engine.info().kernelCache.compiles, 8);
     } finally {
       await engine.close();
@@ -56,13 +56,34 @@ describe('warm-up of configured shapes (GRADSERVE_WARMUP)', () => {
       const priming = busy.prime();
       const c = randomCase(rng(4), { widths: [8, 12, 1], batch: 64, activation: 'tanh' });
       const { loss } = await busy.valueAndGrad(toEngineProblem(c));
-      const primed = await priming;
-      assert.equal(primed.stopped, true, 'the request stopped it');
       // it compiled at most the kernel it was in when the request came, and the request its own 5
       assert.ok(busy.info().kernelCache.compiles <= 6, `${busy.info().kernelCache.compiles} kernels compiled`);
       assert.ok(relError([loss], [valueAndGrad64(c).loss]) <= 1e-5);
+      // a second call within the quiet time keeps it paused
+      await new Promise((resolve) => setTimeout(resolve, PRIME_RESUME_AFTER_MS / 2));
+      const compilesBefore = busy.info().kernelCache.compiles;
+      await busy.valueAndGrad(toEngineProblem(c));
+      assert.equal(busy.info().kernelCache.compiles, compilesBefore, 'nothing compiled while paused');
+      const started = performance.now();
+      const primed = await priming;
+      assert.deepEqual([primed.stopped, primed.paused], [false, 1], 'resumed once, and finished');
+      assert.ok(performance.now() - started >= PRIME_RESUME_AFTER_MS - 5, 'after a quiet spell');
+      assert.equal(busy.info().kernelCache.compiles, 5 + 8, "the request's 5 and priming's 8, each once");
     } finally {
       await busy.close();
+    }
+    // stopped for good (shutdown) while it waits for a quiet spell
+    const stopping = await Engine.create({ backend: 'webasm', kernelCacheSize: 64 });
+    try {
+      const priming = stopping.prime();
+      await stopping.valueAndGrad(toEngineProblem(randomCase(rng(5), { widths: [8, 12, 1], batch: 64, activation: 'tanh' })));
+      stopping.stopPriming();
+      const primed = await priming;
+      assert.deepEqual([primed.stopped, primed.paused], [true, 1]);
+      await new Promise((resolve) => setTimeout(resolve, PRIME_RESUME_AFTER_MS * 2));
+      assert.ok(stopping.info().kernelCache.compiles <= 6, 'no priming after stopPriming');
+    } finally {
+      await stopping.close();
     }
   });
 });
