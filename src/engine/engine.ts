@@ -70,7 +70,7 @@ export interface EngineInfo {
  */
 export class Engine {
   private readonly compileListeners: ((compile: KernelCompile) => void)[] = [];
-  /** prime()'s current run: any other call stops it, and prime() resumes once the engine is quiet */
+  /** prime()'s current run: any other call aborts it, and prime() resumes once the engine is quiet */
   private priming?: AbortController;
   /** stopPriming() was called: prime() ends rather than resuming */
   private primingEnded = false;
