@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
 import { cpus } from 'node:os';
 import autocannon from 'autocannon';
@@ -166,9 +166,17 @@ export interface Target {
   met: boolean;
 }
 
-/** The targets a benchmark checks, as a table after its figures, so a run says plainly which it met. */
+/** The file to which printTargets also appends its targets, one JSON line each (bench/all.ts sets it) */
+export const TARGETS_FILE_ENV = 'GRADSERVE_BENCH_TARGETS_FILE';
+
+/**
+ * The targets a benchmark checks, as a table after its figures, so a run says plainly which
+ * it met; and appended to $GRADSERVE_BENCH_TARGETS_FILE when set, for `npm run bench`'s summary.
+ */
 export function printTargets(targets: Target[]): void {
   if (targets.length === 0) return;
   console.log('\n| target | measured | met |\n| --- | --- | --- |');
   for (const t of targets) console.log(`| ${t.target} | ${t.measured} | ${t.met ? 'yes' : '**no**'} |`);
+  const file = process.env[TARGETS_FILE_ENV];
+  if (file) appendFileSync(file, targets.map((t) => `${JSON.stringify(t)}\n`).join(''));
 }
