@@ -12,14 +12,14 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { xorRequest } from '../src/http/request-examples.js';
-import { binaryBody, body } from './lib.js';
+import { lBinaryBody, mBody } from './lib.js';
 
 const dir = process.argv[2] ?? 'bench/bodies';
 mkdirSync(dir, { recursive: true });
 const bodies: [string, string][] = [
   ['S.json', JSON.stringify(xorRequest)],
-  ['M.json', body([64, 128, 128, 1], 1024)],
-  ['L.base64.json', binaryBody([784, 512, 512, 1], 4096)],
+  ['M.json', mBody()],
+  ['L.base64.json', lBinaryBody()],
 ];
 for (const [name, text] of bodies) {
   writeFileSync(join(dir, name), text);

@@ -10,9 +10,9 @@
  *   npm run build && npx tsx bench/compile.ts [runs, default 3]
  */
 import { xorRequest } from '../src/http/request-examples.js';
-import { body, machine, printTargets, type Server, serverTiming, startServer } from './lib.js';
+import { body, machine, mBody, printTargets, type Server, serverTiming, startServer } from './lib.js';
 
-const M = body([64, 128, 128, 1], 1024);
+const M = mBody();
 
 async function ready(): Promise<{ server: Server; readyMs: number }> {
   const t0 = performance.now();

@@ -20,7 +20,7 @@ import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { xorRequest } from '../src/http/request-examples.js';
-import { body, loadTest, machine, printTargets, type Server, startServer, type Target, torchPython } from './lib.js';
+import { loadTest, machine, mBody, printTargets, type Server, startServer, type Target, torchPython } from './lib.js';
 
 const seconds = Number(process.argv[2] ?? 5);
 const rounds = Number(process.argv[3] ?? 3);
@@ -28,7 +28,7 @@ const connections = process.argv[4] ? Number(process.argv[4]) : undefined;
 const CASES = [
   // issue 3's target for S: at least 0.8× the ceiling's req/s
   { name: 'S (XOR, JSON)', payload: JSON.stringify(xorRequest), connections: connections ?? 8, targetRatio: 0.8 },
-  { name: 'M [64,128,128,1]×1024, JSON', payload: body([64, 128, 128, 1], 1024), connections: connections ?? 4 },
+  { name: 'M [64,128,128,1]×1024, JSON', payload: mBody(), connections: connections ?? 4 },
 ];
 const targets: Target[] = [];
 

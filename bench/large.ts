@@ -15,10 +15,10 @@ import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { binaryBody, machine, percentile, printTargets, serverTiming, startServer } from './lib.js';
+import { lBinaryBody, machine, percentile, printTargets, serverTiming, startServer } from './lib.js';
 
 const requests = Number(process.argv[2] ?? 3);
-const payload = binaryBody([784, 512, 512, 1], 4096);
+const payload = lBinaryBody();
 // prom-client samples the event loop's delay every 10 ms, and its figures include that interval
 const LAG_RESOLUTION_S = 0.01;
 

@@ -83,6 +83,13 @@ export function body(widths: number[], batch: number, seed = 1): string {
   return JSON.stringify(randomCase(rng(seed), { widths, batch, activation: 'tanh' }));
 }
 
+/**
+ * The benchmarks' M and L bodies (sizes: bench/RESULTS.md), one definition for every benchmark
+ * that sends them and for bench/bodies.ts, so that load runs with other tools send the same bytes.
+ */
+export const mBody = () => body([64, 128, 128, 1], 1024);
+export const lBinaryBody = () => binaryBody([784, 512, 512, 1], 4096);
+
 /** The same request with every tensor binary (base64 float32), asking for binary tensors back. */
 export function binaryBody(widths: number[], batch: number, seed = 1): string {
   const c = randomCase(rng(seed), { widths, batch, activation: 'tanh' });
