@@ -1382,6 +1382,10 @@ export interface operations {
                         kernelCache: {
                             size: number;
                             capacity: number;
+                            /** @description Memory the cached kernels keep: their arguments' and results' buffers. */
+                            bytes: number;
+                            /** @description The most they may keep (GRADSERVE_KERNEL_CACHE_BYTES); the least recently used beyond it are freed. */
+                            maxBytes: number;
                             compiles: number;
                             hits: number;
                             evictions: number;

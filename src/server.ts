@@ -32,6 +32,7 @@ async function main(): Promise<void> {
     Engine.create({
       backend: config.backend,
       kernelCacheSize: config.kernelCacheSize,
+      kernelCacheBytes: config.kernelCacheBytes,
       webasmThreads: config.webasmThreads,
       thresholds: config.thresholds,
       requireGpu: config.requireGpu,

@@ -42,6 +42,8 @@ export interface EngineOptions {
   /** one backend, or `auto`: all of them, each request sent where the cost model says */
   backend: BackendChoice;
   kernelCacheSize: number;
+  /** the most memory the cached kernels may keep (default DEFAULT_KERNEL_CACHE_BYTES) */
+  kernelCacheBytes?: number;
   /** webasm's worker threads (default: one per usable CPU) */
   webasmThreads?: number;
   /** with `auto`: the most work (batch × Σ in×out) sent to cpu, the least sent to a GPU */
@@ -120,7 +122,14 @@ export class Engine {
       throw err;
     }
     const thresholds = { cpuMaxWork: DEFAULT_CPU_MAX_WORK, gpuMinWork: DEFAULT_GPU_MIN_WORK, ...options.thresholds };
-    return new Engine(options.backend, backends, new KernelCache(options.kernelCacheSize), thresholds, gpu, webasmThreads);
+    return new Engine(
+      options.backend,
+      backends,
+      new KernelCache(options.kernelCacheSize, options.kernelCacheBytes),
+      thresholds,
+      gpu,
+      webasmThreads,
+    );
   }
 
   /** Where a problem of this size runs. */

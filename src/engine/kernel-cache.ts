@@ -11,11 +11,16 @@ interface Entry {
   evicted: boolean;
   /** true until the first call, which is when gpu.js builds the kernel */
   fresh: boolean;
+  /** the memory the kernel keeps between calls (see kernelBytes), known after its first call */
+  bytes: number;
 }
 
 export interface KernelCacheStats {
   size: number;
   capacity: number;
+  /** memory the cached kernels keep (their arguments' and results' buffers), and its bound */
+  bytes: number;
+  maxBytes: number;
   compiles: number;
   hits: number;
   evictions: number;
@@ -31,6 +36,12 @@ export interface Lease {
   release: () => void;
 }
 
+/**
+ * What the cached kernels may keep, by default: a few large shapes (L's 8 kernels keep about
+ * 160 MiB), and room beside them for two requests at the activation limit in 2 GiB.
+ */
+export const DEFAULT_KERNEL_CACHE_BYTES = 512 * 2 ** 20;
+
 export function kernelKey(parts: Record<string, string | number>): string {
   // once per spec (dense.ts memoizes them)
   let key = '';
@@ -39,10 +50,28 @@ export function kernelKey(parts: Record<string, string | number>): string {
 }
 
 /**
- * A bounded LRU of compiled kernels, counted. The key names the backend, the op and every
- * size and option that changes the compiled code (see kernelKey). Kernels are leased for
- * the length of a request: an entry evicted while a request still uses it is destroyed
- * when the last lease is returned, never under a running computation.
+ * The memory a kernel keeps between calls: webasm holds its arguments and its result in a
+ * WebAssembly memory of their size, a GPU backend in buffers of their size (cpu keeps
+ * none, and its kernels are small). Typed arrays, arrays of them (rows), and numbers.
+ */
+export function kernelBytes(args: unknown[], result: unknown): number {
+  const bytes = (v: unknown): number => {
+    if (ArrayBuffer.isView(v)) return v.byteLength;
+    if (typeof v === 'number') return 4;
+    if (!Array.isArray(v)) return 0;
+    let n = 0;
+    for (const x of v) n += bytes(x);
+    return n;
+  };
+  return bytes(args) + bytes(result);
+}
+
+/**
+ * A bounded LRU of compiled kernels: at most `capacity` of them, keeping at most `maxBytes`
+ * of memory. The key names the backend, the op and every size and option that changes the
+ * compiled code (see kernelKey). Kernels are leased for the length of a request: an entry
+ * evicted while a request still uses it is destroyed when the last lease is returned, never
+ * under a running computation.
  */
 export class KernelCache {
   private readonly entries = new Map<string, Entry>();
@@ -50,9 +79,14 @@ export class KernelCache {
   private hits = 0;
   private evictions = 0;
   private compileMsTotal = 0;
+  private bytes = 0;
 
-  constructor(readonly capacity: number) {
+  constructor(
+    readonly capacity: number,
+    readonly maxBytes = DEFAULT_KERNEL_CACHE_BYTES,
+  ) {
     if (!Number.isInteger(capacity) || capacity < 1) throw new Error('kernel cache capacity must be a positive integer');
+    if (!(maxBytes > 0)) throw new Error('kernel cache memory bound must be positive');
   }
 
   /**
@@ -66,7 +100,7 @@ export class KernelCache {
       this.entries.delete(key); // re-insert: most recently used last
       this.entries.set(key, entry);
     } else {
-      entry = { key, kernel: create(), leases: 0, evicted: false, fresh: true };
+      entry = { key, kernel: create(), leases: 0, evicted: false, fresh: true, bytes: 0 };
       this.entries.set(key, entry);
       this.evictOverflow();
     }
@@ -88,19 +122,28 @@ export class KernelCache {
     entry.fresh = false;
     this.compiles++;
     const t0 = performance.now();
+    let result: unknown;
     try {
-      return await entry.kernel.run(...args);
+      result = await entry.kernel.run(...args);
     } finally {
       const ms = performance.now() - t0;
       this.compileMsTotal += ms;
       onCompile(ms);
     }
+    // the size of its memory is known once it has run: count it, and make room for it
+    if (!entry.evicted) {
+      entry.bytes = kernelBytes(args, result);
+      this.bytes += entry.bytes;
+      this.evictOverflow();
+    }
+    return result;
   }
 
   private evictOverflow(): void {
     for (const entry of this.entries.values()) {
-      if (this.entries.size <= this.capacity) return;
+      if (this.entries.size <= this.capacity && this.bytes <= this.maxBytes) return;
       this.entries.delete(entry.key);
+      this.bytes -= entry.bytes;
       this.evictions++;
       entry.evicted = true;
       if (entry.leases === 0) entry.kernel.destroy();
@@ -111,6 +154,8 @@ export class KernelCache {
     return {
       size: this.entries.size,
       capacity: this.capacity,
+      bytes: this.bytes,
+      maxBytes: this.maxBytes,
       compiles: this.compiles,
       hits: this.hits,
       evictions: this.evictions,
@@ -124,5 +169,6 @@ export class KernelCache {
       if (entry.leases === 0) entry.kernel.destroy();
     }
     this.entries.clear();
+    this.bytes = 0;
   }
 }

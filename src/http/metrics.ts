@@ -89,6 +89,14 @@ export function registerMetrics(app: FastifyInstance, engine: Engine): void {
     },
   });
   new Gauge({
+    name: 'gradserve_kernel_cache_bytes',
+    help: 'Memory the cached kernels keep (their arguments and results), bounded by GRADSERVE_KERNEL_CACHE_BYTES',
+    registers,
+    collect() {
+      this.set(cache().bytes);
+    },
+  });
+  new Gauge({
     name: 'gradserve_admitted_requests',
     help: 'Admitted compute requests: computing (running), waiting for a compute slot (waiting), waiting with their bodies unread (unread), and the rest: receiving or parsing their bodies, or sending their answers (io)',
     labelNames: ['state'],

@@ -253,6 +253,11 @@ export const InfoResponse = z
       .object({
         size: z.number().int(),
         capacity: z.number().int(),
+        bytes: z.number().int().describe("Memory the cached kernels keep: their arguments' and results' buffers."),
+        maxBytes: z
+          .number()
+          .int()
+          .describe('The most they may keep (GRADSERVE_KERNEL_CACHE_BYTES); the least recently used beyond it are freed.'),
         compiles: z.number().int(),
         hits: z.number().int(),
         evictions: z.number().int(),

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DEFAULT_CPU_MAX_WORK, DEFAULT_GPU_MIN_WORK, type Thresholds } from '../engine/dispatch.js';
+import { DEFAULT_KERNEL_CACHE_BYTES } from '../engine/kernel-cache.js';
 import { ACTIVATIONS, type Activation, BACKEND_CHOICES, type WarmupShape } from '../engine/types.js';
 import { usableCpus } from './cpus.js';
 import { LAYERS_CEILING, type Limits, overLimit } from './limits.js';
@@ -76,6 +77,7 @@ const EnvSchema = z.object({
     .transform((v) => v === '1'),
   GRADSERVE_BODY_LIMIT: decimal(z.number().int().positive()).default(64 * 1024 * 1024),
   GRADSERVE_KERNEL_CACHE_SIZE: decimal(z.number().int().positive()).default(64),
+  GRADSERVE_KERNEL_CACHE_BYTES: decimal(z.number().int().positive()).default(DEFAULT_KERNEL_CACHE_BYTES),
   GRADSERVE_WEBASM_THREADS: decimal(z.number().int().positive().max(256)).default(CPUS),
   GRADSERVE_SHUTDOWN_GRACE_MS: Milliseconds.default(10_000),
   GRADSERVE_MAX_TRAIN_STEPS: decimal(z.number().int().positive()).default(100_000),
@@ -134,6 +136,8 @@ export interface Config {
   /** start only with webgpu on a hardware adapter */
   requireGpu: boolean;
   kernelCacheSize: number;
+  /** the most memory the cached kernels may keep; the least recently used beyond it are freed */
+  kernelCacheBytes: number;
   /** webasm's worker threads */
   webasmThreads: number;
   /** compiled before the server listens */
@@ -178,6 +182,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     thresholds: { cpuMaxWork: e.GRADSERVE_CPU_MAX_WORK, gpuMinWork: e.GRADSERVE_GPU_MIN_WORK },
     requireGpu: e.GRADSERVE_REQUIRE_GPU,
     kernelCacheSize: e.GRADSERVE_KERNEL_CACHE_SIZE,
+    kernelCacheBytes: e.GRADSERVE_KERNEL_CACHE_BYTES,
     webasmThreads: e.GRADSERVE_WEBASM_THREADS,
     warmup: e.GRADSERVE_WARMUP,
     shutdownGraceMs: e.GRADSERVE_SHUTDOWN_GRACE_MS,

@@ -43,4 +43,32 @@ describe('kernel cache under churn', () => {
       await engine.close();
     }
   });
+
+  it('returns the memory of evicted kernels that ran on the worker threads, within its byte bound', async () => {
+    const maxBytes = 16 * 2 ** 20;
+    const engine = await Engine.create({ backend: 'webasm', kernelCacheSize: 64, kernelCacheBytes: maxBytes });
+    const rand = rng(6);
+    // [256, h, 1] × 2048: kernels large enough to run split over the threads, in a shared
+    // memory that each thread maps; each shape's kernels keep 5–7 MiB
+    const runShape = (h: number) =>
+      engine.valueAndGrad(toEngineProblem(randomCase(rand, { widths: [256, h, 1], batch: 2048, activation: 'tanh' })));
+    const rssMb = async () => {
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, 100)); // the threads collect after their releases
+      gc();
+      return process.memoryUsage().rss / 2 ** 20;
+    };
+    try {
+      for (let h = 64; h < 64 + 4 * 8; h += 8) await runShape(h);
+      const warm = await rssMb();
+      for (let h = 96; h < 96 + 16 * 8; h += 8) await runShape(h);
+      const grown = (await rssMb()) - warm;
+      const stats = engine.info().kernelCache;
+      assert.ok(stats.bytes <= maxBytes && stats.bytes > maxBytes / 2, `the cache keeps ${stats.bytes} bytes`);
+      assert.ok(stats.evictions > 16 * 4, `${stats.evictions} evictions`);
+      assert.ok(grown < 48, `RSS grew ${grown.toFixed(1)} MiB over 16 more shapes of 5–7 MiB each`);
+    } finally {
+      await engine.close();
+    }
+  });
 });

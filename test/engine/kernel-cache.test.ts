@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { KernelCache, kernelKey } from '../../src/engine/kernel-cache.js';
+import { KernelCache, kernelBytes, kernelKey } from '../../src/engine/kernel-cache.js';
 import { batchBucket } from '../../src/engine/matrix.js';
 import { activationSpec, forwardSpec, inputGradSpec, weightGradSpec } from '../../src/engine/ops/dense.js';
 
@@ -34,6 +34,48 @@ describe('kernel cache', () => {
     assert.deepEqual(destroyed, []);
     held.release();
     assert.deepEqual(destroyed, ['a']);
+  });
+
+  it('keeps at most maxBytes of kernel memory: the least recently used beyond it are freed', async () => {
+    const cache = new KernelCache(10, 1000);
+    const destroyed: string[] = [];
+    // a kernel of 100 bytes of arguments and 400 of result: 500 bytes
+    const make = (name: string) => () => ({ run: () => new Float32Array(100), destroy: () => destroyed.push(name) });
+    const use = async (name: string) => {
+      const lease = cache.lease(name, make(name), () => {});
+      await lease.call([new Float32Array(5), new Float32Array(20)]);
+      lease.release();
+    };
+    await use('a');
+    await use('b');
+    assert.deepEqual(destroyed, []);
+    assert.equal(cache.stats().bytes, 1000);
+    await use('c');
+    assert.deepEqual(destroyed, ['a']);
+    assert.equal(cache.stats().bytes, 1000);
+    assert.equal(cache.stats().size, 2);
+  });
+
+  it('does not keep a kernel larger than its memory bound, but lets its request finish with it', async () => {
+    const cache = new KernelCache(10, 100);
+    const destroyed: string[] = [];
+    const lease = cache.lease(
+      'big',
+      () => ({ run: () => new Float32Array(50), destroy: () => destroyed.push('big') }),
+      () => {},
+    );
+    await lease.call();
+    assert.equal(((await lease.call()) as Float32Array).length, 50, 'still runs for the request that holds it');
+    assert.deepEqual(destroyed, []);
+    lease.release();
+    assert.deepEqual(destroyed, ['big']);
+    assert.deepEqual([cache.stats().size, cache.stats().bytes], [0, 0]);
+  });
+
+  it("counts a kernel's memory as its arguments and result: typed arrays, rows of them, numbers", () => {
+    const rows = [new Float32Array(3), new Float32Array(3)];
+    assert.equal(kernelBytes([rows, new Float32Array(2), 7], rows), 24 + 8 + 4 + 24);
+    assert.equal(kernelBytes([], undefined), 0);
   });
 
   it('times the first call of a kernel as its compile, and only the first', async () => {
