@@ -72,7 +72,8 @@ export function createBackend(name: BackendName, threads: number): Backend {
     } as const;
     const kernel = gpu.createKernel(source, settings);
     const run = (...args: unknown[]) => kernel(...(args as Parameters<typeof kernel>));
-    if (name !== 'headlessgl') return { run, destroy: () => kernel.destroy() };
+    const keepsMemory = name !== 'cpu';
+    if (name !== 'headlessgl') return { run, destroy: () => kernel.destroy(), keepsMemory };
     // gpu.js replaces a GL kernel it cannot build (an argument type or output it does not
     // support) with a CPU one, and only warns: the result would be right but the backend
     // reported would not be, so a moved kernel is an error here
@@ -90,6 +91,7 @@ export function createBackend(name: BackendName, threads: number): Backend {
         return out;
       },
       destroy: () => kernel.destroy(),
+      keepsMemory,
     };
   };
   // compiled once and kept: /readyz runs the probe on every call

@@ -2,6 +2,8 @@
 export interface CompiledKernel {
   run: (...args: unknown[]) => unknown;
   destroy: () => void;
+  /** whether it keeps memory for its arguments and result between calls (see kernelBytes) */
+  keepsMemory: boolean;
 }
 
 interface Entry {
@@ -50,9 +52,10 @@ export function kernelKey(parts: Record<string, string | number>): string {
 }
 
 /**
- * The memory a kernel keeps between calls: webasm holds its arguments and its result in a
- * WebAssembly memory of their size, a GPU backend in buffers of their size (cpu keeps
- * none, and its kernels are small). Typed arrays, arrays of them (rows), and numbers.
+ * The memory a kernel that keeps any keeps between calls: webasm holds its arguments and its
+ * result in a WebAssembly memory of their size, a GPU backend in buffers of their size (cpu
+ * allocates its results per call, and keeps nothing). Typed arrays, arrays of them (rows),
+ * and numbers.
  */
 export function kernelBytes(args: unknown[], result: unknown): number {
   const bytes = (v: unknown): number => {
@@ -132,7 +135,7 @@ export class KernelCache {
     }
     // the size of its memory is known once it has run: count it, and make room for it
     if (!entry.evicted) {
-      entry.bytes = kernelBytes(args, result);
+      entry.bytes = entry.kernel.keepsMemory ? kernelBytes(args, result) : 0;
       this.bytes += entry.bytes;
       this.evictOverflow();
     }

@@ -4,9 +4,16 @@ import { KernelCache, kernelBytes, kernelKey } from '../../src/engine/kernel-cac
 import { batchBucket } from '../../src/engine/matrix.js';
 import { activationSpec, forwardSpec, inputGradSpec, weightGradSpec } from '../../src/engine/ops/dense.js';
 
-function counted() {
+/** Kernels that answer `result(name)` and note when they are destroyed. */
+function counted(result: (name: string) => unknown = (name) => name) {
   const destroyed: string[] = [];
-  const make = (name: string) => () => ({ run: () => name, destroy: () => destroyed.push(name) });
+  const make =
+    (name: string, keepsMemory = true) =>
+    () => ({
+      run: () => result(name),
+      destroy: () => destroyed.push(name),
+      keepsMemory,
+    });
   return { destroyed, make };
 }
 
@@ -38,11 +45,10 @@ describe('kernel cache', () => {
 
   it('keeps at most maxBytes of kernel memory: the least recently used beyond it are freed', async () => {
     const cache = new KernelCache(10, 1000);
-    const destroyed: string[] = [];
-    // a kernel of 100 bytes of arguments and 400 of result: 500 bytes
-    const make = (name: string) => () => ({ run: () => new Float32Array(100), destroy: () => destroyed.push(name) });
-    const use = async (name: string) => {
-      const lease = cache.lease(name, make(name), () => {});
+    // kernels of 100 bytes of arguments and 400 of result: 500 bytes
+    const { destroyed, make } = counted(() => new Float32Array(100));
+    const use = async (name: string, keepsMemory = true) => {
+      const lease = cache.lease(name, make(name, keepsMemory), () => {});
       await lease.call([new Float32Array(5), new Float32Array(20)]);
       lease.release();
     };
@@ -54,16 +60,14 @@ describe('kernel cache', () => {
     assert.deepEqual(destroyed, ['a']);
     assert.equal(cache.stats().bytes, 1000);
     assert.equal(cache.stats().size, 2);
+    await use('cpu', false); // a kernel that keeps nothing between calls (cpu's) counts nothing
+    assert.deepEqual([cache.stats().bytes, cache.stats().size, destroyed], [1000, 3, ['a']]);
   });
 
   it('does not keep a kernel larger than its memory bound, but lets its request finish with it', async () => {
     const cache = new KernelCache(10, 100);
-    const destroyed: string[] = [];
-    const lease = cache.lease(
-      'big',
-      () => ({ run: () => new Float32Array(50), destroy: () => destroyed.push('big') }),
-      () => {},
-    );
+    const { destroyed, make } = counted(() => new Float32Array(50));
+    const lease = cache.lease('big', make('big'), () => {});
     await lease.call();
     assert.equal(((await lease.call()) as Float32Array).length, 50, 'still runs for the request that holds it');
     assert.deepEqual(destroyed, []);
