@@ -40,7 +40,7 @@ export interface Lease {
 
 /**
  * What the cached kernels may keep, by default: a few large shapes (L's 8 kernels keep about
- * 160 MiB), and room beside them for two requests at the activation limit in 2 GiB.
+ * 136 MiB), and room beside them for two requests at the activation limit in 2 GiB.
  */
 export const DEFAULT_KERNEL_CACHE_BYTES = 512 * 2 ** 20;
 
