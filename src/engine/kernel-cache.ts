@@ -52,10 +52,10 @@ export function kernelKey(parts: Record<string, string | number>): string {
 }
 
 /**
- * The memory a kernel that keeps any keeps between calls: webasm holds its arguments and its
- * result in a WebAssembly memory of their size, a GPU backend in buffers of their size (cpu
- * allocates its results per call, and keeps nothing). Typed arrays, arrays of them (rows),
- * and numbers.
+ * The memory a kernel keeps between calls, on a backend that keeps any: webasm holds its
+ * arguments and its result in a WebAssembly memory of their size, a GPU backend in buffers
+ * of their size (cpu allocates its results per call). Counts typed arrays, arrays of them
+ * (rows), and numbers.
  */
 export function kernelBytes(args: unknown[], result: unknown): number {
   const bytes = (v: unknown): number => {
