@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { gunzipSync, gzipSync, inflateSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import { isResponseSerializationError } from 'fastify-type-provider-zod';
@@ -7,6 +9,7 @@ import { buildApp } from '../../src/app.js';
 import { Engine } from '../../src/engine/engine.js';
 import { ResultEncoder, unpackTensors } from '../../src/http/encode.js';
 import { acceptsGzip, answerSerializerCompiler, spellOutWildcard } from '../../src/http/json-body.js';
+import { JsonWorkers } from '../../src/http/json-workers.js';
 import { POST_ROUTES } from '../../src/http/schemas.js';
 import { defaultConfig, type JsonOffload, loadConfig } from '../../src/runtime/config.js';
 import { randomCase, rng } from '../helpers.js';
@@ -235,6 +238,35 @@ describe('JSON worker threads', () => {
       () => serialize({ loss: 'half', grads }),
       (err: Error) => isResponseSerializationError(err as never) && /loss/.test(JSON.stringify((err as Error & { cause: unknown }).cause)),
     );
+  });
+
+  it('gives back the memory of a large body once its thread is idle', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const rssMb = async () => {
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, 300)); // the thread collects when idle
+      gc();
+      return process.memoryUsage().rss / 2 ** 20;
+    };
+    const workers = new JsonWorkers({ workers: 1, minBytes: 0 });
+    const bodyOf = (rows: number, cols: number) => {
+      const x = Array.from({ length: rows }, (_, i) => Array.from({ length: cols }, (_, j) => Math.sin(i * cols + j)));
+      const params = [{ W: Array.from({ length: cols }, () => [0.5]), b: [0] }];
+      return Buffer.from(JSON.stringify({ params, x, y: x.map(() => [1]) }));
+    };
+    try {
+      await workers.parse('/value-and-grad', bodyOf(64, 64));
+      const big = bodyOf(4096, 384); // 29 MB of JSON, handed over to the thread
+      const mb = (big.length / 2 ** 20).toFixed(0);
+      const before = await rssMb();
+      const { x } = (await workers.parse('/value-and-grad', big)) as { x: { shape: number[] } };
+      assert.deepEqual(x.shape, [4096, 384], 'parsed and validated');
+      const grown = (await rssMb()) - before;
+      assert.ok(grown < 32, `RSS grew ${grown.toFixed(1)} MiB after a ${mb} MB body`);
+    } finally {
+      await workers.close();
+    }
   });
 
   it('fails only the requests of a worker that dies, and starts a new one for the next', async () => {
