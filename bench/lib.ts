@@ -174,11 +174,11 @@ export interface Target {
 }
 
 /** The file to which printTargets also appends its targets, one JSON line each (bench/all.ts sets it) */
-export const TARGETS_FILE_ENV = 'GRADSERVE_BENCH_TARGETS_FILE';
+export const TARGETS_FILE_ENV = 'BENCH_TARGETS_FILE'; // not GRADSERVE_…: the servers the benchmarks start warn of those they do not know
 
 /**
  * The targets a benchmark checks, as a table after its figures, so a run says plainly which
- * it met; and appended to $GRADSERVE_BENCH_TARGETS_FILE when set, for `npm run bench`'s summary.
+ * it met; and appended to $BENCH_TARGETS_FILE when set, for `npm run bench`'s summary.
  */
 export function printTargets(targets: Target[]): void {
   if (targets.length === 0) return;
