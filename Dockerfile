@@ -1,9 +1,9 @@
 # gradserve's production image.
 #   docker build -t gradserve .                  the CPU image (stage `runtime`)
 #   docker build --target gpu -t gradserve:gpu . with the Vulkan loader for NVIDIA GPUs (untested)
-# The base is an argument so it can be swapped (another Node >= 22 on Debian):
-#   --build-arg BASE_IMAGE=node:24-bookworm-slim
-ARG BASE_IMAGE=node:24-bookworm-slim
+# The base is an argument so it can be swapped (another Node >= 22 on Debian), e.g. for the
+# previous LTS:  --build-arg BASE_IMAGE=node:24-bookworm-slim
+ARG BASE_IMAGE=node:26-bookworm-slim
 
 # ---- build: all dependencies, src/ bundled into dist/, and what the bundle loads at run time apart ----
 FROM ${BASE_IMAGE} AS build

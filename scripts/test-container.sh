@@ -3,13 +3,13 @@
 # answers, makes the offline stand-in for the base image when it cannot be pulled, builds the
 # image, runs it and checks it over HTTP (test/container/checks.ts), then removes every container
 # and image it made and stops the engine if it started it. Fails, never skips, without an engine.
-#   BASE_IMAGE=node:24-bookworm-slim   the Dockerfile's base
+#   BASE_IMAGE=node:26-bookworm-slim   the Dockerfile's base
 #   DOCKERD_STORAGE_DRIVERS="overlay2 vfs"   tried in turn when this script starts the engine
 #   BUILD_CA_FILE=/etc/ssl/certs/ca-certificates.crt   extra CAs for the build's npm
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-base_image=${BASE_IMAGE:-node:24-bookworm-slim}
+base_image=${BASE_IMAGE:-node:26-bookworm-slim}
 max_added_mb=90
 max_ready_ms=3000
 export DOCKER_BUILDKIT=0 # engines here have no buildx: the legacy builder
