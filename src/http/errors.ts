@@ -65,6 +65,12 @@ export function errorBody(statusCode: number, code: string, message: string) {
   return { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Client Error', message };
 }
 
+/** The message for a POST without a body, whether or not it named a Content-Type. */
+export const EMPTY_BODY = 'the body is empty; send a JSON object';
+
+const sentBody = (request: FastifyRequest) =>
+  request.headers['transfer-encoding'] !== undefined || Number(request.headers['content-length'] ?? 0) > 0;
+
 /** A 413 for what a limit check (runtime/limits.ts) found over its limit; nothing when it found nothing. */
 export function refuseOverLimit(over: string | undefined): void {
   if (over !== undefined) throw new Errors.LimitExceeded(over);
@@ -83,6 +89,11 @@ export function installErrorHandlers(app: FastifyInstance, bodyLimit: number): v
     // after this answer; the connection ends with this answer instead
     if (!request.raw.complete) reply.header('connection', 'close');
     if (hasZodFastifySchemaValidationErrors(err)) {
+      // a POST with no body and no Content-Type reaches validation as null, not the parser
+      if (request.body == null && !sentBody(request)) {
+        const e = new Errors.InvalidJson(EMPTY_BODY);
+        return reply.code(400).send(errorBody(400, e.code, e.message));
+      }
       const e = new Errors.InvalidRequest(
         validationMessage(err.validation as Issue[], validationView(request.body), request.routeOptions.url),
       );
@@ -102,7 +113,11 @@ export function installErrorHandlers(app: FastifyInstance, bodyLimit: number): v
     let message = err.message;
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
       message = `request body is larger than the limit of ${bodyLimit} bytes (GRADSERVE_BODY_LIMIT)`;
-    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') message = `${err.message}; send Content-Type: application/json`;
+    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      // fastify's own 415 names no type; the charset check's does
+      const type = err.message.includes(': ') ? '' : `: ${(request.headers['content-type'] ?? 'none').slice(0, 100)}`;
+      message = `${err.message}${type}; send Content-Type: application/json`;
+    }
     return reply.code(status).send(errorBody(status, err.code ?? new Errors.BadRequest(message).code, message));
   });
   app.setNotFoundHandler(answerNoRoute);
@@ -142,7 +157,11 @@ function answerNoRoute(request: FastifyRequest, reply: FastifyReply): FastifyRep
   const path = request.url.split('?')[0]!.slice(0, 200);
   const allowed = HTTP_METHODS.filter((method) => request.server.hasRoute({ method, url: path }));
   if (allowed.length > 0) {
-    const e = new Errors.MethodNotAllowed(path, allowed.join(', '), request.method);
+    const e = new Errors.MethodNotAllowed(
+      path,
+      allowed.length > 1 ? `${allowed.slice(0, -1).join(', ')} or ${allowed.at(-1)}` : allowed[0]!,
+      request.method,
+    );
     return reply
       .code(405)
       .header('allow', allowed.join(', '))

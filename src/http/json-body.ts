@@ -11,7 +11,7 @@ import { errorCodes } from 'fastify';
 import { ResponseSerializationError, validatorCompiler } from 'fastify-type-provider-zod';
 import sjson from 'secure-json-parse';
 import { type ResultEncoder, unpackTensors } from './encode.js';
-import { Errors } from './errors.js';
+import { EMPTY_BODY, Errors } from './errors.js';
 import type { JsonWorkers } from './json-workers.js';
 import { readBody, type UploadPace } from './read-body.js';
 import { isPostRoute } from './schemas.js';
@@ -81,7 +81,7 @@ export function bodyText(bytes: Buffer): string {
 
 /** Parse a request body's text, or throw InvalidJson saying why. */
 export function parseJson(text: string): unknown {
-  if (text.length === 0) throw new Errors.InvalidJson('the body is empty; send a JSON object');
+  if (text.length === 0) throw new Errors.InvalidJson(EMPTY_BODY);
   try {
     // secure-json-parse scans the whole text with two regular expressions for the keys it
     // refuses (1.6 ms of a 1.8 MB body); a text without "__proto__", "constructor" or any

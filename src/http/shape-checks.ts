@@ -130,7 +130,12 @@ export function shapeIssues(body: Body): ShapeIssue[] {
       message: `holds ${yRows} numbers in one dimension; the last layer has ${outDim} outputs: send y as ${plural(batch, 'row')} of ${outDim} (shape [${batch}, ${outDim}])`,
     });
   } else if (yRows !== batch) {
-    issues.push({ path: ['y'], message: `has ${plural(yRows!, 'row')}; x has ${batch} (the batch)` });
+    // [[1, 0, 1]] for three rows of one target: y written as a row, not a column
+    const transposed =
+      yRows === outDim && yCols === batch
+        ? `; y looks transposed: send ${plural(batch, 'row')} of ${outDim} (shape [${batch}, ${outDim}])`
+        : '';
+    issues.push({ path: ['y'], message: `has ${plural(yRows!, 'row')}; x has ${batch} (the batch)${transposed}` });
   } else if (yCols === undefined && outDim !== 1) {
     issues.push({
       path: ['y'],

@@ -1,5 +1,6 @@
 import { FIELDS_AT, isPostRoute } from './schemas.js';
 import { isPytorchWeight, meantField, meantOption, PYTORCH_WEIGHT } from './suggest.js';
+import { FLOAT32_RANGE } from './tensors.js';
 
 /**
  * zod's issues with a request body, as the one message of its 400: each names its field
@@ -39,13 +40,14 @@ interface ZodIssue {
   message: string;
   keys?: string[];
   errors?: ZodIssue[][];
+  values?: unknown[];
 }
 
 const asIssue = (z: ZodIssue, parent: string): Issue => ({
   keyword: z.code,
   instancePath: [parent, ...z.path.map(String)].join('/'),
   message: z.message,
-  params: { keys: z.keys, errors: z.errors },
+  params: { keys: z.keys, errors: z.errors, values: z.values },
 });
 
 /**
@@ -150,6 +152,9 @@ function describeIssue(issue: Issue, body: unknown, fieldsAt: FieldsAt | undefin
   // an option spelt as another library spells it: say which of ours it means
   const allowed = issue.params?.values ?? issue.params?.options;
   const given = valueAt(body, at);
+  if (allowed?.every((v) => typeof v === 'string') && given === undefined) {
+    return `${path} is required: ${allowed.length === 1 ? JSON.stringify(allowed[0]) : `one of ${allowed.map((v) => `"${v}"`).join(', ')}`}`;
+  }
   if (allowed?.every((v) => typeof v === 'string') && typeof given === 'string') {
     const meant = meantOption(given, allowed as string[]);
     const list = (allowed as string[]).map((v) => `"${v}"`).join(', ');
@@ -158,7 +163,7 @@ function describeIssue(issue: Issue, body: unknown, fieldsAt: FieldsAt | undefin
       at.at(-1) === 'outputActivation' && given.toLowerCase() === 'softmax'
         ? '; for classes, leave outputActivation out and send "loss": "softmax_cross_entropy", which applies the softmax itself'
         : '';
-    return `${path} is ${quote(given)}; ${meant ? `did you mean "${meant}"? (one of ${list})` : `expected one of ${list}`}${softmax}`;
+    return `${path} is ${quote(given)}; ${meant ? `did you mean "${meant}"? (one of ${list})` : allowed.length === 1 ? `expected ${list}` : `expected one of ${list}`}${softmax}`;
   }
   // our cross-field checks, and our messages for zod's checks ("is outside float32's range"),
   // are phrased to follow the field's name
@@ -169,8 +174,50 @@ function describeIssue(issue: Issue, body: unknown, fieldsAt: FieldsAt | undefin
   if (path === 'params' && message === 'expected array, received object') return paramsAsObject(given);
   const missing = /^expected (\w+), received undefined$/.exec(message);
   if (missing) return `${path} is required (${missing[1]})`;
-  return `${path}: ${message}`;
+  // 1e400 parses as Infinity: the same words as a number that overflows float32
+  if (/^expected number, received -?Infinity$/.test(message)) return `${path} ${FLOAT32_RANGE}`;
+  if (message === 'expected int, received number' && typeof given === 'number') return `${path} is ${given}; it must be a whole number`;
+  return `${path}${boundMessage(message, given) ?? `: ${message}`}`;
 }
+
+const RELATIONS: Record<string, string> = { '>=': '≥', '>': '>', '<=': '≤', '<': '<' };
+
+/**
+ * zod's bounds in the client's terms, after the field's name: "Too small: expected number to
+ * be >=1" as " is 0; it must be ≥ 1", "Too big: expected array to have <=2 items" as " has 3
+ * items; it takes at most 2". Undefined for any other message.
+ */
+function boundMessage(message: string, given: unknown): string | undefined {
+  const bound = /^Too (?:small|big): expected (\w+) to (?:be|have) ([<>]=?)(\S+)(?: items)?$/.exec(message);
+  if (!bound) return undefined;
+  const [, kind, relation, limit] = bound as unknown as [string, string, string, string];
+  if ((kind === 'number' || kind === 'int') && typeof given === 'number') return ` is ${given}; it must be ${RELATIONS[relation]} ${limit}`;
+  if (kind === 'array' && Array.isArray(given)) {
+    const count = `${given.length} item${given.length === 1 ? '' : 's'}`;
+    const most = relation.startsWith('<');
+    const n = Number(limit) + (relation.length === 1 ? (most ? -1 : 1) : 0);
+    return ` has ${count}; it takes at ${most ? 'most' : 'least'} ${n}`;
+  }
+  return undefined;
+}
+
+/**
+ * Issues that say the same or nothing more: any other issue at a field whose type is wrong (zod
+ * v4 also checks a string's length against an array's bound), and the bound of a safe integer
+ * beside a tighter one (a seed of 2^53 is over both 2^53 − 1 and 2^32 − 1).
+ */
+function withoutRedundant(issues: Issue[]): Issue[] {
+  const wrongType = new Set(issues.filter((i) => i.keyword === 'invalid_type').map((i) => i.instancePath ?? ''));
+  const bounded = new Set(
+    issues.filter((i) => /^too_(big|small)$/.test(i.keyword ?? '') && !SAFE_INT_BOUND.test(i.message)).map((i) => i.instancePath ?? ''),
+  );
+  return issues.filter((i) => {
+    const at = i.instancePath ?? '';
+    if (wrongType.has(at) && i.keyword !== 'invalid_type') return false;
+    return !(SAFE_INT_BOUND.test(i.message) && bounded.has(at));
+  });
+}
+const SAFE_INT_BOUND = /expected int to be [<>]=-?9007199254740991$/;
 
 /** params sent as one object: one layer not in a list, or layers by name as Flax and Haiku keep them. */
 function paramsAsObject(params: unknown): string {
@@ -204,10 +251,12 @@ function withoutMissingMeant(issues: Issue[], body: unknown, fieldsAt: FieldsAt 
 /** The 400's message for zod's issues with `body`, the parsed body they are about, sent to `route`. */
 export function validationMessage(reported: Issue[], body: unknown, route: string | undefined): string {
   const fieldsAt = isPostRoute(route) ? FIELDS_AT[route] : undefined;
-  const issues = withoutMissingMeant(
-    reported.flatMap((issue) => expand(issue, body)),
-    body,
-    fieldsAt,
+  const issues = withoutRedundant(
+    withoutMissingMeant(
+      reported.flatMap((issue) => expand(issue, body)),
+      body,
+      fieldsAt,
+    ),
   );
   let hinted = false;
   const shown = issues.slice(0, MAX_ISSUES).map((issue) => {

@@ -30,27 +30,34 @@ export interface Limits {
 export function overLimit(shape: WorkShape, limits: Limits): string | undefined {
   const layers = shape.widths.length - 1;
   if (layers > limits.layers) return `params has ${layers} layers; the limit is ${limits.layers} (GRADSERVE_MAX_LAYERS)`;
-  const widest = Math.max(...shape.widths);
-  if (widest > limits.width) return `a layer is ${widest} wide; the limit is ${limits.width} (GRADSERVE_MAX_WIDTH)`;
+  const i = shape.widths.findIndex((w) => w > limits.width);
+  if (i >= 0) return `${widthAt(shape.widths, i)}; the limit is ${limits.width} (GRADSERVE_MAX_WIDTH)`;
   if (shape.batch > limits.batch) return `x has ${shape.batch} rows; the batch limit is ${limits.batch} (GRADSERVE_MAX_BATCH)`;
   const work = workOf(shape);
   if (work > limits.work) {
     return (
-      `the request's work, batch × Σ in×out = ${work.toExponential(2)}, is over the limit of ${limits.work.toExponential(2)} ` +
+      `the request's work, batch × Σ in×out = ${shape.batch} × ${work / shape.batch} = ${work}, is over the limit of ${limits.work} ` +
       '(GRADSERVE_MAX_WORK); split the batch into shards with reduction "sum"'
     );
   }
   // memory, which work does not bound: [1, 8192, 1] × 65536 is little work in a 640 KB body,
   // and its 537M activations took 8.5 GB before it was abandoned (bench/RESULTS.md)
-  const activations = shape.batch * shape.widths.slice(1).reduce((a, b) => a + b, 0);
+  const outputs = shape.widths.slice(1).reduce((a, b) => a + b, 0);
+  const activations = shape.batch * outputs;
   if (activations > limits.activations) {
     const gib = (activations * BYTES_PER_ACTIVATION) / 2 ** 30;
     return (
-      `the request's activations, batch × Σ out = ${activations.toExponential(2)} values (about ${gib.toFixed(1)} GiB of memory), ` +
-      `are over the limit of ${limits.activations.toExponential(2)} (GRADSERVE_MAX_ACTIVATIONS); split the batch into shards with reduction "sum"`
+      `the request's activations, batch × Σ out = ${shape.batch} × ${outputs} = ${activations} values (about ${gib.toFixed(1)} GiB of memory), ` +
+      `are over the limit of ${limits.activations} (GRADSERVE_MAX_ACTIVATIONS); split the batch into shards with reduction "sum"`
     );
   }
   return undefined;
+}
+
+/** The field that makes widths[i] (the network's widths, input first): what a width limit names. */
+function widthAt(widths: number[], i: number): string {
+  if (i === 0) return `the input is ${widths[0]} wide (x's columns, params[0].W's rows)`;
+  return `params[${i - 1}] is ${widths[i]} wide (params[${i - 1}].W's columns)`;
 }
 
 /** Peak memory per activation of a value-and-grad on webasm: 32–45 bytes measured (bench/memory.ts, bench/RESULTS.md). */

@@ -276,6 +276,12 @@ describe('HTTP API (inject)', () => {
       /y has 2 columns; the last layer outputs 1/,
     ],
     ['empty params', { ...xorBody, params: [] }, 400, /params is empty/],
+    [
+      'y written as one row',
+      { ...xorBody, y: [[0, 1, 1, 0]] },
+      400,
+      /^y has 1 row; x has 4 \(the batch\); y looks transposed: send 4 rows of 1 \(shape \[4, 1\]\)$/,
+    ],
     ['empty x', { ...xorBody, x: [], y: [] }, 400, /x is empty/],
     ['missing field', { params: xorBody.params, x: xorBody.x }, 400, /y is required \(array\)/],
     ['unknown activation', { ...xorBody, activation: 'softmax' }, 400, /^activation is "softmax"; expected one of "tanh", "relu", /],
@@ -515,7 +521,17 @@ describe('HTTP API (inject)', () => {
     }
     const text = await raw('params', 'text/plain');
     assert.equal(text.statusCode, 415);
-    assert.match(text.json().message, /application\/json/);
+    assert.equal(text.json().message, 'Unsupported Media Type: text/plain; send Content-Type: application/json');
+    // curl -X POST with no -d: no body and no Content-Type, the same answer as an empty JSON body
+    for (const headers of [{}, { 'content-type': 'application/json' }]) {
+      const none = await app.inject({ method: 'POST', url: '/loss', headers });
+      assert.equal(none.statusCode, 400, none.body);
+      assert.deepEqual([none.json().code, none.json().message], ['GRADSERVE_INVALID_JSON', 'the body is empty; send a JSON object']);
+    }
+    // a number beyond a double parses as Infinity: said as a number beyond float32 is
+    const huge = await raw(JSON.stringify(xorBody).replace('"x":[[0,', '"x":[[1e400,'), 'application/json');
+    assert.equal(huge.statusCode, 400, huge.body);
+    assert.match(huge.json().message, /^x\[0\]\[0\] is outside float32's range/);
     // JSON is UTF-8: another charset is refused, not read as UTF-8
     const utf16 = await raw(JSON.stringify(xorBody), 'application/json; charset=utf-16');
     assert.equal(utf16.statusCode, 415, utf16.body);
@@ -573,6 +589,7 @@ describe('HTTP API (inject)', () => {
     const post = await app.inject({ method: 'POST', url: '/healthz', payload: {} });
     assert.equal(post.statusCode, 405);
     assert.equal(post.headers.allow, 'GET, HEAD');
+    assert.equal(post.json().message, '/healthz takes GET or HEAD, not POST');
   });
 });
 

@@ -116,25 +116,27 @@ describe('binary tensors and compression', () => {
       { ...xorRequest, x: binary([4, 2], [0, 0, 0, Number.NaN, 1, 0, 1, 1]) },
       /^x\.data has a value that is not finite at index 3/,
     ],
-    ['float64', { ...xorRequest, x: { dtype: 'float64', shape: [4, 2], data: '' } }, /^x\.dtype: expected "float32"$/],
+    ['float64', { ...xorRequest, x: { dtype: 'float64', shape: [4, 2], data: '' } }, /^x\.dtype is "float64"; expected "float32"$/],
+    [
+      'a shape written as a string',
+      { ...xorRequest, x: { dtype: 'float32', shape: '4,2', data: '' } },
+      /^x\.shape: expected array, received string$/,
+    ],
+    ['no dtype', { ...xorRequest, x: { shape: [4, 2], data: binary([4, 2], Array(8).fill(0)).data } }, /^x\.dtype is required: "float32"$/],
     ['unknown tensor fields', { ...xorRequest, x: { ...binary([4, 2], Array(8).fill(0)), order: 'C' } }, /^x has unknown field "order"$/],
-    ['y of the wrong rank', { ...xorRequest, y: binary([1, 4, 1], [0, 1, 1, 0]) }, /^y\.shape: Too big/],
+    ['y of the wrong rank', { ...xorRequest, y: binary([1, 4, 1], [0, 1, 1, 0]) }, /^y\.shape has 3 items; it takes at most 2$/],
     // a field's own problem alone: the cross-field checks (x against params and y) wait for it
     [
       'a negative shape',
       { ...xorRequest, x: { ...binary([4, 2], Array(8).fill(0)), shape: [-4, -2] } },
-      /^x\.shape\[0\]: Too small: expected number to be >=1; x\.shape\[1\]: Too small: expected number to be >=1$/,
+      /^x\.shape\[0\] is -4; it must be ≥ 1; x\.shape\[1\] is -2; it must be ≥ 1$/,
     ],
     [
       'an empty shape',
       { ...xorRequest, x: { ...binary([4, 2], Array(8).fill(0)), shape: [] } },
-      /^x\.shape: Too small: expected array to have >=1 items$/,
+      /^x\.shape has 0 items; it takes at least 1$/,
     ],
-    [
-      'a zero in the shape',
-      { ...xorRequest, x: { dtype: 'float32', shape: [0, 2], data: '' } },
-      /^x\.shape\[0\]: Too small: expected number to be >=1$/,
-    ],
+    ['a zero in the shape', { ...xorRequest, x: { dtype: 'float32', shape: [0, 2], data: '' } }, /^x\.shape\[0\] is 0; it must be ≥ 1$/],
     ['an unknown output encoding', { ...xorRequest, outputEncoding: 'hex' }, /^outputEncoding is "hex"; expected one of "json", "base64"$/],
   ];
   for (const [name, payload, message] of bad) {

@@ -196,10 +196,13 @@ describe('the lesson series over HTTP: /init, /forward, /train', () => {
       /GRADSERVE_MAX_TRAIN_WORK/,
     ],
     ['a batchSize larger than the batch', '/train', { ...xorTrainRequest, batchSize: 5 }, /batchSize is 5; x has 4 rows/],
-    ['zero steps', '/train', { ...xorTrainRequest, steps: 0 }, /steps: Too small/],
+    ['zero steps', '/train', { ...xorTrainRequest, steps: 0 }, /^steps is 0; it must be ≥ 1$/],
     ['one width', '/init', { layers: [3] }, /layers has 1 widths; it needs at least 2/],
     ['a scale the scheme ignores', '/init', { layers: [2, 1], scheme: 'he_uniform', scale: 0.1 }, /scale applies to scheme "normal"/],
-    ['a seed beyond 32 bits', '/init', { layers: [2, 1], seed: 2 ** 32 }, /seed: Too big/],
+    ['a seed beyond 32 bits', '/init', { layers: [2, 1], seed: 2 ** 32 }, /^seed is 4294967296; it must be ≤ 4294967295$/],
+    // one bound, not also a safe integer's
+    ['a seed beyond 2^53', '/init', { layers: [2, 1], seed: 2 ** 53 }, /^seed is 9007199254740992; it must be ≤ 4294967295$/],
+    ['a fractional seed', '/init', { layers: [2, 1], seed: 1.5 }, /^seed is 1\.5; it must be a whole number$/],
     ['too many parameters', '/init', { layers: [100, 100] }, /10100 parameters; the limit is 1000 \(GRADSERVE_MAX_INIT_PARAMS\)/],
     // params that /value-and-grad would refuse are refused here too
     [

@@ -68,15 +68,15 @@ const HEAVY_KERNELS = 8;
 describe('work limits', () => {
   const cases: [string, Overrides['limits'], unknown, RegExp][] = [
     ['layers', { layers: 1 }, xorCase, /params has 2 layers; the limit is 1 \(GRADSERVE_MAX_LAYERS\)/],
-    ['width', { width: 3 }, xorCase, /a layer is 4 wide; the limit is 3 \(GRADSERVE_MAX_WIDTH\)/],
+    ['width', { width: 3 }, xorCase, /params\[0\] is 4 wide \(params\[0\]\.W's columns\); the limit is 3 \(GRADSERVE_MAX_WIDTH\)/],
     ['batch', { batch: 3 }, xorCase, /x has 4 rows; the batch limit is 3 \(GRADSERVE_MAX_BATCH\)/],
-    ['work', { work: 47 }, xorCase, /work, batch × Σ in×out = 4\.80e\+1, is over the limit of 4\.70e\+1 \(GRADSERVE_MAX_WORK\)/],
+    ['work', { work: 47 }, xorCase, /work, batch × Σ in×out = 4 × 12 = 48, is over the limit of 47 \(GRADSERVE_MAX_WORK\)/],
     // XOR: 4 rows × (4 + 1) outputs
     [
       'activations',
       { activations: 19 },
       xorCase,
-      /activations, batch × Σ out = 2\.00e\+1 values .*over the limit of 1\.90e\+1 \(GRADSERVE_MAX_ACTIVATIONS\)/,
+      /activations, batch × Σ out = 4 × 5 = 20 values .*over the limit of 19 \(GRADSERVE_MAX_ACTIVATIONS\)/,
     ],
   ];
   for (const [name, limits, request, message] of cases) {
@@ -113,7 +113,7 @@ describe('work limits', () => {
       const res = await post(url, wide);
       assert.equal(res.status, 413);
       const { message } = (await res.json()) as { message: string };
-      assert.match(message, /batch × Σ out = 5\.37e\+8 values \(about 20\.0 GiB of memory\)/);
+      assert.match(message, /batch × Σ out = 65536 × 8193 = 536936448 values \(about 20\.0 GiB of memory\)/);
     });
   });
 

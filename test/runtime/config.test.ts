@@ -61,7 +61,7 @@ describe('configuration from the environment', () => {
       [{ GRADSERVE_JSON_WORKERS: '65' }, /GRADSERVE_JSON_WORKERS \(given "65"\)/],
       [
         { GRADSERVE_WARMUP: '100000,1x1' },
-        /GRADSERVE_WARMUP: "100000,1x1": a layer is 100000 wide; the limit is 8192 \(GRADSERVE_MAX_WIDTH\)/,
+        /GRADSERVE_WARMUP: "100000,1x1": the input is 100000 wide \(x's columns, params\[0\]\.W's rows\); the limit is 8192 \(GRADSERVE_MAX_WIDTH\)/,
       ],
       [{ GRADSERVE_WARMUP: '2,1x100000', GRADSERVE_MAX_BATCH: '1000' }, /GRADSERVE_WARMUP: "2,1x100000": .*GRADSERVE_MAX_BATCH/],
     ];
