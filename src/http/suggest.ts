@@ -37,10 +37,10 @@ export function meantOption(given: string, allowed: readonly string[]): string |
 }
 
 /**
- * Other libraries' names for a layer's fields, normalised: Flax's and Keras's kernel (in × out,
- * as W), PyTorch's weight (out × in: see PYTORCH_WEIGHT), and bias.
+ * Other libraries' names for fields, normalised: Flax's and Keras's kernel (in × out, as W),
+ * PyTorch's weight (out × in: see PYTORCH_WEIGHT), bias, and PyTorch's lr for learningRate.
  */
-const FIELD_ALIASES: Record<string, string> = { kernel: 'W', weight: 'W', weights: 'W', bias: 'b', biases: 'b' };
+const FIELD_ALIASES: Record<string, string> = { kernel: 'W', weight: 'W', weights: 'W', bias: 'b', biases: 'b', lr: 'learningRate' };
 
 /** What to say of PyTorch's weight beside "did you mean W": its layout is the transpose. */
 export const PYTORCH_WEIGHT = "PyTorch's weight is out × in and W is in × out: send weight's transpose (weight.T)";

@@ -171,6 +171,12 @@ describe('the lesson series over HTTP: /init, /forward, /train', () => {
       /optimizer has unknown field "learning_rate" \(did you mean "learningRate"\?\)/,
     ],
     [
+      "PyTorch's lr",
+      '/train',
+      { ...xorTrainRequest, optimizer: { name: 'sgd', lr: 0.1 } },
+      /^optimizer has unknown field "lr" \(did you mean "learningRate"\?\)$/,
+    ],
+    [
       "xavier_uniform, another library's name for glorot_uniform",
       '/init',
       { layers: [2, 4, 1], scheme: 'xavier_uniform' },
