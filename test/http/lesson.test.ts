@@ -208,6 +208,12 @@ describe('the lesson series over HTTP: /init, /forward, /train', () => {
     ['a seed beyond 32 bits', '/init', { layers: [2, 1], seed: 2 ** 32 }, /^seed is 4294967296; it must be ≤ 4294967295$/],
     // one bound, not also a safe integer's
     ['a seed beyond 2^53', '/init', { layers: [2, 1], seed: 2 ** 53 }, /^seed is 9007199254740992; it must be ≤ 4294967295$/],
+    [
+      'a scale that float32 rounds to 0',
+      '/init',
+      { layers: [2, 1], scheme: 'normal', scale: 1e-46 },
+      /^scale is too small for float32: it would round to 0/,
+    ],
     ['a fractional seed', '/init', { layers: [2, 1], seed: 1.5 }, /^seed is 1\.5; it must be a whole number$/],
     ['too many parameters', '/init', { layers: [100, 100] }, /10100 parameters; the limit is 1000 \(GRADSERVE_MAX_INIT_PARAMS\)/],
     // params that /value-and-grad would refuse are refused here too
