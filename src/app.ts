@@ -165,7 +165,12 @@ export async function buildApp({ config, engine, jsonWorkers = new JsonWorkers(c
   // zod compiles only the API's schemas: set inside this encapsulated plugin, not on the
   // root, so plugins with JSON-schema routes (the Swagger UI's) keep fastify's compilers.
   await app.register(async (api) => {
-    useJsonBodies(api, jsonWorkers, { minBytesPerSecond: config.admission.minUploadRate, graceMs: config.admission.uploadGraceMs });
+    useJsonBodies(
+      api,
+      jsonWorkers,
+      { minBytesPerSecond: config.admission.minUploadRate, graceMs: config.admission.uploadGraceMs },
+      config.limits.layers,
+    );
     const compute = { engine, gate, limits: config.limits, admission: config.admission };
     await api.register(computeRoutes, compute);
     await api.register(trainRoutes, compute);

@@ -7,11 +7,10 @@ import type { PostRoute } from './schemas.js';
 
 /** A job for a JSON worker thread (json-worker.ts) and its answer. */
 export type JsonJob =
-  | { id: number; kind: 'parse'; url: PostRoute; bytes: Uint8Array }
+  | { id: number; kind: 'parse'; url: PostRoute; bytes: Uint8Array; maxLayers: number }
   | { id: number; kind: 'write'; url: PostRoute; answer: unknown; gzip: boolean };
-export type JsonJobResult =
-  | { id: number; ok: true; value: unknown }
-  | { id: number; ok: false; error: 'invalid-json' | 'invalid-request' | 'internal'; message: string };
+export type JsonJobResult = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: JsonJobError; message: string };
+type JsonJobError = 'invalid-json' | 'invalid-request' | 'limit-exceeded' | 'internal';
 
 interface Pending {
   resolve: (value: unknown) => void;
@@ -62,12 +61,15 @@ export class JsonWorkers {
     while (this.threads.length < this.settings.workers) this.spawn();
   }
 
-  /** A validated body (tensors packed, as the route's schema transforms them); rejects with a 400 that says why. */
-  parse(url: PostRoute, bytes: Buffer): Promise<unknown> {
+  /**
+   * A validated body (tensors packed, as the route's schema transforms them); rejects with a
+   * 400 that says why, or a 413 for more than `maxLayers` layers.
+   */
+  parse(url: PostRoute, bytes: Buffer, maxLayers: number): Promise<unknown> {
     // hand the bytes over when the buffer owns its memory (large bodies do), else copy them
     const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
     const view = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    return this.run({ id: this.nextId++, kind: 'parse', url, bytes: view }, own ? [bytes.buffer as ArrayBuffer] : []);
+    return this.run({ id: this.nextId++, kind: 'parse', url, bytes: view, maxLayers }, own ? [bytes.buffer as ArrayBuffer] : []);
   }
 
   /**
@@ -125,8 +127,9 @@ export class JsonWorkers {
   }
 }
 
-function toError(kind: 'invalid-json' | 'invalid-request' | 'internal', message: string): Error {
+function toError(kind: JsonJobError, message: string): Error {
   if (kind === 'invalid-json') return new Errors.InvalidJson(message);
+  if (kind === 'limit-exceeded') return new Errors.LimitExceeded(message);
   if (kind === 'invalid-request') return new Errors.InvalidRequest(message);
   return new Error(message);
 }

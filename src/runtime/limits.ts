@@ -28,8 +28,8 @@ export interface Limits {
 
 /** The first limit a network and batch exceed. */
 export function overLimit(shape: WorkShape, limits: Limits): string | undefined {
-  const layers = shape.widths.length - 1;
-  if (layers > limits.layers) return `params has ${layers} layers; the limit is ${limits.layers} (GRADSERVE_MAX_LAYERS)`;
+  const layers = layersOverLimit('params', shape.widths.length - 1, limits.layers);
+  if (layers !== undefined) return layers;
   const i = shape.widths.findIndex((w) => w > limits.width);
   if (i >= 0) return `${widthAt(shape.widths, i)}; the limit is ${limits.width} (GRADSERVE_MAX_WIDTH)`;
   if (shape.batch > limits.batch) return `x has ${shape.batch} rows; the batch limit is ${limits.batch} (GRADSERVE_MAX_BATCH)`;
@@ -54,6 +54,23 @@ export function overLimit(shape: WorkShape, limits: Limits): string | undefined 
   return undefined;
 }
 
+/** More layers than the limit, in params or in /init's widths (one more than its layers). */
+function layersOverLimit(field: 'params' | 'layers', layers: number, limit: number): string | undefined {
+  if (layers <= limit) return undefined;
+  return `${field === 'params' ? 'params has' : 'layers makes'} ${layers} layers; the limit is ${limit} (GRADSERVE_MAX_LAYERS)`;
+}
+
+/**
+ * A body's layers over the limit, counted before its schema checks each one: the same 413 for
+ * 33 layers or a million (the schemas' own bound, LAYERS_CEILING, would answer a 400).
+ */
+export function bodyOverLayers(url: string, body: unknown, limit: number): string | undefined {
+  if (body === null || typeof body !== 'object') return undefined;
+  const { params, layers } = body as { params?: unknown; layers?: unknown };
+  if (url === '/init') return Array.isArray(layers) ? layersOverLimit('layers', layers.length - 1, limit) : undefined;
+  return Array.isArray(params) ? layersOverLimit('params', params.length, limit) : undefined;
+}
+
 /** The field that makes widths[i] (the network's widths, input first): what a width limit names. */
 function widthAt(widths: number[], i: number): string {
   if (i === 0) return `the input is ${widths[0]} wide (x's columns, params[0].W's rows)`;
@@ -71,8 +88,8 @@ export const paramCount = (widths: number[]): number => widths.slice(1).reduce((
  * params they refuse), and a bound on the answer's size.
  */
 export function initOverLimit(widths: number[], limits: Limits): string | undefined {
-  const layers = widths.length - 1;
-  if (layers > limits.layers) return `layers makes ${layers} layers; the limit is ${limits.layers} (GRADSERVE_MAX_LAYERS)`;
+  const layers = layersOverLimit('layers', widths.length - 1, limits.layers);
+  if (layers !== undefined) return layers;
   const i = widths.findIndex((w) => w > limits.width);
   if (i >= 0) return `layers[${i}] is ${widths[i]} wide; the limit is ${limits.width} (GRADSERVE_MAX_WIDTH)`;
   const count = paramCount(widths);

@@ -256,11 +256,11 @@ describe('JSON worker threads', () => {
       return Buffer.from(JSON.stringify({ params, x, y: x.map(() => [1]) }));
     };
     try {
-      await workers.parse('/value-and-grad', bodyOf(64, 64));
+      await workers.parse('/value-and-grad', bodyOf(64, 64), 32);
       const big = bodyOf(4096, 384); // 29 MB of JSON, handed over to the thread
       const mb = (big.length / 2 ** 20).toFixed(0);
       const before = await rssMb();
-      const { x } = (await workers.parse('/value-and-grad', big)) as { x: { shape: number[] } };
+      const { x } = (await workers.parse('/value-and-grad', big, 32)) as { x: { shape: number[] } };
       assert.deepEqual(x.shape, [4096, 384], 'parsed and validated');
       const grown = (await rssMb()) - before;
       assert.ok(grown < 32, `RSS grew ${grown.toFixed(1)} MiB after a ${mb} MB body`);
