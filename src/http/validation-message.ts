@@ -152,18 +152,18 @@ function describeIssue(issue: Issue, body: unknown, fieldsAt: FieldsAt | undefin
   // an option spelt as another library spells it: say which of ours it means
   const allowed = issue.params?.values ?? issue.params?.options;
   const given = valueAt(body, at);
-  if (allowed?.every((v) => typeof v === 'string') && given === undefined) {
-    return `${path} is required: ${allowed.length === 1 ? JSON.stringify(allowed[0]) : `one of ${allowed.map((v) => `"${v}"`).join(', ')}`}`;
-  }
-  if (allowed?.every((v) => typeof v === 'string') && typeof given === 'string') {
-    const meant = meantOption(given, allowed as string[]);
-    const list = (allowed as string[]).map((v) => `"${v}"`).join(', ');
+  const options = allowed?.every((v) => typeof v === 'string') ? (allowed as string[]) : undefined;
+  if (options && (given === undefined || typeof given === 'string')) {
+    const list = options.map((v) => `"${v}"`).join(', ');
+    const expected = options.length === 1 ? list : `one of ${list}`;
+    if (given === undefined) return `${path} is required: ${expected}`;
+    const meant = meantOption(given, options);
     // Keras's Dense(classes, activation="softmax"): here the loss applies the softmax
     const softmax =
       at.at(-1) === 'outputActivation' && given.toLowerCase() === 'softmax'
         ? '; for classes, leave outputActivation out and send "loss": "softmax_cross_entropy", which applies the softmax itself'
         : '';
-    return `${path} is ${quote(given)}; ${meant ? `did you mean "${meant}"? (one of ${list})` : allowed.length === 1 ? `expected ${list}` : `expected one of ${list}`}${softmax}`;
+    return `${path} is ${quote(given)}; ${meant ? `did you mean "${meant}"? (one of ${list})` : `expected ${expected}`}${softmax}`;
   }
   // our cross-field checks, and our messages for zod's checks ("is outside float32's range"),
   // are phrased to follow the field's name
