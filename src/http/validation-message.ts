@@ -114,6 +114,16 @@ function pathOf(instancePath = ''): (string | number)[] {
 
 const quote = (name: string) => JSON.stringify(name.length > 40 ? `${name.slice(0, 40)}…` : name);
 
+/** A value the client sent, named in a few words: a string quoted, a list or an object by its kind. */
+const valueName = (value: unknown): string =>
+  typeof value === 'string'
+    ? quote(value)
+    : Array.isArray(value)
+      ? 'a list'
+      : value !== null && typeof value === 'object'
+        ? 'an object'
+        : String(value);
+
 /** The value at `path` in the body the client sent. */
 function valueAt(body: unknown, path: (string | number)[]): unknown {
   let value = body;
@@ -153,10 +163,11 @@ function describeIssue(issue: Issue, body: unknown, fieldsAt: FieldsAt | undefin
   const allowed = issue.params?.values ?? issue.params?.options;
   const given = valueAt(body, at);
   const options = allowed?.every((v) => typeof v === 'string') ? (allowed as string[]) : undefined;
-  if (options && (given === undefined || typeof given === 'string')) {
+  if (options) {
     const list = options.map((v) => `"${v}"`).join(', ');
     const expected = options.length === 1 ? list : `one of ${list}`;
     if (given === undefined) return `${path} is required: ${expected}`;
+    if (typeof given !== 'string') return `${path} is ${valueName(given)}; expected ${expected}`;
     const meant = meantOption(given, options);
     // Keras's Dense(classes, activation="softmax"): here the loss applies the softmax
     const softmax =
@@ -171,7 +182,13 @@ function describeIssue(issue: Issue, body: unknown, fieldsAt: FieldsAt | undefin
   const message = issue.message.replace(/^Invalid input: /, '');
   if (path === 'body' && message === 'expected object, received string')
     return 'body is a JSON string, not an object: was it encoded twice?';
+  const notObject = /^expected object, received (array|null|number|boolean)$/.exec(message);
+  if (path === 'body' && notObject)
+    return `body is ${notObject[1] === 'null' ? '' : 'a '}JSON ${notObject[1]}, not an object; send one object of named fields, as /docs shows`;
   if (path === 'params' && message === 'expected array, received object') return paramsAsObject(given);
+  // JSON.stringify writes NaN and ±Infinity as null
+  if (message === 'expected number, received null')
+    return `${path} is null; expected a number (JavaScript's JSON.stringify writes NaN and Infinity as null; inputs must be finite)`;
   const missing = /^expected (\w+), received undefined$/.exec(message);
   if (missing) return `${path} is required (${missing[1]})`;
   // 1e400 parses as Infinity: the same words as a number that overflows float32

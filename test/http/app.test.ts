@@ -285,6 +285,15 @@ describe('HTTP API (inject)', () => {
     ['empty x', { ...xorBody, x: [], y: [] }, 400, /x is empty/],
     ['missing field', { params: xorBody.params, x: xorBody.x }, 400, /y is required \(array\)/],
     ['unknown activation', { ...xorBody, activation: 'softmax' }, 400, /^activation is "softmax"; expected one of "tanh", "relu", /],
+    ['an option that is not a string', { ...xorBody, activation: 5 }, 400, /^activation is 5; expected one of "tanh", "relu", /],
+    ['an option sent as a list', { ...xorBody, reduction: ['sum'] }, 400, /^reduction is a list; expected one of "mean", "sum"$/],
+    ['an option sent as null', { ...xorBody, loss: null }, 400, /^loss is null; expected one of "bce", /],
+    [
+      'NaN as JSON.stringify writes it',
+      { ...xorBody, x: [[0, null], ...xorBody.x.slice(1)] },
+      400,
+      /^x\[0\]\[1\] is null; expected a number \(JavaScript's JSON.stringify writes NaN and Infinity as null; inputs must be finite\)$/,
+    ],
     [
       "another library's activation name",
       { ...xorBody, activation: 'LeakyReLU' },
@@ -482,7 +491,7 @@ describe('HTTP API (inject)', () => {
     ],
     ['a field of another route', { ...xorBody, batch_size: 2 }, 400, /^body has unknown field "batch_size"$/],
     ['deeply nested junk', { ...xorBody, x: [[[[[[[[[[0]]]]]]]]]] }, 400, /x\[0\]\[0\]: expected number, received array/],
-    ['not an object', [1, 2, 3], 400, /body: expected object/],
+    ['not an object', [1, 2, 3], 400, /^body is a JSON array, not an object; send one object of named fields, as \/docs shows$/],
     ['null body fields', { params: null, x: null, y: null }, 400, /params: expected array/],
   ];
   for (const [name, payload, status, message] of bad) {
@@ -509,6 +518,18 @@ describe('HTTP API (inject)', () => {
     assert.doesNotMatch(pythonNone.json().message, /NaN and Infinity/, 'None is another mistake');
     const twice = await raw(JSON.stringify(JSON.stringify(xorBody)), 'application/json');
     assert.equal(twice.json().message, 'body is a JSON string, not an object: was it encoded twice?');
+    for (const [payload, kind] of [
+      ['[{"params": []}]', 'array'],
+      ['null', 'null'],
+      ['4', 'number'],
+      ['true', 'boolean'],
+    ]) {
+      const notObject = await raw(payload!, 'application/json');
+      assert.deepEqual(
+        [notObject.statusCode, notObject.json().message],
+        [400, `body is ${kind === 'null' ? '' : 'a '}JSON ${kind}, not an object; send one object of named fields, as /docs shows`],
+      );
+    }
     // what Python's json.dumps writes for float('nan') and float('inf')
     for (const nonFinite of ['NaN', 'Infinity', '-Infinity']) {
       const python = await raw(`{"params": [], "x": [[${nonFinite}]], "y": [0]}`, 'application/json');
