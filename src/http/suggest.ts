@@ -38,9 +38,40 @@ export function meantOption(given: string, allowed: readonly string[]): string |
 
 /**
  * Other libraries' names for fields, normalised: Flax's and Keras's kernel (in × out, as W),
- * PyTorch's weight (out × in: see PYTORCH_WEIGHT), bias, and PyTorch's lr for learningRate.
+ * PyTorch's weight (out × in: see PYTORCH_WEIGHT), bias, PyTorch's lr for learningRate, the
+ * batch's usual names (inputs, targets, labels); for /init, the usual names of an MLP's widths (Flax's features), of an initializer
+ * (Keras's kernel_initializer) and of a seed (JAX's key, scikit-learn's random_state).
  */
-const FIELD_ALIASES: Record<string, string> = { kernel: 'W', weight: 'W', weights: 'W', bias: 'b', biases: 'b', lr: 'learningRate' };
+const FIELD_ALIASES: Record<string, string> = {
+  kernel: 'W',
+  weight: 'W',
+  weights: 'W',
+  bias: 'b',
+  biases: 'b',
+  lr: 'learningRate',
+  parameters: 'params',
+  inputs: 'x',
+  input: 'x',
+  targets: 'y',
+  target: 'y',
+  labels: 'y',
+  widths: 'layers',
+  sizes: 'layers',
+  layersizes: 'layers',
+  dims: 'layers',
+  features: 'layers',
+  units: 'layers',
+  init: 'scheme',
+  initializer: 'scheme',
+  kernelinit: 'scheme',
+  kernelinitializer: 'scheme',
+  biasinit: 'biasScheme',
+  biasinitializer: 'biasScheme',
+  key: 'seed',
+  rng: 'seed',
+  randomseed: 'seed',
+  randomstate: 'seed',
+};
 
 /** What to say of PyTorch's weight beside "did you mean W": its layout is the transpose. */
 export const PYTORCH_WEIGHT = "PyTorch's weight is out × in and W is in × out: send weight's transpose (weight.T)";

@@ -259,10 +259,13 @@ function withoutMissingMeant(issues: Issue[], body: unknown, fieldsAt: FieldsAt 
     const at = pathOf(issue.instancePath);
     for (const key of issue.params.keys) {
       const field = meantField(key, fieldsOf(fieldsAt, at));
-      if (field && valueAt(body, [...at, field]) === undefined) meant.add(`${issue.instancePath ?? ''}/${field}`);
+      if (field && valueAt(body, [...at, field]) === undefined) meant.add([...at, field].join('/'));
     }
   }
-  return meant.size === 0 ? issues : issues.filter((i) => !(meant.has(i.instancePath ?? '') && /received undefined$/.test(i.message)));
+  // paths compared as pathOf reads them: the body's own fields are at "/" in an unknown-key issue, "/x" in theirs
+  return meant.size === 0
+    ? issues
+    : issues.filter((i) => !(meant.has(pathOf(i.instancePath).join('/')) && /received undefined$/.test(i.message)));
 }
 
 /** The 400's message for zod's issues with `body`, the parsed body they are about, sent to `route`. */

@@ -490,6 +490,12 @@ describe('HTTP API (inject)', () => {
       /^params has every W as out × in .*: send each W transposed, the square ones too$/,
     ],
     ['a field of another route', { ...xorBody, batch_size: 2 }, 400, /^body has unknown field "batch_size"$/],
+    [
+      'the batch by its usual names',
+      { params: xorBody.params, inputs: xorBody.x, labels: xorBody.y },
+      400,
+      /^body has unknown fields "inputs" \(did you mean "x"\?\), "labels" \(did you mean "y"\?\)$/,
+    ],
     ['deeply nested junk', { ...xorBody, x: [[[[[[[[[[0]]]]]]]]]] }, 400, /x\[0\]\[0\]: expected number, received array/],
     ['not an object', [1, 2, 3], 400, /^body is a JSON array, not an object; send one object of named fields, as \/docs shows$/],
     ['null body fields', { params: null, x: null, y: null }, 400, /params: expected array/],

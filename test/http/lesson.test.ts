@@ -203,7 +203,19 @@ describe('the lesson series over HTTP: /init, /forward, /train', () => {
     ],
     ['a batchSize larger than the batch', '/train', { ...xorTrainRequest, batchSize: 5 }, /batchSize is 5; x has 4 rows/],
     ['zero steps', '/train', { ...xorTrainRequest, steps: 0 }, /^steps is 0; it must be ≥ 1$/],
-    ['one width', '/init', { layers: [3] }, /layers has 1 widths; it needs at least 2/],
+    ['one width', '/init', { layers: [3] }, /^layers has 1 width; it needs at least 2 \(inputs and outputs\)$/],
+    [
+      'widths named as Flax names them',
+      '/init',
+      { features: [2, 4, 1] },
+      /^body has unknown field "features" \(did you mean "layers"\?\)$/,
+    ],
+    [
+      "Keras's initializer and JAX's key",
+      '/init',
+      { layers: [2, 1], kernel_initializer: 'he_normal', key: 0 },
+      /^body has unknown fields "kernel_initializer" \(did you mean "scheme"\?\), "key" \(did you mean "seed"\?\)$/,
+    ],
     ['a scale the scheme ignores', '/init', { layers: [2, 1], scheme: 'he_uniform', scale: 0.1 }, /scale applies to scheme "normal"/],
     ['a seed beyond 32 bits', '/init', { layers: [2, 1], seed: 2 ** 32 }, /^seed is 4294967296; it must be ≤ 4294967295$/],
     // one bound, not also a safe integer's
