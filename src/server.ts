@@ -9,6 +9,8 @@ import { MALLOC_TUNABLES, mallocTuning } from './runtime/malloc.js';
 const CUT_OFF_AFTER_MS = 1000;
 /** ... and before a hard exit, if stopping the engine hangs. */
 const FORCE_EXIT_AFTER_MS = 3000;
+/** setTimeout fires at once for a delay over 2^31 − 1 ms: a grace near that bound must not turn into an immediate exit */
+const timerMs = (ms: number) => Math.min(ms, 2 ** 31 - 1);
 
 /** A reason the service cannot start that the operator can act on (a backend, the address): one line, not a stack. */
 class CannotStart extends Error {}
@@ -68,15 +70,21 @@ async function main(): Promise<void> {
     }, config.shutdownGraceMs);
     giveUp.unref();
     // a client that does not read its answer must not hold the process open
-    const cutOff = setTimeout(() => {
-      const cut = app.connections.cutOff();
-      if (cut > 0) app.log.warn({ connections: cut }, 'answers not taken within the grace period; connections closed');
-    }, config.shutdownGraceMs + CUT_OFF_AFTER_MS);
+    const cutOff = setTimeout(
+      () => {
+        const cut = app.connections.cutOff();
+        if (cut > 0) app.log.warn({ connections: cut }, 'answers not taken within the grace period; connections closed');
+      },
+      timerMs(config.shutdownGraceMs + CUT_OFF_AFTER_MS),
+    );
     cutOff.unref();
-    const force = setTimeout(() => {
-      app.log.error('still not stopped after the grace period; exiting');
-      process.exit(1);
-    }, config.shutdownGraceMs + FORCE_EXIT_AFTER_MS);
+    const force = setTimeout(
+      () => {
+        app.log.error('still not stopped after the grace period; exiting');
+        process.exit(1);
+      },
+      timerMs(config.shutdownGraceMs + FORCE_EXIT_AFTER_MS),
+    );
     force.unref();
     await app.close(); // stops accepting, waits for in-flight requests
     await app.connections.drained(); // every answer's last byte has left

@@ -39,7 +39,7 @@ export const PRIME_SHAPE: WarmupShape = { widths: [16, 32, 32, 1], batch: 1024, 
 export const PRIME_RESUME_AFTER_MS = 100;
 
 export interface EngineOptions {
-  /** one backend, or `auto`: all of them, each request sent where the cost model says */
+  /** one backend, or `auto` (see BACKEND_CHOICES): each request sent where the cost model says */
   backend: BackendChoice;
   kernelCacheSize: number;
   /** the most memory the cached kernels may keep (default DEFAULT_KERNEL_CACHE_BYTES) */
@@ -96,8 +96,8 @@ export class Engine {
    * is slower than webasm, and a live Dawn device keeps a thread busy. `auto` never starts
    * headlessgl: it is optional (a native build, and an X display at run time) and on the
    * software GL these machines have (Mesa's llvmpipe under Xvfb) it is slower than webasm
-   * (measured before webasm's tuning: M 66 against 32–38 ms, L 6.1 against 2.7 s; README,
-   * "Backends"); it runs only when forced.
+   * (measured before webasm's tuning: M 66 against 32–38 ms, L 6.1 against 2.7 s; bench/RESULTS.md);
+   * it runs only when forced.
    */
   static async create(options: EngineOptions): Promise<Engine> {
     const auto = options.backend === 'auto';

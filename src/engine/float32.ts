@@ -16,11 +16,10 @@ export const f32Tanh = (a: number): number => f32(Math.tanh(a));
 export const f32Log1p = (a: number): number => f32(Math.log1p(a));
 export const f32Expm1 = (a: number): number => f32(Math.expm1(a));
 
-/** Largest finite float32. */
-export const FLOAT32_MAX = 3.4028234663852886e38;
 /**
- * The smallest magnitude that rounds to ±Infinity in float32 (halfway from FLOAT32_MAX to
- * 2^128; the tie rounds to even, up). Anything below it rounds to a finite float32: numpy
- * prints FLOAT32_MAX as 3.4028235e38, which is above FLOAT32_MAX and rounds to it.
+ * The smallest magnitude that rounds to ±Infinity in float32 (halfway from the largest finite
+ * float32, 3.4028234663852886e38, to 2^128; the tie rounds to even, up). Anything below it
+ * rounds to a finite float32: numpy prints that largest one as 3.4028235e38, which is above
+ * it and rounds to it.
  */
 export const FLOAT32_OVERFLOW = 2 ** 128 - 2 ** 103;

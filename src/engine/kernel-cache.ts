@@ -128,6 +128,10 @@ export class KernelCache {
     let result: unknown;
     try {
       result = await entry.kernel.run(...args);
+    } catch (err) {
+      // a kernel that failed to build is not kept: the next request of its shape builds it anew
+      this.forget(entry);
+      throw err;
     } finally {
       const ms = performance.now() - t0;
       this.compileMsTotal += ms;
@@ -142,14 +146,20 @@ export class KernelCache {
     return result;
   }
 
+  /** Drop an entry from the cache; destroyed now, or by its last lease's release. */
+  private forget(entry: Entry): void {
+    if (entry.evicted) return;
+    this.entries.delete(entry.key);
+    this.bytes -= entry.bytes;
+    entry.evicted = true;
+    if (entry.leases === 0) entry.kernel.destroy();
+  }
+
   private evictOverflow(): void {
     for (const entry of this.entries.values()) {
       if (this.entries.size <= this.capacity && this.bytes <= this.maxBytes) return;
-      this.entries.delete(entry.key);
-      this.bytes -= entry.bytes;
+      this.forget(entry);
       this.evictions++;
-      entry.evicted = true;
-      if (entry.leases === 0) entry.kernel.destroy();
     }
   }
 

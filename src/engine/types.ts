@@ -10,7 +10,10 @@ export type Reduction = (typeof REDUCTIONS)[number];
 
 export const BACKENDS = ['webasm', 'cpu', 'webgpu', 'headlessgl'] as const;
 export type BackendName = (typeof BACKENDS)[number];
-/** `auto`: every backend is started and each request goes where the cost model sends it (dispatch.ts). */
+/**
+ * `auto`: cpu and webasm, and webgpu on a hardware adapter (never headlessgl), each request sent
+ * where the cost model says (dispatch.ts).
+ */
 export const BACKEND_CHOICES = ['auto', ...BACKENDS] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
 

@@ -61,7 +61,7 @@ export const Errors = {
 export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const;
 
 /** Every error answer's body: fastify's shape, with the service's code. */
-export function errorBody(statusCode: number, code: string, message: string) {
+function errorBody(statusCode: number, code: string, message: string) {
   return { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Client Error', message };
 }
 
@@ -81,7 +81,11 @@ export function retryAfter<E extends Error>(err: E, seconds: number): E & { retr
   return Object.assign(err, { retryAfter: seconds });
 }
 
-/** Errors in fastify's shape; 4xx say what is wrong, 5xx say nothing of the internals. */
+/**
+ * Errors in fastify's shape; 4xx say what is wrong; 503s say why the service cannot serve now
+ * (overload, shutdown, or on /readyz the failed probe of a backend, for its operator); other
+ * 5xx say nothing of the internals.
+ */
 export function installErrorHandlers(app: FastifyInstance, bodyLimit: number): void {
   app.setErrorHandler((err: FastifyError & { retryAfter?: number }, request, reply) => {
     // answered before its body has arrived in full (refused, timed out, too large): the rest

@@ -190,8 +190,11 @@ export function spellOutWildcard(header: string, offered: readonly string[]): st
     .join(', ');
 }
 
-/** About how long a float32 value is in JSON ("-0.123456789," is 13 characters). */
-const JSON_BYTES_PER_VALUE = 12;
+/**
+ * About how long a float32 value is in JSON: JSON.stringify writes its float64 form,
+ * "0.026457302272319794," (21 characters; 20–22 measured on answers).
+ */
+const JSON_BYTES_PER_VALUE = 20;
 
 /**
  * Send a POST route's 200 answer, built by `enc` (its JSON tensors still float32, see

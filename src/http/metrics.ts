@@ -107,7 +107,8 @@ export function registerMetrics(app: FastifyInstance, engine: Engine): void {
       this.set({ state: 'waiting' }, gate.waiting);
       this.set({ state: 'unread' }, gate.unread);
       // a stalled upload shows here, holding its read slot until the request timeout
-      this.set({ state: 'io' }, gate.admitted - gate.running - gate.waiting - gate.unread);
+      // (a timed-out request's computation keeps its slot until its next kernel check, after its ticket is returned)
+      this.set({ state: 'io' }, Math.max(0, gate.admitted - gate.running - gate.waiting - gate.unread));
     },
   });
   const backendInfo = new Gauge({

@@ -81,7 +81,7 @@ function widthAt(widths: number[], i: number): string {
 const BYTES_PER_ACTIVATION = 40;
 
 /** Σ (in + 1)·out: a network's weights and biases, and the multiply-adds of its forward pass per row. */
-export const paramCount = (widths: number[]): number => widths.slice(1).reduce((s, out, l) => s + (widths[l]! + 1) * out, 0);
+const paramCount = (widths: number[]): number => widths.slice(1).reduce((s, out, l) => s + (widths[l]! + 1) * out, 0);
 
 /**
  * /init's widths: the same layer and width limits as the other routes (so that it never makes

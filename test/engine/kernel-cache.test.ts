@@ -33,6 +33,33 @@ describe('kernel cache', () => {
     assert.equal(s.evictions, 1);
   });
 
+  it('does not keep a kernel whose first call failed: the next lease builds it anew', async () => {
+    const cache = new KernelCache(4);
+    let builds = 0;
+    const destroyed: number[] = [];
+    const make = () => {
+      const build = ++builds;
+      return {
+        run: () => {
+          if (build === 1) throw new Error('build failed');
+          return build;
+        },
+        destroy: () => destroyed.push(build),
+        keepsMemory: false,
+      };
+    };
+    const first = cache.lease('a', make, () => {});
+    await assert.rejects(async () => first.call(), /build failed/);
+    assert.equal(cache.stats().size, 0);
+    assert.deepEqual(destroyed, [], 'not destroyed under its lease');
+    first.release();
+    assert.deepEqual(destroyed, [1]);
+    const second = cache.lease('a', make, () => {});
+    assert.equal(await second.call(), 2);
+    second.release();
+    assert.deepEqual([cache.stats().size, cache.stats().evictions], [1, 0]);
+  });
+
   it('never destroys a kernel that a request still holds', () => {
     const cache = new KernelCache(1);
     const { destroyed, make } = counted();

@@ -39,7 +39,7 @@ export const bce: ElementLossOp = {
     return f32Mul(f32Mul(dp, minGrad(m, CLIP_HI)), maxGrad(pred, CLIP_LO));
   },
   saturation: (pred) => {
-    // exactly 1.0: a saturated sigmoid (above 1 is no probability, predictionsOutsideUnit's warning)
+    // exactly 1.0: a saturated sigmoid (above 1 is no probability, predictionsAboveOne's warning)
     if (pred === CLIP_HI) return 'high';
     return pred < CLIP_LO ? 'low' : undefined;
   },
