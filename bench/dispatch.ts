@@ -78,8 +78,8 @@ const SWEEP: [number[], number[]][] = gpu
     ];
 
 const webasmThreads = Number(process.env.GRADSERVE_WEBASM_THREADS) || usableCpus();
-const a = await Engine.create({ backend: first, kernelCacheSize: 512, webasmThreads });
-const b = await Engine.create({ backend: second, kernelCacheSize: 512, webasmThreads });
+const a = await Engine.create({ backend: first, kernelCacheCapacity: 512, webasmThreads });
+const b = await Engine.create({ backend: second, kernelCacheCapacity: 512, webasmThreads });
 const rows: [number, number, number, string][] = [];
 for (const [widths, batches] of SWEEP) {
   for (const batch of batches) {
@@ -99,7 +99,7 @@ const firstWin = rows.find(([, x, y]) => y <= x);
 console.log(`${first} is faster up to work ${rows.filter(([work]) => !firstWin || work < firstWin[0]).at(-1)?.[0] ?? 0}`);
 if (gpu) {
   // what the service's default (`auto`) makes of this machine
-  const auto = await Engine.create({ backend: 'auto', kernelCacheSize: 8 });
+  const auto = await Engine.create({ backend: 'auto', kernelCacheCapacity: 8 });
   const { backends, gpu: found } = auto.info();
   console.log(`auto starts ${backends.join(', ')} (GPU: ${found})`);
   await auto.close();

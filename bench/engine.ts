@@ -95,7 +95,7 @@ for (const size of SIZES.filter((s) => !only || only.includes(s.name))) {
   let bestCpuMs = Number.POSITIVE_INFINITY;
   for (const backend of backends) {
     if (size.skip?.includes(backend)) continue;
-    const engine = await Engine.create({ backend, kernelCacheSize: 64 });
+    const engine = await Engine.create({ backend, kernelCacheCapacity: 64 });
     const problem = toEngineProblem(c);
     const ms = await timeCalls(size.calls, () => engine.valueAndGrad(problem));
     engine.close();

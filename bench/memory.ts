@@ -16,7 +16,7 @@ const SHAPES: [number[], number][] = [
 ];
 
 async function measure(widths: number[], batch: number, backend: BackendName): Promise<void> {
-  const engine = await Engine.create({ backend, kernelCacheSize: 64 });
+  const engine = await Engine.create({ backend, kernelCacheCapacity: 64 });
   const filled = (rows: number, cols: number, v: number) => ({ rows, cols, data: new Float32Array(rows * cols).fill(v) });
   const problem: Problem = {
     layers: widths.slice(1).map((out, l) => ({ W: filled(widths[l]!, out, 0.01), b: new Float32Array(out) })),

@@ -12,7 +12,7 @@ import { defaultConfig } from '../src/runtime/config.js';
 const documentFile = new URL('../openapi/openapi.json', import.meta.url);
 const typesFile = new URL('../openapi/api.d.ts', import.meta.url);
 
-const engine = await Engine.create({ backend: 'cpu', kernelCacheSize: 4 });
+const engine = await Engine.create({ backend: 'cpu', kernelCacheCapacity: 4 });
 const app = await buildApp({ config: { ...defaultConfig(), logLevel: 'silent' }, engine });
 await app.ready();
 const document = app.swagger() as OpenAPI3;

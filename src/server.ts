@@ -33,7 +33,7 @@ async function main(): Promise<void> {
   const engine = await orCannotStart('the compute engine cannot start', () =>
     Engine.create({
       backend: config.backend,
-      kernelCacheSize: config.kernelCacheSize,
+      kernelCacheCapacity: config.kernelCacheCapacity,
       kernelCacheBytes: config.kernelCacheBytes,
       webasmThreads: config.webasmThreads,
       thresholds: config.thresholds,

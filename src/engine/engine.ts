@@ -41,7 +41,7 @@ export const PRIME_RESUME_AFTER_MS = 100;
 export interface EngineOptions {
   /** one backend, or `auto` (see BACKEND_CHOICES): each request sent where the cost model says */
   backend: BackendChoice;
-  kernelCacheSize: number;
+  kernelCacheCapacity: number;
   /** the most memory the cached kernels may keep (default DEFAULT_KERNEL_CACHE_BYTES) */
   kernelCacheBytes?: number;
   /** webasm's worker threads (default: one per usable CPU) */
@@ -125,7 +125,7 @@ export class Engine {
     return new Engine(
       options.backend,
       backends,
-      new KernelCache(options.kernelCacheSize, options.kernelCacheBytes),
+      new KernelCache(options.kernelCacheCapacity, options.kernelCacheBytes),
       thresholds,
       gpu,
       webasmThreads,
@@ -141,7 +141,7 @@ export class Engine {
    * Why the backend a problem of this shape would run on cannot take it, or undefined when it
    * can: headlessgl's kernels output textures, whose sides its GL bounds (16384 on llvmpipe).
    */
-  overLimit(shape: WorkShape): string | undefined {
+  backendCannotTake(shape: WorkShape): string | undefined {
     const name = this.backendForShape(shape);
     const most = this.backends.get(name)!.maxExtent;
     if (most === undefined) return undefined;
@@ -201,7 +201,7 @@ export class Engine {
     let kernels = 0;
     let ms = 0;
     for (const { widths, batch, activation } of shapes) {
-      const over = this.overLimit({ widths, batch });
+      const over = this.backendCannotTake({ widths, batch });
       if (over) throw new Error(`the warm-up shape ${widths.join(',')}x${batch} cannot run: ${over}`);
       const zeros = (rows: number, cols: number) => ({ rows, cols, data: new Float32Array(rows * cols) });
       const layers = widths.slice(1).map((out, l) => ({ W: zeros(widths[l]!, out), b: new Float32Array(out) }));

@@ -135,7 +135,7 @@ export interface Config {
   thresholds: Thresholds;
   /** start only with webgpu on a hardware adapter */
   requireGpu: boolean;
-  kernelCacheSize: number;
+  kernelCacheCapacity: number;
   /** the most memory the cached kernels may keep; the least recently used beyond it are freed */
   kernelCacheBytes: number;
   /** webasm's worker threads */
@@ -181,7 +181,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     backend: e.GRADSERVE_BACKEND,
     thresholds: { cpuMaxWork: e.GRADSERVE_CPU_MAX_WORK, gpuMinWork: e.GRADSERVE_GPU_MIN_WORK },
     requireGpu: e.GRADSERVE_REQUIRE_GPU,
-    kernelCacheSize: e.GRADSERVE_KERNEL_CACHE_SIZE,
+    kernelCacheCapacity: e.GRADSERVE_KERNEL_CACHE_SIZE,
     kernelCacheBytes: e.GRADSERVE_KERNEL_CACHE_BYTES,
     webasmThreads: e.GRADSERVE_WEBASM_THREADS,
     warmup: e.GRADSERVE_WARMUP,

@@ -26,7 +26,7 @@ describe('Swagger UI in a real browser', () => {
   let browser: Browser;
   let address: string;
   before(async () => {
-    engine = await Engine.create({ backend: 'webasm', kernelCacheSize: 64 });
+    engine = await Engine.create({ backend: 'webasm', kernelCacheCapacity: 64 });
     app = await buildApp({ config: { ...defaultConfig(), logLevel: 'silent' }, engine });
     address = await app.listen({ port: 0, host: '127.0.0.1' });
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS });

@@ -32,7 +32,7 @@ async function single(url: string, request: ValueAndGradRequest): Promise<ValueA
 }
 
 async function startServer(admission: Partial<ReturnType<typeof defaultConfig>['admission']> = {}) {
-  const engine = await Engine.create({ backend: 'auto', kernelCacheSize: 64 });
+  const engine = await Engine.create({ backend: 'auto', kernelCacheCapacity: 64 });
   const config = defaultConfig();
   const app = await buildApp({ config: { ...config, logLevel: 'silent', admission: { ...config.admission, ...admission } }, engine });
   const url = await app.listen({ port: 0, host: '127.0.0.1' });

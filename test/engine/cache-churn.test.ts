@@ -19,7 +19,7 @@ function memoryMb(): number {
 describe('kernel cache under churn', () => {
   it('keeps memory bounded over a stream of distinct shapes: the LRU evicts and frees kernels', async () => {
     const capacity = 16;
-    const engine = await Engine.create({ backend: 'webasm', kernelCacheSize: capacity });
+    const engine = await Engine.create({ backend: 'webasm', kernelCacheCapacity: capacity });
     const rand = rng(5);
     let shape = 0;
     const runShapes = async (n: number) => {
@@ -46,7 +46,7 @@ describe('kernel cache under churn', () => {
 
   it('returns the memory of evicted kernels that ran on the worker threads, within its byte bound', async () => {
     const maxBytes = 16 * 2 ** 20;
-    const engine = await Engine.create({ backend: 'webasm', kernelCacheSize: 64, kernelCacheBytes: maxBytes });
+    const engine = await Engine.create({ backend: 'webasm', kernelCacheCapacity: 64, kernelCacheBytes: maxBytes });
     const rand = rng(6);
     // [256, h, 1] × 2048: kernels large enough to run split over the threads, in a shared
     // memory that each thread maps; each shape's kernels keep 5–7 MiB

@@ -22,7 +22,7 @@ describe('the dispatcher (backend auto)', () => {
   });
 
   it('answers small and large problems correctly on the backend it chose, and says which', async () => {
-    const engine = await Engine.create({ backend: 'auto', kernelCacheSize: 64 });
+    const engine = await Engine.create({ backend: 'auto', kernelCacheCapacity: 64 });
     const app = await buildApp({ config: { ...defaultConfig(), logLevel: 'silent' }, engine });
     try {
       assert.deepEqual(engine.info().backends, ['cpu', 'webasm'], 'no webgpu without a hardware adapter');
@@ -53,7 +53,7 @@ describe('the dispatcher (backend auto)', () => {
     assert.equal(defaultConfig().requireGpu, false);
     assert.equal(loadConfig({ GRADSERVE_REQUIRE_GPU: '1' }).requireGpu, true);
     assert.throws(() => loadConfig({ GRADSERVE_REQUIRE_GPU: 'yes' }), /GRADSERVE_REQUIRE_GPU/);
-    const options = { kernelCacheSize: 8, requireGpu: true };
+    const options = { kernelCacheCapacity: 8, requireGpu: true };
     // this machine has no GPU device node (as the test above assumes): auto does not look for an adapter
     await assert.rejects(Engine.create({ backend: 'auto', ...options }), /GPU is required.*, but no GPU device node \(\/dev\/dri/);
     await assert.rejects(Engine.create({ backend: 'webasm', ...options }), /GPU is required.*the backend is webasm/);

@@ -42,7 +42,7 @@ for (const backend of BACKENDS) {
   describe(`engine on ${backend}`, { skip: skips[backend] }, () => {
     let engine: Engine;
     before(async () => {
-      engine = await Engine.create({ backend, kernelCacheSize: 256 });
+      engine = await Engine.create({ backend, kernelCacheCapacity: 256 });
     });
     after(() => engine?.close());
 
@@ -178,7 +178,7 @@ for (const backend of BACKENDS) {
     });
 
     it('compiles the kernels of a shape once, and reuses them for other batch sizes in the same bucket', async () => {
-      const fresh = await Engine.create({ backend, kernelCacheSize: 64 });
+      const fresh = await Engine.create({ backend, kernelCacheCapacity: 64 });
       try {
         const c = randomCase(rng(9), { widths: [3, 5, 1], batch: 20, activation: 'tanh' });
         const first = await fresh.valueAndGrad(toEngineProblem(c));

@@ -23,7 +23,7 @@ for (const backend of BACKENDS) {
   describe(`training on ${backend}`, { skip: skips[backend] }, () => {
     let engine: Engine;
     before(async () => {
-      engine = await Engine.create({ backend, kernelCacheSize: 64 });
+      engine = await Engine.create({ backend, kernelCacheCapacity: 64 });
     });
     after(() => engine?.close());
 

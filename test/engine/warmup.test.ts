@@ -21,7 +21,7 @@ describe('warm-up of configured shapes (GRADSERVE_WARMUP)', () => {
   });
 
   it('compiles every kernel of those shapes, so that the first request of one compiles none and is right', async () => {
-    const engine = await Engine.create({ backend: 'cpu', kernelCacheSize: 64 });
+    const engine = await Engine.create({ backend: 'cpu', kernelCacheCapacity: 64 });
     try {
       const warm = await engine.warmUp([{ widths: [3, 5, 2], batch: 8, activation: 'relu' }]);
       assert.equal(warm.kernels, 5);
@@ -38,7 +38,7 @@ describe('warm-up of configured shapes (GRADSERVE_WARMUP)', () => {
   });
 
   it('primes the kernel compiler in the background, gives way to a request at its next kernel, and resumes when the engine is quiet', async () => {
-    const engine = await Engine.create({ backend: 'webasm', kernelCacheSize: 64 });
+    const engine = await Engine.create({ backend: 'webasm', kernelCacheCapacity: 64 });
     try {
       assert.equal(
         engine.backendFor(toEngineProblem(randomCase(rng(1), { ...PRIME_SHAPE }))),
@@ -51,7 +51,7 @@ describe('warm-up of configured shapes (GRADSERVE_WARMUP)', () => {
     } finally {
       await engine.close();
     }
-    const busy = await Engine.create({ backend: 'webasm', kernelCacheSize: 64 });
+    const busy = await Engine.create({ backend: 'webasm', kernelCacheCapacity: 64 });
     try {
       const priming = busy.prime();
       const c = randomCase(rng(4), { widths: [8, 12, 1], batch: 64, activation: 'tanh' });
@@ -72,7 +72,7 @@ describe('warm-up of configured shapes (GRADSERVE_WARMUP)', () => {
       await busy.close();
     }
     // stopped for good (shutdown) while it waits for a quiet spell
-    const stopping = await Engine.create({ backend: 'webasm', kernelCacheSize: 64 });
+    const stopping = await Engine.create({ backend: 'webasm', kernelCacheCapacity: 64 });
     try {
       const priming = stopping.prime();
       await stopping.valueAndGrad(toEngineProblem(randomCase(rng(5), { widths: [8, 12, 1], batch: 64, activation: 'tanh' })));

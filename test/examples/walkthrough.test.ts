@@ -24,7 +24,7 @@ describe('examples/: the lesson series against a running server', () => {
   let engine: Engine;
   let address: string;
   before(async () => {
-    engine = await Engine.create({ backend: 'webasm', kernelCacheSize: 64 });
+    engine = await Engine.create({ backend: 'webasm', kernelCacheCapacity: 64 });
     app = await buildApp({ config: { ...defaultConfig(), logLevel: 'silent' }, engine });
     address = await app.listen({ port: 0, host: '127.0.0.1' });
   });

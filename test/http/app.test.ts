@@ -21,7 +21,7 @@ const xorBody = {
 };
 
 async function makeApp(overrides: Partial<ReturnType<typeof defaultConfig>> = {}) {
-  const engine = await Engine.create({ backend: 'webasm', kernelCacheSize: 64 });
+  const engine = await Engine.create({ backend: 'webasm', kernelCacheCapacity: 64 });
   const app = await buildApp({ config: { ...defaultConfig(), logLevel: 'silent', ...overrides }, engine });
   return { app, engine };
 }

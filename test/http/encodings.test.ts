@@ -25,7 +25,7 @@ describe('binary tensors and compression', () => {
   let app: FastifyInstance;
   let engine: Engine;
   before(async () => {
-    engine = await Engine.create({ backend: 'webasm', kernelCacheSize: 64 });
+    engine = await Engine.create({ backend: 'webasm', kernelCacheCapacity: 64 });
     app = await buildApp({ config: { ...defaultConfig(), logLevel: 'silent' }, engine });
   });
   after(async () => {

@@ -192,7 +192,7 @@ function fuzz(title: string, jsonOffload: JsonOffload, RUNS: { structured: numbe
       // the service's default kernel cache: the heap check below is what a long-running
       // service keeps (each cached kernel holds 100–250 KiB of compiled code and gpu.js
       // state; a 512-entry cache filled by these shapes held 44 MiB, by design)
-      engine = await Engine.create({ backend: 'webasm', kernelCacheSize: defaultConfig().kernelCacheSize });
+      engine = await Engine.create({ backend: 'webasm', kernelCacheCapacity: defaultConfig().kernelCacheCapacity });
       app = await buildApp({ config: { ...defaultConfig(), logLevel: 'silent', jsonOffload }, engine });
       await app.inject({ method: 'POST', url: '/value-and-grad', payload: xorCase }); // warm up before the baseline
       protoBefore = protoKeys();

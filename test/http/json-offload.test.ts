@@ -27,7 +27,7 @@ describe('JSON worker threads', () => {
   let inline: FastifyInstance;
   const make = (jsonOffload: JsonOffload) => buildApp({ config: { ...defaultConfig(), logLevel: 'silent', jsonOffload }, engine });
   before(async () => {
-    engine = await Engine.create({ backend: 'webasm', kernelCacheSize: 64 });
+    engine = await Engine.create({ backend: 'webasm', kernelCacheCapacity: 64 });
     offloaded = await make({ workers: 1, minBytes: 1024 });
     inline = await make({ workers: 0, minBytes: 1024 });
   });

@@ -12,7 +12,7 @@ import { train64 } from '../reference/train64.js';
 const json = <T>(o: T): T => JSON.parse(JSON.stringify(o));
 
 async function makeApp(backend: 'webasm' | 'cpu' = 'webasm', overrides: Partial<ReturnType<typeof defaultConfig>> = {}) {
-  const engine = await Engine.create({ backend, kernelCacheSize: 64 });
+  const engine = await Engine.create({ backend, kernelCacheCapacity: 64 });
   const app = await buildApp({ config: { ...defaultConfig(), logLevel: 'silent', ...overrides }, engine });
   return { app, engine };
 }

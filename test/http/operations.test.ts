@@ -17,7 +17,7 @@ describe('operations: /info and /metrics', () => {
   let app: FastifyInstance;
   let engine: Engine;
   before(async () => {
-    engine = await Engine.create({ backend: 'cpu', kernelCacheSize: 64 });
+    engine = await Engine.create({ backend: 'cpu', kernelCacheCapacity: 64 });
     app = await buildApp({ config: { ...defaultConfig(), logLevel: 'silent' }, engine });
   });
   after(async () => {
@@ -50,7 +50,7 @@ describe('operations: /info and /metrics', () => {
   });
 
   it("GET /info names webasm's threads where webasm runs", async () => {
-    const webasm = await Engine.create({ backend: 'webasm', kernelCacheSize: 4, webasmThreads: 3 });
+    const webasm = await Engine.create({ backend: 'webasm', kernelCacheCapacity: 4, webasmThreads: 3 });
     const other = await buildApp({ config: { ...defaultConfig(), logLevel: 'silent' }, engine: webasm });
     try {
       assert.equal((await other.inject('/info')).json().threads.webasm, 3);
@@ -103,7 +103,7 @@ describe('operations: /info and /metrics', () => {
   });
 
   it('keeps a registry per app: two apps count their own requests', async () => {
-    const other = await Engine.create({ backend: 'cpu', kernelCacheSize: 4 });
+    const other = await Engine.create({ backend: 'cpu', kernelCacheCapacity: 4 });
     const second = await buildApp({ config: { ...defaultConfig(), logLevel: 'silent' }, engine: other });
     try {
       await second.inject('/healthz');

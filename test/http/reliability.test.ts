@@ -24,7 +24,7 @@ async function withServer(overrides: Overrides, body: (url: string, app: Fastify
     limits: { ...base.limits, ...overrides.limits },
     admission: { ...base.admission, ...overrides.admission },
   };
-  const engine = await Engine.create({ backend: overrides.backend ?? 'webasm', kernelCacheSize: 64 });
+  const engine = await Engine.create({ backend: overrides.backend ?? 'webasm', kernelCacheCapacity: 64 });
   const app = await buildApp({ config, engine });
   try {
     const url = await app.listen({ port: 0, host: '127.0.0.1' });

@@ -26,7 +26,7 @@ export interface ComputeRouteOptions {
  */
 export function within<P extends ForwardProblem>(problem: P, limits: Limits, engine: Engine): P {
   const shape = shapeOf(problem);
-  refuseOverLimit(overLimit(shape, limits) ?? engine.overLimit(shape));
+  refuseOverLimit(overLimit(shape, limits) ?? engine.backendCannotTake(shape));
   return problem;
 }
 
