@@ -953,7 +953,7 @@ export interface operations {
                     /** @description Rows per step, drawn by a seeded shuffle of x, epoch after epoch; the whole batch when absent. */
                     batchSize?: number;
                     /**
-                     * @description Seed of the minibatch shuffle.
+                     * @description Seed of the minibatch shuffle: used only with a batchSize smaller than the batch.
                      * @default 0
                      */
                     seed?: number;

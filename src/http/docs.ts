@@ -24,7 +24,11 @@ export async function registerDocs(app: FastifyInstance, version: string): Promi
       },
       servers: [{ url: '/' }],
       tags: [
-        { name: 'compute', description: 'The lesson series: init, forward, loss, gradients, training' },
+        {
+          name: 'compute',
+          description:
+            'Gradients with the loss (jax.value_and_grad), the loss alone, predictions, training, and initial params (a lesson takes them in this order: init, forward, loss, gradients, train)',
+        },
         { name: 'health', description: 'Liveness and readiness' },
         { name: 'operations', description: 'Version, configuration and statistics (Prometheus metrics at GET /metrics)' },
       ],

@@ -150,7 +150,7 @@ export const TrainRequest = z
       .min(1)
       .optional()
       .describe('Rows per step, drawn by a seeded shuffle of x, epoch after epoch; the whole batch when absent.'),
-    seed: UInt32.default(0).describe('Seed of the minibatch shuffle.'),
+    seed: UInt32.default(0).describe('Seed of the minibatch shuffle: used only with a batchSize smaller than the batch.'),
   })
   .superRefine((body, ctx) => report(ctx, () => [...shapeIssues(body), ...optionIssues(body), ...trainIssues(body)]))
   .describe('An MLP, a batch, the loss options and an optimizer: gradient descent from params.');

@@ -130,6 +130,27 @@ describe('the lesson series over HTTP: /init, /forward, /train', () => {
     assert.doesNotMatch(warnings.join(' '), /learningRate/);
   });
 
+  it('POST /train says when a seed changed nothing (no minibatches to shuffle), and not when it did', async () => {
+    const recipe = { ...xorTrainRequest, steps: 20 };
+    const train = async (extra: object) => {
+      const res = await post('/train', { ...recipe, ...extra });
+      assert.equal(res.statusCode, 200, res.body);
+      return res.json() as { params: unknown; warnings?: string[] };
+    };
+    const seedWarning = /seed 7 changed nothing: it seeds the shuffle that draws minibatches.*POST \/init/;
+    const unseeded = await train({});
+    assert.equal(unseeded.warnings, undefined);
+    const seeded = await train({ seed: 7 });
+    assert.match(seeded.warnings?.join(' ') ?? '', seedWarning);
+    assert.match(seeded.warnings?.join(' ') ?? '', /without batchSize every step uses every row/);
+    assert.deepEqual(seeded.params, unseeded.params);
+    const wholeBatch = await train({ seed: 7, batchSize: 4 });
+    assert.match(wholeBatch.warnings?.join(' ') ?? '', /with batchSize 4, the whole batch, every step uses every row/);
+    // with minibatches the seed orders them: no warning, and other params than seed 0's
+    const minibatched = await train({ seed: 7, batchSize: 2 });
+    assert.equal(minibatched.warnings, undefined);
+    assert.notDeepEqual(minibatched.params, (await train({ batchSize: 2 })).params);
+  });
   it('takes bce_logits with a linear output by default, and mse, as the float64 reference computes them', async () => {
     const { outputActivation, ...rest } = xorCase;
     for (const [loss, activation] of [

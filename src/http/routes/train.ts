@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { shapeOf } from '../../engine/dispatch.js';
+import { rowsPerStep } from '../../engine/train.js';
 import { trainOverLimit } from '../../runtime/limits.js';
 import { admitCompute } from '../admission.js';
 import { ResultEncoder } from '../encode.js';
@@ -37,9 +38,12 @@ export const trainRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app, 
       reportStats(request, reply, result.stats);
       const enc = new ResultEncoder(request.body.outputEncoding);
       const history = result.history.map((h) => ({ step: h.step, loss: enc.number(h.loss) }));
-      const stopped = result.stoppedAt === undefined ? [] : [stoppedWarning(result.stoppedAt, result.head.saturatedHigh > 0)];
+      const said = [
+        ...(result.stoppedAt === undefined ? [] : [stoppedWarning(result.stoppedAt, result.head.saturatedHigh > 0)]),
+        ...unusedSeedWarning(seed, batchSize, problem.x.rows),
+      ];
       const params = enc.layers(result.params);
-      const answer = { params, loss: enc.number(result.loss), history, warnings: enc.warnings(result.head, stopped) };
+      const answer = { params, loss: enc.number(result.loss), history, warnings: enc.warnings(result.head, said) };
       return sendAnswer(reply, answer, enc);
     },
   );
@@ -58,4 +62,19 @@ function stoppedWarning(step: number, saturated: boolean): string {
   return saturated
     ? `${stopped} The fit drove predictions to exactly 1.0 in float32 (see the warning on them); a smaller learningRate would only delay that. Train with "loss": "bce_logits", or for fewer steps.`
     : `${stopped} Try a smaller learningRate.`;
+}
+
+/**
+ * A seed that changed nothing: it only drives the shuffle that draws minibatches, and without
+ * one (no batchSize, or the whole batch) every step uses every row in order. Learners often
+ * expect it to seed the starting params, which is /init's seed. The default 0 is not
+ * reported, so a client that always sends `"seed": 0` hears nothing.
+ */
+function unusedSeedWarning(seed: number, batchSize: number | undefined, rows: number): string[] {
+  if (seed === 0 || rowsPerStep({ batchSize }, rows) < rows) return [];
+  const why = batchSize === undefined ? 'without batchSize' : `with batchSize ${batchSize}, the whole batch,`;
+  return [
+    `seed ${seed} changed nothing: it seeds the shuffle that draws minibatches, and ${why} every step uses every row. ` +
+      'Starting params drawn from a seed come from POST /init.',
+  ];
 }
