@@ -203,8 +203,10 @@ const JSON_BYTES_PER_VALUE = 20;
  * usual path (the same schema, on the event loop). Answers in binary tensors are
  * not compressed: float32 bytes barely compress (gzip saves about a quarter of their base64,
  * at some 50 MB/s of CPU), while JSON numbers shrink by more than half.
+ * Returns what the handler returns: the answer for fastify to serialize, or the reply when
+ * it is already sent.
  */
-export async function sendAnswer<T>(reply: FastifyReply, answer: T, enc: ResultEncoder): Promise<T> {
+export async function sendAnswer<T>(reply: FastifyReply, answer: T, enc: ResultEncoder): Promise<T | FastifyReply> {
   if (enc.encoding === 'base64') reply.request.headers['x-no-compression'] = 'binary tensors'; // read by @fastify/compress
   const workers = reply.server.jsonWorkers;
   const url = reply.request.routeOptions.url;
@@ -220,5 +222,5 @@ export async function sendAnswer<T>(reply: FastifyReply, answer: T, enc: ResultE
   if (gzip) reply.header('content-encoding', 'gzip').header('vary', 'accept-encoding');
   // sent as it is: fastify's serializer runs only on objects
   reply.type('application/json; charset=utf-8').send(json);
-  return reply as T;
+  return reply;
 }

@@ -62,7 +62,7 @@ export function readBody(
     clearTimeout(paceTimer);
     payload.removeListener('data', onData);
     payload.removeListener('end', onEnd);
-    payload.removeListener('error', onEnd);
+    payload.removeListener('error', onError);
   };
   function onData(data: Buffer | string): void {
     const chunk = typeof data === 'string' ? Buffer.from(data) : data; // a preParsing stream may emit strings
@@ -82,13 +82,14 @@ export function readBody(
     else chunks.push(chunk);
     received += chunk.length;
   }
-  function onEnd(err?: Error & { statusCode?: number }): void {
+  /** the stream's own error (a broken gzip body, say): a 400 unless it carries a 4xx or 5xx */
+  function onError(err: Error & { statusCode?: number }): void {
     stop();
-    if (err) {
-      if (!(typeof err.statusCode === 'number' && err.statusCode >= 400)) err.statusCode = 400;
-      done(err);
-      return;
-    }
+    if (!(typeof err.statusCode === 'number' && err.statusCode >= 400)) err.statusCode = 400;
+    done(err);
+  }
+  function onEnd(): void {
+    stop();
     if (!Number.isNaN(contentLength) && (payload.receivedEncodedLength || received) !== contentLength) {
       done(new errorCodes.FST_ERR_CTP_INVALID_CONTENT_LENGTH());
       return;
@@ -97,6 +98,6 @@ export function readBody(
   }
   payload.on('data', onData);
   payload.on('end', onEnd);
-  payload.on('error', onEnd);
+  payload.on('error', onError);
   payload.resume();
 }
