@@ -61,19 +61,20 @@ function unionBranch(issue: Issue, body: unknown): Issue[] {
   const branches = issue.params?.errors ?? [];
   const wrongType = (b: ZodIssue[]) => b.length === 1 && b[0]!.code === 'invalid_type' && b[0]!.path.length === 0;
   const candidates = branches.filter((b) => !wrongType(b));
-  if (candidates.length === 0) {
-    const received = /received (\w+)/.exec(branches[0]?.[0]?.message ?? '')?.[1] ?? 'something else';
-    if (received === 'undefined') return [{ ...issue, keyword: 'invalid_type', message: 'expected array, received undefined' }];
-    return [
-      { ...issue, keyword: 'invalid_type', message: `${issue.message.replace(/^Invalid input$/, 'invalid input')}, received ${received}` },
-    ];
-  }
   const at = pathOf(issue.instancePath);
   const value = valueAt(body, at);
+  const custom = (message: string): Issue[] => [{ ...issue, keyword: 'custom', message }];
+  if (candidates.length === 0) {
+    if (value === undefined) return [{ ...issue, keyword: 'invalid_type', message: 'expected array, received undefined' }];
+    return custom(`is ${kindOf(value)}; ${issue.message.replace(/^Invalid input$/, 'a value of another type')}`);
+  }
+  // an object that is no try at a binary tensor (x: {"a": 1}): its missing dtype, shape and data would mislead
+  const tensorKeys = ['dtype', 'shape', 'data'];
+  if (isObject(value) && issue.message.endsWith('binary tensor') && !tensorKeys.some((k) => k in value))
+    return custom(`is an object; ${issue.message}, {"dtype": "float32", "shape": [rows, cols], "data": "<base64>"}`);
   const elements: unknown[] = Array.isArray(value) ? value : [];
   const rows = elements.filter(Array.isArray).length;
   const numbers = elements.filter((e) => typeof e === 'number').length;
-  const custom = (message: string): Issue[] => [{ ...issue, keyword: 'custom', message }];
   // y takes rows or numbers: both a row form and a number form are candidates
   if (candidates.length > 1 && rows > 0 && numbers > 0) return custom('mixes numbers and rows; send all rows or all numbers');
   const only = (expected: string, received: string) =>
@@ -114,15 +115,58 @@ function pathOf(instancePath = ''): (string | number)[] {
 
 const quote = (name: string) => JSON.stringify(name.length > 40 ? `${name.slice(0, 40)}…` : name);
 
+const isObject = (value: unknown): value is object => value !== null && typeof value === 'object' && !Array.isArray(value);
+
 /** A value the client sent, named in a few words: a string quoted, a list or an object by its kind. */
 const valueName = (value: unknown): string =>
-  typeof value === 'string'
-    ? quote(value)
+  typeof value === 'string' ? quote(value) : value !== null && typeof value === 'object' ? kindOf(value) : String(value);
+
+/** A value's JSON kind, "a string", "a list", "null": for data, whose values are never echoed back (nor logged). */
+const kindOf = (value: unknown): string =>
+  value === null
+    ? 'null'
     : Array.isArray(value)
       ? 'a list'
-      : value !== null && typeof value === 'object'
+      : isObject(value)
         ? 'an object'
-        : String(value);
+        : typeof value === 'number'
+          ? 'a number'
+          : typeof value === 'string'
+            ? 'a string'
+            : typeof value === 'boolean'
+              ? 'a boolean'
+              : String(value);
+
+/**
+ * What the field at `at` takes, where zod names only its JSON type (`kind`): a row of a
+ * matrix, a layer of params, /init's widths.
+ */
+function expectedAt(at: (string | number)[], kind: string): string {
+  const last = at.at(-1);
+  const field = typeof last === 'number' ? at.at(-2) : last;
+  switch (kind) {
+    case 'number':
+      return 'a number';
+    case 'int':
+      return 'a whole number';
+    case 'boolean':
+      return 'true or false';
+    case 'string':
+      return 'a string';
+    case 'array':
+      if (typeof last === 'number' && (field === 'x' || field === 'y' || field === 'W')) return 'a row: a list of numbers';
+      if (field === 'params' && last === 'params') return 'a list of layers, first to last: [{"W": …, "b": …}, …]';
+      if (field === 'layers') return 'a list of widths, inputs to outputs, e.g. [2, 4, 1]';
+      if (field === 'shape') return 'a list of sizes, e.g. [4, 2]';
+      return 'a list';
+    case 'object':
+      if (field === 'params' && typeof last === 'number') return 'a layer, {"W": …, "b": …}';
+      if (field === 'optimizer') return 'an object, e.g. {"name": "adam", "learningRate": 0.01}';
+      return 'an object';
+    default:
+      return kind;
+  }
+}
 
 /** The value at `path` in the body the client sent. */
 function valueAt(body: unknown, path: (string | number)[]): unknown {
@@ -194,6 +238,8 @@ function describeIssue(issue: Issue, body: unknown, fieldsAt: FieldsAt | undefin
   // 1e400 parses as Infinity: the same words as a number that overflows float32
   if (/^expected number, received -?Infinity$/.test(message)) return `${path} ${FLOAT32_RANGE}`;
   if (message === 'expected int, received number' && typeof given === 'number') return `${path} is ${given}; it must be a whole number`;
+  const wrongType = /^expected (\w+), received \w+$/.exec(message);
+  if (wrongType && given !== undefined) return `${path} is ${kindOf(given)}; expected ${expectedAt(at, wrongType[1]!)}`;
   return `${path}${boundMessage(message, given) ?? `: ${message}`}`;
 }
 
@@ -283,7 +329,7 @@ export function validationMessage(reported: Issue[], body: unknown, route: strin
     const text = describeIssue(issue, body, fieldsAt);
     // a number sent in quotes ("0.5"), or an answer's "NaN" sent back: said once, on the first
     const given = valueAt(body, pathOf(issue.instancePath));
-    if (hinted || !text.endsWith('expected number, received string') || typeof given !== 'string') return text;
+    if (hinted || !/expected number, received string$/.test(issue.message) || typeof given !== 'string') return text;
     const hint = NON_FINITE_STRINGS.includes(given)
       ? ' (inputs must be finite: "NaN" and "Infinity" appear only in answers)'
       : given.trim() !== '' && Number.isFinite(Number(given))

@@ -217,7 +217,12 @@ describe('HTTP API (inject)', () => {
   ];
   // Each bad request: a 4xx in fastify's error shape whose message names what is wrong.
   const bad: [string, unknown, number, RegExp][] = [
-    ['wrong type for W', { ...xorBody, params: 'W' }, 400, /params: expected array/],
+    [
+      'wrong type for W',
+      { ...xorBody, params: 'W' },
+      400,
+      /^params is a string; expected a list of layers, first to last: \[\{"W": …, "b": …\}, …\]$/,
+    ],
     [
       'a string among the numbers',
       {
@@ -230,7 +235,7 @@ describe('HTTP API (inject)', () => {
         ],
       },
       400,
-      /x\[0\]\[1\]: expected number, received string/,
+      /^x\[0\]\[1\] is a string; expected a number \(numbers are not quoted in JSON\)$/,
     ],
     [
       'NaN-like string',
@@ -244,7 +249,7 @@ describe('HTTP API (inject)', () => {
         ],
       },
       400,
-      /x\[0\]\[1\]: expected number/,
+      /^x\[0\]\[1\] is a string; expected a number \(inputs must be finite: "NaN" and "Infinity" appear only in answers\)$/,
     ],
     ['ragged W', { ...xorBody, params: [{ W: [[1, 2], [3]], b: [0, 0] }] }, 400, /params\[0\]\.W\[1\] has 1 entry; row 0 has 2/],
     [
@@ -450,7 +455,7 @@ describe('HTTP API (inject)', () => {
       'quoted targets',
       { ...xorBody, y: ['0', '1', '1', '0'] },
       400,
-      /^y\[0\]: expected number, received string \(numbers are not quoted in JSON\); y\[1\]: expected number, received string; /,
+      /^y\[0\] is a string; expected a number \(numbers are not quoted in JSON\); y\[1\] is a string; expected a number; /,
     ],
     [
       'flat y for 2 outputs, all in one list',
@@ -466,10 +471,15 @@ describe('HTTP API (inject)', () => {
       "an answer's NaN sent back as an input",
       { ...xorBody, y: ['NaN', 1, 1, 0] },
       400,
-      /^y\[0\]: expected number, received string \(inputs must be finite: "NaN" and "Infinity" appear only in answers\)$/,
+      /^y\[0\] is a string; expected a number \(inputs must be finite: "NaN" and "Infinity" appear only in answers\)$/,
     ],
     ['y mixing rows and numbers', { ...xorBody, y: [[0], 1, 1, 0] }, 400, /^y mixes numbers and rows; send all rows or all numbers$/],
-    ['one stray number among rows', { ...xorBody, x: [[0, 0], [0, 1], [1, 0], 5] }, 400, /^x\[3\]: expected array, received number$/],
+    [
+      'one stray number among rows',
+      { ...xorBody, x: [[0, 0], [0, 1], [1, 0], 5] },
+      400,
+      /^x\[3\] is a number; expected a row: a list of numbers$/,
+    ],
     [
       'PyTorch weights with a square layer',
       {
@@ -496,9 +506,26 @@ describe('HTTP API (inject)', () => {
       400,
       /^body has unknown fields "inputs" \(did you mean "x"\?\), "labels" \(did you mean "y"\?\)$/,
     ],
-    ['deeply nested junk', { ...xorBody, x: [[[[[[[[[[0]]]]]]]]]] }, 400, /x\[0\]\[0\]: expected number, received array/],
+    ['deeply nested junk', { ...xorBody, x: [[[[[[[[[[0]]]]]]]]]] }, 400, /^x\[0\]\[0\] is a list; expected a number$/],
     ['not an object', [1, 2, 3], 400, /^body is a JSON array, not an object; send one object of named fields, as \/docs shows$/],
-    ['null body fields', { params: null, x: null, y: null }, 400, /params: expected array/],
+    [
+      'a layer sent as a bare W',
+      { ...xorBody, params: [xorBody.params[0], [[1], [2]]] },
+      400,
+      /^params\[1\] is a list; expected a layer, \{"W": …, "b": …\}$/,
+    ],
+    [
+      'an object for x that is no binary tensor',
+      { ...xorBody, x: { rows: [[0, 0]] } },
+      400,
+      /^x is an object; expected a list of rows of numbers, or a binary tensor, \{"dtype": "float32", "shape": \[rows, cols\], "data": "<base64>"\}$/,
+    ],
+    [
+      'null body fields',
+      { params: null, x: null, y: null },
+      400,
+      /^params is null; expected a list of layers.*; x is null; expected a list of rows of numbers, or a binary tensor; y is null; /,
+    ],
   ];
   for (const [name, payload, status, message] of bad) {
     it(`rejects ${name} with ${status} and a useful message`, async () => {
@@ -593,7 +620,7 @@ describe('HTTP API (inject)', () => {
     assert.doesNotMatch(res.body, /secret-value/);
     // beyond 64 wrong elements zod is shown only the first of each list (validation-view.ts)
     const many = await app.inject({ method: 'POST', url: '/value-and-grad', payload: { ...xorBody, x: junk(50) } });
-    assert.equal(many.json().message, 'x[0][0]: expected number, received string');
+    assert.equal(many.json().message, 'x[0][0] is a string; expected a number');
   });
 
   it('answers unknown routes with a 404 in the same shape', async () => {

@@ -84,9 +84,9 @@ describe('binary tensors and compression', () => {
     [
       'a string where a matrix goes',
       { ...xorRequest, x: 'abc' },
-      /^x: expected a list of rows of numbers, or a binary tensor, received string$/,
+      /^x is a string; expected a list of rows of numbers, or a binary tensor$/,
     ],
-    ['a string inside a matrix', { ...xorRequest, x: [[0, 'a']] }, /^x\[0\]\[1\]: expected number, received string$/],
+    ['a string inside a matrix', { ...xorRequest, x: [[0, 'a']] }, /^x\[0\]\[1\] is a string; expected a number$/],
     ['a ragged matrix', { ...xorRequest, x: [[0, 0], [1]] }, /^x\[1\] has 1 entry; row 0 has 2$/],
     ['not base64', { ...xorRequest, x: { dtype: 'float32', shape: [4, 2], data: '@@@@' } }, /^x\.data is not padded base64/],
     ...(
@@ -120,7 +120,7 @@ describe('binary tensors and compression', () => {
     [
       'a shape written as a string',
       { ...xorRequest, x: { dtype: 'float32', shape: '4,2', data: '' } },
-      /^x\.shape: expected array, received string$/,
+      /^x\.shape is a string; expected a list of sizes, e.g. \[4, 2\]$/,
     ],
     ['no dtype', { ...xorRequest, x: { shape: [4, 2], data: binary([4, 2], Array(8).fill(0)).data } }, /^x\.dtype is required: "float32"$/],
     ['unknown tensor fields', { ...xorRequest, x: { ...binary([4, 2], Array(8).fill(0)), order: 'C' } }, /^x has unknown field "order"$/],

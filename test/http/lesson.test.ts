@@ -224,6 +224,18 @@ describe('the lesson series over HTTP: /init, /forward, /train', () => {
     ],
     ['a batchSize larger than the batch', '/train', { ...xorTrainRequest, batchSize: 5 }, /batchSize is 5; x has 4 rows/],
     ['zero steps', '/train', { ...xorTrainRequest, steps: 0 }, /^steps is 0; it must be ≥ 1$/],
+    [
+      'widths as one string',
+      '/init',
+      { layers: '2,4,1' },
+      /^layers is a string; expected a list of widths, inputs to outputs, e.g. \[2, 4, 1\]$/,
+    ],
+    [
+      'an optimizer by its name alone',
+      '/train',
+      { ...xorTrainRequest, optimizer: 'adam' },
+      /^optimizer is a string; expected an object, e\.g\. \{"name": "adam", "learningRate": 0\.01\}$/,
+    ],
     ['one width', '/init', { layers: [3] }, /^layers has 1 width; it needs at least 2 \(inputs and outputs\)$/],
     [
       'widths named as Flax names them',

@@ -150,7 +150,7 @@ describe('bodies full of wrong elements', () => {
     await withServer({}, async (url) => {
       const strings = JSON.stringify({ params: [{ W: [[1]], b: [0] }], x: [[1]], y: Array(2e6).fill('a') });
       const gzip = { 'content-encoding': 'gzip' };
-      assert.equal(await refusal(await postTo(url, '/loss', gzipSync(strings), gzip)), 'y[0]: expected number, received string');
+      assert.equal(await refusal(await postTo(url, '/loss', gzipSync(strings), gzip)), 'y[0] is a string; expected a number');
       const flat = JSON.stringify({ params: [{ W: [[1]], b: [0] }], x: Array(2e6).fill(0), y: [[1]] });
       assert.match(await refusal(await postTo(url, '/loss', gzipSync(flat), gzip)), /^x is a flat list of numbers; x takes rows/);
       const rows = JSON.stringify({ params: [{ W: [[1]], b: Array(1e6).fill([0]) }], x: [[1]], y: [[1]] });
@@ -159,7 +159,7 @@ describe('bodies full of wrong elements', () => {
       const small = JSON.stringify({ params: [{ W: [[1]], b: [0] }], x: [[1]], y: Array(10_000).fill('0') });
       assert.equal(
         await refusal(await postTo(url, '/loss', small)),
-        'y[0]: expected number, received string (numbers are not quoted in JSON)',
+        'y[0] is a string; expected a number (numbers are not quoted in JSON)',
       );
       assert.equal((await post(url, xorCase)).status, 200);
     });
