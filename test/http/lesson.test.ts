@@ -44,6 +44,10 @@ describe('the lesson series over HTTP: /init, /forward, /train', () => {
       const want = predict64({ ...xorCase, outputActivation: 'linear' }).flat();
       assert.ok(relError(linear.json().predictions.flat(), want) <= 1e-5, loss);
     }
+    // and the probabilities of a network trained on logits: the loss named, the sigmoid asked for
+    const probabilities = await post('/forward', { ...xorForwardRequest, outputActivation: 'sigmoid', loss: 'bce_logits' });
+    assert.equal(probabilities.statusCode, 200, probabilities.body);
+    assert.ok(relError(probabilities.json().predictions.flat(), predict64({ ...xorCase, outputActivation: 'sigmoid' }).flat()) <= 1e-5);
     const bad = await post('/forward', { ...xorForwardRequest, y: xorCase.y });
     assert.equal(bad.statusCode, 400);
     assert.match(bad.json().message, /unknown field "y"/);
