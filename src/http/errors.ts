@@ -118,9 +118,10 @@ export function installErrorHandlers(app: FastifyInstance, bodyLimit: number): v
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
       message = `request body is larger than the limit of ${bodyLimit} bytes (GRADSERVE_BODY_LIMIT)`;
     if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-      // fastify's own 415 names no type; the charset check's does
-      const type = err.message.includes(': ') ? '' : `: ${(request.headers['content-type'] ?? 'none').slice(0, 100)}`;
-      message = `${err.message}${type}; send Content-Type: application/json`;
+      // fastify's 415 and the charset check's (json-body.ts): JSON in another charset than UTF-8 is the latter
+      const type = (request.headers['content-type'] ?? 'none').slice(0, 100);
+      const send = /^application\/json\b/i.test(type) ? 'send the body in UTF-8 as' : 'send';
+      message = `Unsupported Media Type: ${type}; ${send} Content-Type: application/json`;
     }
     return reply.code(status).send(errorBody(status, err.code ?? new Errors.BadRequest(message).code, message));
   });

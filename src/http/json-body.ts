@@ -34,7 +34,7 @@ export function useJsonBodies(api: FastifyInstance, workers: JsonWorkers, pace: 
   api.addContentTypeParser('application/json', (request, payload, done) => {
     const type = request.headers['content-type'] ?? '';
     if (!takesCharset(type)) {
-      done(new errorCodes.FST_ERR_CTP_INVALID_MEDIA_TYPE(type.slice(0, 100)), undefined);
+      done(new errorCodes.FST_ERR_CTP_INVALID_MEDIA_TYPE(), undefined); // errors.ts names the type
       return;
     }
     readBody(request, payload, pace, (err, bytes) => (err ? done(err, undefined) : parseBody(request, bytes!, done)));

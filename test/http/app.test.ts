@@ -589,6 +589,10 @@ describe('HTTP API (inject)', () => {
     // JSON is UTF-8: another charset is refused, not read as UTF-8
     const utf16 = await raw(JSON.stringify(xorBody), 'application/json; charset=utf-16');
     assert.equal(utf16.statusCode, 415, utf16.body);
+    assert.equal(
+      utf16.json().message,
+      'Unsupported Media Type: application/json; charset=utf-16; send the body in UTF-8 as Content-Type: application/json',
+    );
     for (const charset of ['UTF-8', '"utf-8"', 'us-ascii']) {
       const ok = await raw(JSON.stringify(xorBody), `application/json; charset=${charset}`);
       assert.equal(ok.statusCode, 200, `${charset}: ${ok.body}`);
