@@ -155,7 +155,7 @@ function expectedAt(at: (string | number)[], kind: string): string {
       return 'a string';
     case 'array':
       if (typeof last === 'number' && (field === 'x' || field === 'y' || field === 'W')) return 'a row: a list of numbers';
-      if (field === 'params' && last === 'params') return 'a list of layers, first to last: [{"W": …, "b": …}, …]';
+      if (last === 'params') return 'a list of layers, first to last: [{"W": …, "b": …}, …]';
       if (field === 'layers') return 'a list of widths, inputs to outputs, e.g. [2, 4, 1]';
       if (field === 'shape') return 'a list of sizes, e.g. [4, 2]';
       return 'a list';
