@@ -101,13 +101,25 @@ export async function backward(problem: Problem, pass: ForwardPass, run: RunKern
   const grads: LayerGrad[] = new Array(layers.length);
   for (let l = layers.length - 1; l >= 0; l--) {
     const { W } = layers[l]!;
+    zeroPadding(inputs[l]!, x.rows);
     const dWSpec = weightGradSpec(W.rows, W.cols, bucket, backend);
     const dW = await runRows(run, dWSpec, ...weightGradArgs(dWSpec, inputs[l]!, dz));
     grads[l] = { W: fromRows(dW, W.rows, W.cols), b: biasGrad(dz, W.cols) };
     if (l > 0) {
       const spec = inputGradSpec(problem.activation, W.rows, W.cols, bucket, backend);
-      dz = await runRows(run, spec, ...inputGradArgs(spec, dz, W, saved[l - 1]!));
+      dz = zeroPadding(await runRows(run, spec, ...inputGradArgs(spec, dz, W, saved[l - 1]!)), x.rows);
     }
   }
   return grads;
+}
+
+/**
+ * Zero the padding rows (from `real` on) of a batch's activations or cotangents, in place.
+ * dW and db sum over every row of the bucket: a padding row whose forward pass overflowed
+ * (its input is zeros, its values may be anything the weights make of them) would otherwise
+ * add 0 × Inf = NaN to gradients that do not depend on it.
+ */
+function zeroPadding(rows: Float32Array[], real: number): Float32Array[] {
+  for (let r = real; r < rows.length; r++) rows[r]!.fill(0);
+  return rows;
 }

@@ -107,6 +107,26 @@ for (const backend of BACKENDS) {
       await assertMatchesReference(engine, c, 'identical rows ×65536');
     });
 
+    it('changes no gradient with a padding row whose forward pass overflows (3 rows, kernels for 4)', async () => {
+      // a real row's first pre-activation is 1 × -1e20 + 1e20 = 0; the padding row's (its input
+      // is 0) is 1e20, which the next layer takes to Inf. Its cotangent is 0, but 0 × Inf in
+      // the batch sums of dW and db was NaN, in every gradient: the answer hung on the bucket
+      const c: Case64 = {
+        params: [
+          { W: [[-1e20]], b: [1e20] },
+          { W: [[1e20]], b: [0] },
+          { W: [[1]], b: [0] },
+        ],
+        x: [[1], [1], [1]],
+        y: [[0.5], [0.5], [0.5]],
+        activation: 'gelu',
+        outputActivation: 'linear',
+        loss: 'mse',
+        reduction: 'mean',
+      };
+      await assertMatchesReference(engine, c, 'padding row overflows');
+    });
+
     it('softmax cross-entropy over 5 classes matches the reference, one-hot and class indices, mean and sum', async () => {
       for (const loss of ['softmax_cross_entropy', 'softmax_cross_entropy_with_integer_labels'] as const) {
         for (const reduction of REDUCTIONS) {
