@@ -185,17 +185,16 @@ export function admitCompute(app: FastifyInstance, gate: ComputeGate, timeoutMs:
     const ticket = gate.admit();
     const controller = new AbortController();
     const untrack = gate.track(controller);
-    // At the deadline, a request not yet answered times out. One whose answer has begun gets
-    // as long again to take it (a large answer on a slow link), then loses its connection: a
-    // client that does not read could otherwise hold its slots for as long as it liked.
+    // At the deadline, a request not yet answered times out. Whatever answer then goes out
+    // (the timeout's, one already begun on a slow link, or one whose compute had ended and
+    // that is still being written) gets as long again to be taken, then the connection is
+    // closed: a client that does not read could otherwise hold its slots for as long as it liked.
     let answerDeadline = false;
     const onDeadline = () => {
+      if (answerDeadline) return void reply.raw.destroy();
       if (!reply.raw.headersSent) controller.abort(retryAfter(new Errors.Timeout(timeoutMs), gate.retryAfterSeconds()));
-      else if (answerDeadline) reply.raw.destroy();
-      else {
-        answerDeadline = true;
-        timer = setTimeout(onDeadline, timeoutMs);
-      }
+      answerDeadline = true;
+      timer = setTimeout(onDeadline, timeoutMs);
     };
     let timer = setTimeout(onDeadline, timeoutMs);
     // 'finish': the answer is handed to the socket; 'close' alone: the client went away first

@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import type { FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
 import { Engine } from '../../src/engine/engine.js';
 import type { BackendName } from '../../src/engine/types.js';
-import { ComputeGate } from '../../src/http/admission.js';
+import { admitCompute, ComputeGate } from '../../src/http/admission.js';
 import { type Config, defaultConfig } from '../../src/runtime/config.js';
 import { backendSkips } from '../backend-skips.js';
 import { binaryCase, randomCase, receivedUntilClose, rng, xorCase } from '../helpers.js';
@@ -797,5 +797,32 @@ describe('the compute gate', () => {
     await waiting;
     assert.equal(gate.admit().readable(signal), undefined, 'the slot is free again');
     assert.deepEqual(gate.stats(), { admitted: 1, running: 0, waiting: 0, unread: 0 });
+  });
+
+  it('gives an answer that begins after the deadline as long again to be taken, then closes its connection and frees its slots', async () => {
+    const gate = new ComputeGate({ maxConcurrency: 1, readAhead: 0, maxQueue: 4 });
+    const app = Fastify();
+    await app.register(async (api) => {
+      admitCompute(api, gate, 300);
+      // past its compute when the deadline comes (still writing its answer, say): the abort
+      // cannot stop it, and its answer, more than the socket buffers hold, begins late
+      api.get('/late', async (_request, reply) => {
+        await new Promise((r) => setTimeout(r, 450));
+        return reply.type('text/plain').send('x'.repeat(32 * 1024 * 1024));
+      });
+    });
+    const url = await app.listen({ port: 0, host: '127.0.0.1' });
+    const socket = connect(Number(new URL(url).port), '127.0.0.1');
+    socket.pause(); // never reads its answer
+    socket.write('GET /late HTTP/1.1\r\nHost: x\r\n\r\n');
+    try {
+      await until('the request is admitted', () => gate.stats().admitted === 1);
+      const t0 = performance.now();
+      await until('the slots are free by the second deadline', () => gate.stats().admitted === 0, 5000);
+      assert.ok(performance.now() - t0 > 400, 'not at the first deadline: the late answer had as long again');
+    } finally {
+      socket.destroy();
+      await app.close();
+    }
   });
 });
