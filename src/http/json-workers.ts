@@ -63,9 +63,11 @@ export class JsonWorkers {
 
   /**
    * A validated body (tensors packed, as the route's schema transforms them); rejects with a
-   * 400 that says why, or a 413 for more than `maxLayers` layers.
+   * 400 that says why, or a 413 for more than `maxLayers` layers. Async, so that a thread that
+   * cannot start, or a job it cannot take, fails this request alone instead of throwing into
+   * the body stream's event handler.
    */
-  parse(url: PostRoute, bytes: Buffer, maxLayers: number): Promise<unknown> {
+  async parse(url: PostRoute, bytes: Buffer, maxLayers: number): Promise<unknown> {
     // hand the bytes over when the buffer owns its memory (large bodies do), else copy them
     const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
     const view = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);

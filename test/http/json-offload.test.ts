@@ -283,4 +283,18 @@ describe('JSON worker threads', () => {
     const next = await post(offloaded, '/value-and-grad', JSON.stringify(c));
     assert.equal(next.statusCode, 200, next.body);
   });
+
+  it('fails a body no thread can be handed with a rejection, never a throw into the body stream, and parses the next', async () => {
+    const workers = new JsonWorkers({ workers: 1, minBytes: 1 });
+    try {
+      const lost = Buffer.from(new ArrayBuffer(4096));
+      structuredClone(lost.buffer, { transfer: [lost.buffer] }); // its memory is gone: it cannot be sent
+      const job = workers.parse('/value-and-grad', lost, 8); // a throw here fails the test
+      await assert.rejects(job);
+      const value = (await workers.parse('/value-and-grad', Buffer.from(JSON.stringify(c)), 8)) as { x: unknown };
+      assert.ok(value.x !== undefined, 'the next body is parsed');
+    } finally {
+      await workers.close();
+    }
+  });
 });
