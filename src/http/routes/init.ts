@@ -33,8 +33,8 @@ export const initRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app, {
     async (request, reply) => {
       const { layers, seed, scheme, biasScheme, scale = 0.01 } = request.body;
       refuseOverLimit(initOverLimit(layers, limits));
-      const enc = new ResultEncoder(request.body.outputEncoding);
       const params = await gate.run(request.computeSignal, (signal) => initParams({ layers, seed, scheme, biasScheme, scale }, signal));
+      const enc = new ResultEncoder(request.body.outputEncoding); // from here on, Server-Timing's write
       const encoded = enc.layers(params);
       // a scale near float32's largest value makes draws beyond it: initial params must be finite
       if (enc.nonFinite > 0) {
