@@ -101,12 +101,14 @@ async function main(): Promise<void> {
       app.log.error({ err }, 'shutdown failed');
       process.exit(1);
     });
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
 
   await orCannotStart(`cannot listen on ${config.host} port ${config.port} (HOST, PORT)`, () =>
     app.listen({ port: config.port, host: config.host }),
   );
+  // only now: a signal during start-up ends the process at once (nothing is served yet),
+  // rather than closing the app under a listen() still under way
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
   const { backends, gpu } = engine.info();
   app.log.info({ backend: engine.choice, backends, gpu, docs: '/docs' }, 'gradserve ready');
   priming = engine.prime().then(
