@@ -32,6 +32,15 @@ export function assertSameAnswer(got: ValueAndGradResponse, single: ValueAndGrad
     `loss ${got.loss} vs single ${single.loss}`,
   );
   assert.ok(Math.abs(Number(got.loss) - ref.loss) <= 1e-5 * Math.abs(ref.loss), `loss ${got.loss} vs float64 ${ref.loss}`);
+  assert.deepEqual(
+    gotTensors.map((t) => t.length),
+    refTensors.map((t) => t.length),
+    'the same tensors, of the same sizes, as the reference',
+  );
+  assert.deepEqual(
+    singleTensors.map((t) => t.length),
+    refTensors.map((t) => t.length),
+  );
   refTensors.forEach((r, k) => {
     assert.ok(relError(gotTensors[k]!, singleTensors[k]!) <= 1e-5, `tensor ${k} vs single: ${relError(gotTensors[k]!, singleTensors[k]!)}`);
     assert.ok(relError(gotTensors[k]!, r) <= 1e-5, `tensor ${k} vs float64: ${relError(gotTensors[k]!, r)}`);

@@ -571,7 +571,13 @@ describe('concurrency', () => {
         const want = valueAndGrad64(cases[i]!);
         const { loss, grads } = got as { loss: number; grads: { W: number[][]; b: number[] }[] };
         assert.ok(relError([loss], [want.loss]) <= 1e-5, `case ${i}: loss ${loss} vs ${want.loss}`);
+        assert.equal(grads.length, want.grads.length, `case ${i}: one gradient per layer`);
         grads.forEach((g, l) => {
+          assert.deepEqual(
+            [g.W.flat().length, g.b.length],
+            [want.grads[l]!.W.flat().length, want.grads[l]!.b.length],
+            `case ${i}: layer ${l}'s shapes`,
+          );
           assert.ok(relError(g.W.flat(), want.grads[l]!.W.flat()) <= 1e-5, `case ${i}: dW[${l}]`);
           assert.ok(relError(g.b, want.grads[l]!.b) <= 1e-5, `case ${i}: db[${l}]`);
         });

@@ -22,7 +22,8 @@ export interface Case64 {
 const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
 const GELU_C = Math.sqrt(2 / Math.PI);
 
-const f: Record<Act, (z: number) => number> = {
+/** each activation in float64 */
+export const activation64: Record<Act, (z: number) => number> = {
   tanh: Math.tanh,
   relu: (z) => Math.max(z, 0),
   sigmoid,
@@ -115,7 +116,7 @@ export function loss64(c: Case64): number {
   c.params.forEach((layer, l) => {
     z = layerForward(a, layer);
     const act = l === L - 1 ? c.outputActivation : c.activation;
-    a = z.map((r) => r.map(f[act]));
+    a = z.map((r) => r.map(activation64[act]));
   });
   const { total, count } = head64(c, a, z);
   return c.reduction === 'mean' ? total / count : total;
@@ -125,7 +126,7 @@ export function loss64(c: Case64): number {
 export function predict64(c: Pick<Case64, 'params' | 'x' | 'activation' | 'outputActivation'>): number[][] {
   return c.params.reduce((a, layer, l) => {
     const act = l === c.params.length - 1 ? c.outputActivation : c.activation;
-    return layerForward(a, layer).map((r) => r.map(f[act]));
+    return layerForward(a, layer).map((r) => r.map(activation64[act]));
   }, c.x);
 }
 
@@ -137,7 +138,7 @@ export function valueAndGrad64(c: Case64): { loss: number; grads: Layer64[] } {
     const z = layerForward(as[l]!, layer);
     zs.push(z);
     const act = l === L - 1 ? c.outputActivation : c.activation;
-    as.push(z.map((r) => r.map(f[act])));
+    as.push(z.map((r) => r.map(activation64[act])));
   });
   const head = head64(c, as[L]!, zs[L - 1]!);
   const scale = c.reduction === 'mean' ? 1 / head.count : 1;
