@@ -131,7 +131,10 @@ export async function valueAndGradSharded(
     throw err;
   }
   const predictions = x.count * y.width;
-  return combine(replies, reduction === 'sum' ? 1 : predictions, predictions, outputEncoding);
+  // a mean is over every prediction, except a softmax cross-entropy's: one loss per row, a mean over rows
+  const perRow = request.loss === 'softmax_cross_entropy' || request.loss === 'softmax_cross_entropy_with_integer_labels';
+  const terms = perRow ? x.count : predictions;
+  return combine(replies, reduction === 'sum' ? 1 : terms, predictions, outputEncoding);
 }
 
 /** Runs at most `limit` of the tasks given to it at once, the rest in the order given. */

@@ -68,6 +68,15 @@ describe('client: valueAndGradSharded', () => {
       c: randomCase(rng(2), { widths: [5, 16, 16, 1], batch: 300, activation: 'relu', loss: 'mse', reduction: 'sum' }),
     },
     { name: 'bce_logits, gelu, mean', c: randomCase(rng(3), { widths: [4, 12, 3], batch: 129, activation: 'gelu', loss: 'bce_logits' }) },
+    // a softmax cross-entropy's mean is over rows, not over rows × classes
+    {
+      name: 'softmax_cross_entropy over 3 classes, relu, mean',
+      c: randomCase(rng(12), { widths: [4, 8, 3], batch: 90, activation: 'relu', loss: 'softmax_cross_entropy' }),
+    },
+    {
+      name: 'softmax_cross_entropy_with_integer_labels over 4 classes, tanh, mean',
+      c: randomCase(rng(13), { widths: [4, 8, 4], batch: 90, activation: 'tanh', loss: 'softmax_cross_entropy_with_integer_labels' }),
+    },
   ];
   for (const { name, c } of cases) {
     it(`equals one request and the float64 reference: ${name}, JSON rows`, async () => {
