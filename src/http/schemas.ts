@@ -25,12 +25,15 @@ const Params = z
   .max(LAYERS_CEILING, { error: `has more than ${LAYERS_CEILING} layers, the most GRADSERVE_MAX_LAYERS may allow` })
   .describe("The layers, input to output; layer i+1 takes layer i's outputs.");
 
-/** A positive setting that must stay finite, and positive, in float32 (the optimizer's, /init's scale). */
+/**
+ * A positive setting that must stay finite, and positive, in float32 (the optimizer's, /init's
+ * scale). A failed check stops the later ones: -0.1 is not also "too small for float32".
+ */
 const positiveFloat32 = () =>
   z
     .number()
-    .positive()
-    .lt(FLOAT32_OVERFLOW, { error: FLOAT32_RANGE })
+    .positive({ abort: true })
+    .lt(FLOAT32_OVERFLOW, { error: FLOAT32_RANGE, abort: true })
     .refine((v) => Math.fround(v) > 0, { error: "is too small for float32: it would round to 0 (float32's smallest is 1.4e-45)" });
 
 const outputEncoding = z

@@ -263,6 +263,14 @@ describe('the lesson series over HTTP: /init, /forward, /train', () => {
       { layers: [2, 1], scheme: 'normal', scale: 1e-46 },
       /^scale is too small for float32: it would round to 0/,
     ],
+    // one reason, not also "too small for float32"
+    [
+      'a negative learning rate',
+      '/train',
+      { ...xorTrainRequest, optimizer: { name: 'sgd', learningRate: -0.1 } },
+      /^optimizer\.learningRate is -0\.1; it must be > 0$/,
+    ],
+    ['a scale of 0', '/init', { layers: [2, 1], scheme: 'normal', scale: 0 }, /^scale is 0; it must be > 0$/],
     ['a fractional seed', '/init', { layers: [2, 1], seed: 1.5 }, /^seed is 1\.5; it must be a whole number$/],
     ['too many parameters', '/init', { layers: [100, 100] }, /10100 parameters; the limit is 1000 \(GRADSERVE_MAX_INIT_PARAMS\)/],
     // params that /value-and-grad would refuse are refused here too
