@@ -140,13 +140,14 @@ export class Engine {
   /**
    * Why the backend a problem of this shape would run on cannot take it, or undefined when it
    * can: headlessgl's kernels output textures, whose sides its GL bounds (16384 on llvmpipe).
+   * `advice` ends the message for a batch too long (what the route lets a client do about it).
    */
-  backendCannotTake(shape: WorkShape): string | undefined {
+  backendCannotTake(shape: WorkShape, advice: string): string | undefined {
     const name = this.backendForShape(shape);
     const most = this.backends.get(name)!.maxExtent;
     if (most === undefined) return undefined;
     const why = `the ${name} backend takes at most ${most} (the longest side of its GL's textures)`;
-    if (shape.batch > most) return `x has ${shape.batch} rows; ${why}: split the batch into shards with reduction "sum"`;
+    if (shape.batch > most) return `x has ${shape.batch} rows; ${why}: ${advice}`;
     const widest = Math.max(...shape.widths);
     if (widest > most) return `a layer is ${widest} wide; ${why}`;
     return undefined;
@@ -201,7 +202,7 @@ export class Engine {
     let kernels = 0;
     let ms = 0;
     for (const { widths, batch, activation } of shapes) {
-      const over = this.backendCannotTake({ widths, batch });
+      const over = this.backendCannotTake({ widths, batch }, 'warm up a smaller batch');
       if (over) throw new Error(`the warm-up shape ${widths.join(',')}x${batch} cannot run: ${over}`);
       const zeros = (rows: number, cols: number) => ({ rows, cols, data: new Float32Array(rows * cols) });
       const layers = widths.slice(1).map((out, l) => ({ W: zeros(widths[l]!, out), b: new Float32Array(out) }));

@@ -26,8 +26,20 @@ export interface Limits {
 // Each check returns what is over which limit, naming its value and setting, or undefined when
 // nothing is: the routes answer it as a 413, the configuration refuses a warm-up shape with it.
 
-/** The first limit a network and batch exceed. */
-export function overLimit(shape: WorkShape, limits: Limits): string | undefined {
+/**
+ * What a client can do about a batch over a limit, which depends on the route: a loss and its
+ * gradients add up over shards of the batch, predictions are per row, and /train's loss is
+ * over its whole batch.
+ */
+export const BATCH_ADVICE = {
+  shards: 'split the batch into shards with reduction "sum"',
+  rows: 'send the rows in several requests',
+  train: 'train on fewer rows, or a smaller network',
+} as const;
+export type BatchAdvice = (typeof BATCH_ADVICE)[keyof typeof BATCH_ADVICE];
+
+/** The first limit a network and batch exceed; `advice` ends the messages of the limits a smaller batch would meet. */
+export function overLimit(shape: WorkShape, limits: Limits, advice: BatchAdvice = BATCH_ADVICE.shards): string | undefined {
   const layers = layersOverLimit('params', shape.widths.length - 1, limits.layers);
   if (layers !== undefined) return layers;
   const i = shape.widths.findIndex((w) => w > limits.width);
@@ -37,7 +49,7 @@ export function overLimit(shape: WorkShape, limits: Limits): string | undefined 
   if (work > limits.work) {
     return (
       `the request's work, batch × Σ in×out = ${shape.batch} × ${work / shape.batch} = ${work}, is over the limit of ${limits.work} ` +
-      '(GRADSERVE_MAX_WORK); split the batch into shards with reduction "sum"'
+      `(GRADSERVE_MAX_WORK); ${advice}`
     );
   }
   // memory, which work does not bound: [1, 8192, 1] × 65536 is little work in a 640 KB body,
@@ -48,7 +60,7 @@ export function overLimit(shape: WorkShape, limits: Limits): string | undefined 
     const gib = (activations * BYTES_PER_ACTIVATION) / 2 ** 30;
     return (
       `the request's activations, batch × Σ out = ${shape.batch} × ${outputs} = ${activations} values (about ${gib.toFixed(1)} GiB of memory), ` +
-      `are over the limit of ${limits.activations} (GRADSERVE_MAX_ACTIVATIONS); split the batch into shards with reduction "sum"`
+      `are over the limit of ${limits.activations} (GRADSERVE_MAX_ACTIVATIONS); ${advice}`
     );
   }
   return undefined;

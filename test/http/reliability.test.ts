@@ -91,6 +91,33 @@ describe('work limits', () => {
     });
   }
 
+  it('says what to do about a batch over a limit in the terms of each route', async () => {
+    const forwardBody = { params: xorCase.params, x: xorCase.x };
+    const advice: [string, unknown, RegExp][] = [
+      ['/value-and-grad', xorCase, /\(GRADSERVE_MAX_WORK\); split the batch into shards with reduction "sum"$/],
+      ['/loss', xorCase, /\(GRADSERVE_MAX_WORK\); split the batch into shards with reduction "sum"$/],
+      // /forward takes no reduction: its predictions are per row
+      ['/forward', forwardBody, /\(GRADSERVE_MAX_WORK\); send the rows in several requests$/],
+      // /train's loss is over its whole batch: shards would train apart
+      [
+        '/train',
+        { ...xorCase, optimizer: { name: 'sgd', learningRate: 0.1 }, steps: 1 },
+        /\(GRADSERVE_MAX_WORK\); train on fewer rows, or a smaller network$/,
+      ],
+    ];
+    await withServer({ limits: { work: 47 } }, async (url) => {
+      for (const [route, body, message] of advice) {
+        const res = await fetch(`${url}${route}`, {
+          method: 'POST',
+          body: JSON.stringify(body),
+          headers: { 'content-type': 'application/json' },
+        });
+        assert.equal(res.status, 413, route);
+        assert.match(((await res.json()) as { message: string }).message, message, route);
+      }
+    });
+  });
+
   it('accepts a request exactly at the work and activation limits', async () => {
     await withServer({ limits: { work: 48, activations: 20 } }, async (url) => {
       assert.equal((await post(url, xorCase)).status, 200);

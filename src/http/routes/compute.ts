@@ -4,7 +4,7 @@ import { shapeOf } from '../../engine/dispatch.js';
 import type { Engine } from '../../engine/engine.js';
 import type { ForwardProblem, RunStats } from '../../engine/types.js';
 import type { Admission } from '../../runtime/config.js';
-import { type Limits, overLimit } from '../../runtime/limits.js';
+import { BATCH_ADVICE, type BatchAdvice, type Limits, overLimit } from '../../runtime/limits.js';
 import { admitCompute, type ComputeGate } from '../admission.js';
 import { ResultEncoder } from '../encode.js';
 import { refuseOverLimit } from '../errors.js';
@@ -22,11 +22,11 @@ export interface ComputeRouteOptions {
 
 /**
  * Refuse a problem over a work limit, or beyond what its backend can take, with a 413 before
- * it reaches the engine; returns it unchanged.
+ * it reaches the engine (its message ends with the route's `advice`); returns it unchanged.
  */
-export function within<P extends ForwardProblem>(problem: P, limits: Limits, engine: Engine): P {
+export function within<P extends ForwardProblem>(problem: P, limits: Limits, engine: Engine, advice: BatchAdvice): P {
   const shape = shapeOf(problem);
-  refuseOverLimit(overLimit(shape, limits) ?? engine.backendCannotTake(shape));
+  refuseOverLimit(overLimit(shape, limits, advice) ?? engine.backendCannotTake(shape, advice));
   return problem;
 }
 
@@ -60,7 +60,7 @@ export const computeRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app
       },
     },
     async (request, reply) => {
-      const problem = within(toProblem(request.body), limits, engine);
+      const problem = within(toProblem(request.body), limits, engine, BATCH_ADVICE.shards);
       const result = await gate.run(request.computeSignal, (signal) => engine.valueAndGrad(problem, signal));
       reportStats(request, reply, result.stats);
       const enc = new ResultEncoder(request.body.outputEncoding);
@@ -82,7 +82,7 @@ export const computeRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app
       },
     },
     async (request, reply) => {
-      const problem = within(toProblem(request.body), limits, engine);
+      const problem = within(toProblem(request.body), limits, engine, BATCH_ADVICE.shards);
       const result = await gate.run(request.computeSignal, (signal) => engine.loss(problem, signal));
       reportStats(request, reply, result.stats);
       const enc = new ResultEncoder(request.body.outputEncoding);
@@ -103,7 +103,7 @@ export const computeRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app
       },
     },
     async (request, reply) => {
-      const problem = within(toForwardProblem(request.body), limits, engine);
+      const problem = within(toForwardProblem(request.body), limits, engine, BATCH_ADVICE.rows);
       const result = await gate.run(request.computeSignal, (signal) => engine.forward(problem, signal));
       reportStats(request, reply, result.stats);
       const enc = new ResultEncoder(request.body.outputEncoding);

@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { shapeOf } from '../../engine/dispatch.js';
 import { rowsPerStep } from '../../engine/train.js';
-import { trainOverLimit } from '../../runtime/limits.js';
+import { BATCH_ADVICE, trainOverLimit } from '../../runtime/limits.js';
 import { admitCompute } from '../admission.js';
 import { ResultEncoder } from '../encode.js';
 import { refuseOverLimit } from '../errors.js';
@@ -30,7 +30,7 @@ export const trainRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app, 
     async (request, reply) => {
       const body = request.body;
       const { optimizer, steps, batchSize, seed } = body;
-      const problem = within(toProblem(body), limits, engine);
+      const problem = within(toProblem(body), limits, engine, BATCH_ADVICE.train);
       refuseOverLimit(trainOverLimit(shapeOf(problem), { steps, batchSize }, limits));
       const result = await gate.run(request.computeSignal, (signal) =>
         engine.train(problem, { optimizer, steps, batchSize, seed }, signal),
