@@ -686,10 +686,10 @@ export interface operations {
                      */
                     outputEncoding?: "json" | "base64";
                     /**
-                     * @description Activation of the last layer. Default: the loss's, as /train uses (sigmoid for bce or no loss, linear for the others).
+                     * @description Activation of the last layer. Default: the loss's, as /train uses (sigmoid for bce or no loss, linear for the others). softmax (here only): the class probabilities of each row, jax.nn.softmax of the logits, for a network trained with a softmax cross-entropy.
                      * @enum {string}
                      */
-                    outputActivation?: "tanh" | "relu" | "sigmoid" | "linear" | "leaky_relu" | "gelu" | "silu" | "softplus" | "elu";
+                    outputActivation?: "tanh" | "relu" | "sigmoid" | "linear" | "leaky_relu" | "gelu" | "silu" | "softplus" | "elu" | "softmax";
                     /**
                      * @description The loss the network was trained with, only to pick outputActivation's default as /train does; nothing is computed with it.
                      * @enum {string}

@@ -75,7 +75,7 @@ async function forwardLayers(problem: ForwardProblem, run: RunKernel): Promise<L
 /** Predictions: the network's output, batch × out_last, after the output activation. */
 export async function predictions(problem: ForwardProblem, run: RunKernel): Promise<Matrix> {
   const { z } = await forwardLayers(problem, run);
-  return { ...z, data: predict(z.data, problem.outputActivation) };
+  return { ...z, data: predict(z.data, problem.outputActivation, z.cols) };
 }
 
 /** JAX's loss_fn: the dense layers, then the output activation and the loss in the float32 host head. */

@@ -2,6 +2,9 @@
 export const ACTIVATIONS = ['tanh', 'relu', 'sigmoid', 'linear', 'leaky_relu', 'gelu', 'silu', 'softplus', 'elu'] as const;
 export type Activation = (typeof ACTIVATIONS)[number];
 
+/** What /forward may apply to the last layer: an activation, or a softmax over each row (class probabilities). */
+export type PredictionActivation = Activation | 'softmax';
+
 export const LOSSES = ['bce', 'bce_logits', 'mse', 'softmax_cross_entropy', 'softmax_cross_entropy_with_integer_labels'] as const;
 export type Loss = (typeof LOSSES)[number];
 
@@ -34,11 +37,12 @@ export interface ForwardProblem {
   layers: Layer[];
   x: Matrix; // batch × in_0
   activation: Activation;
-  outputActivation: Activation;
+  outputActivation: PredictionActivation;
 }
 
 /** One loss or value-and-grad problem, already validated and in float32. */
 export interface Problem extends ForwardProblem {
+  outputActivation: Activation; // a loss applies its own softmax
   y: Matrix; // batch × out_last, or batch × 1 class indices (softmax_cross_entropy_with_integer_labels)
   loss: Loss;
   reduction: Reduction;

@@ -2,7 +2,7 @@ import { FLOAT32_OVERFLOW } from '../engine/float32.js';
 import { BIAS_SCHEMES, INIT_SCHEMES } from '../engine/init.js';
 import { ACTIVATIONS, LOSSES, REDUCTIONS } from '../engine/types.js';
 import { LAYERS_CEILING } from '../runtime/limits.js';
-import { initIssues, optionIssues, type ShapeIssue, shapeIssues, trainIssues } from './shape-checks.js';
+import { forwardIssues, initIssues, optionIssues, type ShapeIssue, shapeIssues, trainIssues } from './shape-checks.js';
 import { Base64Tensor, FLOAT32_RANGE, MatrixIn, OUTPUT_ENCODINGS, TargetsIn, VectorIn } from './tensors.js';
 import { z } from './zod.js';
 
@@ -100,9 +100,12 @@ export const ForwardRequest = z
   .strictObject({
     ...networkFields,
     outputActivation: z
-      .enum(ACTIVATIONS)
+      .enum([...ACTIVATIONS, 'softmax'])
       .optional()
-      .describe("Activation of the last layer. Default: the loss's, as /train uses (sigmoid for bce or no loss, linear for the others)."),
+      .describe(
+        "Activation of the last layer. Default: the loss's, as /train uses (sigmoid for bce or no loss, linear for the others). " +
+          'softmax (here only): the class probabilities of each row, jax.nn.softmax of the logits, for a network trained with a softmax cross-entropy.',
+      ),
     loss: z
       .enum(LOSSES)
       .optional()
@@ -110,7 +113,7 @@ export const ForwardRequest = z
         "The loss the network was trained with, only to pick outputActivation's default as /train does; nothing is computed with it.",
       ),
   })
-  .superRefine((body, ctx) => report(ctx, () => shapeIssues(body)))
+  .superRefine((body, ctx) => report(ctx, () => [...shapeIssues(body), ...forwardIssues(body)]))
   .describe('An MLP and a batch of inputs.');
 export type ForwardRequest = z.infer<typeof ForwardRequest>;
 

@@ -174,6 +174,17 @@ export function optionIssues(body: { loss: Loss; outputActivation?: Activation |
   return issues;
 }
 
+/** /forward: a softmax over one output is always 1. */
+export function forwardIssues(body: { outputActivation?: string | undefined; params: Body['params'] }): ShapeIssue[] {
+  if (body.outputActivation !== 'softmax' || body.params.at(-1)?.W.shape[1] !== 1) return [];
+  return [
+    {
+      path: ['outputActivation'],
+      message: 'is "softmax", but the last layer has 1 output: a softmax over one value is always 1. Use "sigmoid" for one output',
+    },
+  ];
+}
+
 export function trainIssues(body: { x: Tensor; batchSize?: number | undefined }): ShapeIssue[] {
   const rows = body.x.shape[0]!;
   if (body.batchSize === undefined || body.batchSize <= rows) return [];

@@ -216,7 +216,8 @@ function describeIssue(issue: Issue, body: unknown, fieldsAt: FieldsAt | undefin
     // Keras's Dense(classes, activation="softmax"): here the loss applies the softmax
     const softmax =
       at.at(-1) === 'outputActivation' && given.toLowerCase() === 'softmax'
-        ? '; for classes, leave outputActivation out and send "loss": "softmax_cross_entropy", which applies the softmax itself'
+        ? '; for classes, leave outputActivation out and send "loss": "softmax_cross_entropy", which applies the softmax itself ' +
+          '(POST /forward takes "outputActivation": "softmax" for the probabilities)'
         : '';
     return `${path} is ${quote(given)}; ${meant ? `did you mean "${meant}"? (one of ${list})` : `expected ${expected}`}${softmax}`;
   }

@@ -3,10 +3,10 @@ import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
 import { Engine } from '../../src/engine/engine.js';
-import { xorForwardRequest, xorInitRequest, xorTrainRequest } from '../../src/http/request-examples.js';
+import { threeClassRequest, xorForwardRequest, xorInitRequest, xorTrainRequest } from '../../src/http/request-examples.js';
 import { defaultConfig } from '../../src/runtime/config.js';
 import { assertGradsMatch, randomCase, rng, xorCase } from '../helpers.js';
-import { predict64, relError, valueAndGrad64 } from '../reference/mlp64.js';
+import { type Case64, predict64, relError, valueAndGrad64 } from '../reference/mlp64.js';
 import { train64 } from '../reference/train64.js';
 
 const json = <T>(o: T): T => JSON.parse(JSON.stringify(o));
@@ -51,6 +51,27 @@ describe('the lesson series over HTTP: /init, /forward, /train', () => {
     const bad = await post('/forward', { ...xorForwardRequest, y: xorCase.y });
     assert.equal(bad.statusCode, 400);
     assert.match(bad.json().message, /unknown field "y"/);
+  });
+
+  it('POST /forward with "outputActivation": "softmax" returns the class probabilities of each row, as jax.nn.softmax of the float64 logits', async () => {
+    const { y: _labels, loss, ...network } = threeClassRequest;
+    const res = await post('/forward', { ...network, loss, outputActivation: 'softmax' });
+    assert.equal(res.statusCode, 200, res.body);
+    const { predictions } = res.json() as { predictions: number[][] };
+    const logits = predict64(JSON.parse(JSON.stringify({ ...network, outputActivation: 'linear' })) as Case64);
+    const want = logits.map((row) => {
+      const max = Math.max(...row);
+      const e = row.map((z) => Math.exp(z - max));
+      const sum = e.reduce((a, b) => a + b, 0);
+      return e.map((v) => v / sum);
+    });
+    assert.deepEqual([predictions.length, predictions[0]!.length], [want.length, 3]);
+    assert.ok(relError(predictions.flat(), want.flat()) <= 1e-6, `${predictions} vs ${want}`);
+    for (const row of predictions) assert.ok(Math.abs(row.reduce((a, b) => a + b, 0) - 1) <= 1e-6, 'each row sums to 1');
+    // one output: always 1
+    const one = await post('/forward', { ...xorForwardRequest, outputActivation: 'softmax' });
+    assert.equal(one.statusCode, 400);
+    assert.match(one.json().message, /^outputActivation is "softmax", but the last layer has 1 output: .*Use "sigmoid" for one output$/);
   });
 
   it('POST /init gives params in the request format, from jax.nn.initializers-shaped distributions, the same for the same seed', async () => {

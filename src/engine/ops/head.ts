@@ -1,9 +1,9 @@
 import { f32, f32Div } from '../float32.js';
-import type { Activation, HeadReport, Loss, Reduction } from '../types.js';
+import type { Activation, HeadReport, Loss, PredictionActivation, Reduction } from '../types.js';
 import { activationOps } from './activations.js';
 import { bce, bceLogits } from './bce.js';
 import { mse } from './mse.js';
-import { softmaxCrossEntropy, softmaxCrossEntropyWithIntegerLabels } from './softmax.js';
+import { softmaxCrossEntropy, softmaxCrossEntropyWithIntegerLabels, softmaxRows } from './softmax.js';
 
 /** What every loss says about the output layer it takes. */
 interface LossBase {
@@ -80,15 +80,16 @@ export interface HeadForward {
   report: HeadReport;
 }
 
-/** The output activation applied to the output layer's pre-activations, as predictions. */
-export function predict(z: Float32Array, outputActivation: Activation): Float32Array {
+/** The output activation applied to the output layer's pre-activations (batch × cols), as predictions. */
+export function predict(z: Float32Array, outputActivation: PredictionActivation, cols: number): Float32Array {
+  if (outputActivation === 'softmax') return softmaxRows(z, cols);
   return z.map(activationOps[outputActivation].hostForward);
 }
 
 export function headForward(input: HeadInput): HeadForward {
   const { z, y, cols, outputActivation, loss, reduction } = input;
   const op = lossOps[loss];
-  const pred = predict(z, outputActivation);
+  const pred = predict(z, outputActivation, cols);
   const rows = pred.length / cols;
   const report: HeadReport = {
     saturatedHigh: 0,

@@ -69,6 +69,19 @@ export const softmaxCrossEntropyWithIntegerLabels: RowLossOp = {
 };
 
 /** A row's largest logit and Σ exp(z - max), in float32. */
+/**
+ * jax.nn.softmax over each row of batch × cols logits, in float32: exp(z − max(z)) divided by
+ * the row's sum of them (a sum in float64, rounded once, as the losses' rows are summed).
+ */
+export function softmaxRows(z: Float32Array, cols: number): Float32Array {
+  const out = new Float32Array(z.length);
+  for (let start = 0; start < z.length; start += cols) {
+    const { max, sumExp } = shift(z, start, cols);
+    for (let j = start; j < start + cols; j++) out[j] = f32Div(f32Exp(f32Sub(z[j]!, max)), sumExp);
+  }
+  return out;
+}
+
 function shift(z: Float32Array, start: number, cols: number): { max: number; sumExp: number } {
   let max = Number.NEGATIVE_INFINITY;
   for (let j = start; j < start + cols; j++) max = Math.max(max, z[j]!);
