@@ -357,7 +357,13 @@ function combine(replies: ShardReply[], divisor: number, predictions: number, en
 
 /** "3 of 8 predictions …", "2 of 8 targets …": counts over the answer's elements, added up over the shards */
 const COUNTED = /^(\d+) of \d+ (predictions|targets) (.*)$/s;
-const COUNTED_ORDER = ['predictions are below 0', 'predictions are above 1', 'targets lie outside', 'predictions are exactly'];
+const COUNTED_ORDER = [
+  'predictions are below 0',
+  'predictions are below 1e-8',
+  'predictions are above 1',
+  'targets lie outside',
+  'predictions are exactly',
+];
 const NOT_FINITE = /^\d+ result values? (?:is|are) not finite(.*)$/s;
 /** the server's wording, for a non-finite value that only the combining made (an overflow) */
 const NOT_FINITE_REST = ' (in JSON written as "NaN", "Infinity" or "-Infinity"); float32 overflowed or took log(0), as it would in JAX.';

@@ -346,7 +346,7 @@ export interface operations {
                                 data: string;
                             };
                         }[];
-                        /** @description Present when a result is not finite, or the input looks mistaken (bce given predictions or targets outside [0, 1]): what happened and what to do. */
+                        /** @description Present when a result is not finite, when the input looks mistaken (bce given predictions outside [0, 1] or stuck under its clip, targets outside [0, 1], softmax targets whose rows do not sum to 1), or when /train stopped early or its seed changed nothing: what happened and what to do. */
                         warnings?: string[];
                     };
                 };
@@ -539,7 +539,7 @@ export interface operations {
                     "application/json": {
                         /** @description The loss, as JAX computes it in float32. */
                         loss: number | ("NaN" | "Infinity" | "-Infinity");
-                        /** @description Present when a result is not finite, or the input looks mistaken (bce given predictions or targets outside [0, 1]): what happened and what to do. */
+                        /** @description Present when a result is not finite, when the input looks mistaken (bce given predictions outside [0, 1] or stuck under its clip, targets outside [0, 1], softmax targets whose rows do not sum to 1), or when /train stopped early or its seed changed nothing: what happened and what to do. */
                         warnings?: string[];
                     };
                 };
@@ -736,7 +736,7 @@ export interface operations {
                             /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
                             data: string;
                         };
-                        /** @description Present when a result is not finite, or the input looks mistaken (bce given predictions or targets outside [0, 1]): what happened and what to do. */
+                        /** @description Present when a result is not finite, when the input looks mistaken (bce given predictions outside [0, 1] or stuck under its clip, targets outside [0, 1], softmax targets whose rows do not sum to 1), or when /train stopped early or its seed changed nothing: what happened and what to do. */
                         warnings?: string[];
                     };
                 };
@@ -1003,7 +1003,7 @@ export interface operations {
                             /** @description A float32 result; "NaN", "Infinity" or "-Infinity" where it is not finite. */
                             loss: number | ("NaN" | "Infinity" | "-Infinity");
                         }[];
-                        /** @description Present when a result is not finite, or the input looks mistaken (bce given predictions or targets outside [0, 1]): what happened and what to do. */
+                        /** @description Present when a result is not finite, when the input looks mistaken (bce given predictions outside [0, 1] or stuck under its clip, targets outside [0, 1], softmax targets whose rows do not sum to 1), or when /train stopped early or its seed changed nothing: what happened and what to do. */
                         warnings?: string[];
                     };
                 };

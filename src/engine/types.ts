@@ -79,8 +79,12 @@ export interface RunStats {
 export interface HeadReport {
   /** predictions that hit exactly 1.0 in float32, so log(1 - p) = log(0) */
   saturatedHigh: number;
-  /** predictions below the clip's lower bound 1e-8 (clipped, gradient 0) */
-  clippedLow: number;
+  /**
+   * predictions in [0, 1e-8) for a target above 0: bce's clip holds them at 1e-8 with a
+   * gradient of 0, so they cannot move towards their targets (a relu output's 0, a sigmoid
+   * below about -18.4)
+   */
+  stuckAtLowClip: number;
   /** predictions below 0 or above 1 given to a loss that takes probabilities (most likely a wrong output activation) */
   predictionsBelowZero: number;
   predictionsAboveOne: number;

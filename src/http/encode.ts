@@ -84,6 +84,13 @@ export class ResultEncoder {
           `their gradient is 0): bce takes probabilities. ${useLogits}`,
       );
     }
+    if (head && head.stuckAtLowClip > 0) {
+      warnings.push(
+        `${head.stuckAtLowClip} of ${head.count} predictions are below 1e-8 for targets above 0 (a relu output's 0, or a ` +
+          "sigmoid below about -18.4): bce's clip holds them at 1e-8, where their gradient is 0, so they cannot move " +
+          `towards their targets; JAX computes the same. ${useLogits}`,
+      );
+    }
     if (head && head.predictionsAboveOne > 0) {
       warnings.push(
         `${head.predictionsAboveOne} of ${head.count} predictions are above 1: bce takes probabilities, and its clip cannot ` +

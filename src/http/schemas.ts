@@ -187,7 +187,9 @@ const Warnings = z
   .array(z.string())
   .optional()
   .describe(
-    'Present when a result is not finite, or the input looks mistaken (bce given predictions or targets outside [0, 1]): what happened and what to do.',
+    'Present when a result is not finite, when the input looks mistaken (bce given predictions outside [0, 1] or stuck under ' +
+      'its clip, targets outside [0, 1], softmax targets whose rows do not sum to 1), or when /train stopped early or its ' +
+      'seed changed nothing: what happened and what to do.',
   );
 const MatrixOut = z.union([z.array(z.array(Num)), Base64Tensor]).describe('Rows of numbers, or a binary tensor (outputEncoding base64).');
 const VectorOut = z.union([z.array(Num), Base64Tensor]).describe('A list of numbers, or a binary tensor (outputEncoding base64).');

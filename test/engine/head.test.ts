@@ -52,13 +52,20 @@ describe('bce head', () => {
     }
   });
 
+  it('counts predictions under the clip only where they are stuck: below 1e-8 for a target above 0', () => {
+    // relu: 0, 0, 0 and 0.5 for targets 0, 1, 0.25, 1: the first is right where it is
+    const { report } = headForward(head([-30, -1, 0, 0.5], [0, 1, 0.25, 1], 'bce', 'relu'));
+    assert.equal(report.stuckAtLowClip, 2);
+    assert.equal(report.predictionsBelowZero, 0);
+  });
+
   it('saturates exactly where float32 does: sigmoid(16.5) < 1, sigmoid(16.7) = 1, and reports it', () => {
     assert.ok(activationOps.sigmoid.hostForward(16.5) < 1);
     assert.equal(activationOps.sigmoid.hostForward(16.7), 1);
     const { report } = headForward(head([16.7, 0, -30], [0, 1, 1], 'bce', 'sigmoid'));
     assert.deepEqual(report, {
       saturatedHigh: 1,
-      clippedLow: 1,
+      stuckAtLowClip: 1,
       predictionsBelowZero: 0,
       predictionsAboveOne: 0,
       targetsOutsideUnit: 0,

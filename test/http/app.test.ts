@@ -81,6 +81,10 @@ describe('HTTP API (inject)', () => {
     const above = await warningsOf({ ...xorBody, outputActivation: 'linear', params: [{ W: [[1], [1]], b: [0.5] }] });
     assert.match(above[0], /^3 of 4 predictions are above 1: .* log\(1 - p\) = log\(0\) and the results are not finite/);
     assert.match(above.at(-1), /result values? (is|are) not finite/);
+    // relu: never below 0, but 0 is under the clip, where a target of 1 gets no gradient
+    const relu = await warningsOf({ ...xorBody, outputActivation: 'relu', params: [{ W: [[-1], [-1]], b: [0.5] }] });
+    assert.equal(relu.length, 1);
+    assert.match(relu[0], /^2 of 4 predictions are below 1e-8 for targets above 0 \(a relu output's 0, .* their gradient is 0/);
     const signs = await warningsOf({ ...xorBody, y: [-1, 1, 1, -1] });
     assert.deepEqual(signs.length, 1);
     assert.match(

@@ -93,7 +93,7 @@ export function headForward(input: HeadInput): HeadForward {
   const rows = pred.length / cols;
   const report: HeadReport = {
     saturatedHigh: 0,
-    clippedLow: 0,
+    stuckAtLowClip: 0,
     predictionsBelowZero: 0,
     predictionsAboveOne: 0,
     targetsOutsideUnit: 0,
@@ -117,7 +117,7 @@ export function headForward(input: HeadInput): HeadForward {
       total += op.forward(p, y[i] as number);
       const edge = op.saturation?.(p);
       if (edge === 'high') report.saturatedHigh++;
-      if (edge === 'low') report.clippedLow++;
+      if (edge === 'low' && p >= 0 && (y[i] as number) > 0) report.stuckAtLowClip++;
       if (op.takesProbabilities && p < 0) report.predictionsBelowZero++;
       if (op.takesProbabilities && p > 1) report.predictionsAboveOne++;
     }
