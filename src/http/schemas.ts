@@ -165,6 +165,10 @@ export const InitRequest = z
   .strictObject({
     layers: z
       .array(z.number().int().min(1))
+      .min(2, {
+        error: (issue) =>
+          `has ${(issue.input as unknown[]).length} width${(issue.input as unknown[]).length === 1 ? '' : 's'}; it needs at least 2 (inputs and outputs)`,
+      })
       .max(LAYERS_CEILING + 1, {
         error: `has more than ${LAYERS_CEILING + 1} widths (${LAYERS_CEILING} layers, the most GRADSERVE_MAX_LAYERS may allow)`,
       })

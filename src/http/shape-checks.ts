@@ -193,11 +193,6 @@ export function trainIssues(body: { x: Tensor; batchSize?: number | undefined })
 
 export function initIssues(body: { layers: number[]; scheme: InitScheme; biasScheme: string; scale?: number | undefined }): ShapeIssue[] {
   const issues: ShapeIssue[] = [];
-  if (body.layers.length < 2)
-    issues.push({
-      path: ['layers'],
-      message: `has ${body.layers.length} width${body.layers.length === 1 ? '' : 's'}; it needs at least 2 (inputs and outputs)`,
-    });
   if (body.scale !== undefined && body.scheme !== 'normal' && body.biasScheme !== 'normal') {
     issues.push({
       path: ['scale'],
