@@ -119,7 +119,7 @@ export function installErrorHandlers(app: FastifyInstance, bodyLimit: number): v
       message = `request body is larger than the limit of ${bodyLimit} bytes (GRADSERVE_BODY_LIMIT)`;
     if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
       // fastify's 415 and the charset check's (json-body.ts): JSON in another charset than UTF-8 is the latter
-      const type = (request.headers['content-type'] ?? 'none').slice(0, 100);
+      const type = (request.headers['content-type'] || 'none').slice(0, 100); // an empty header too
       const send = /^application\/json\b/i.test(type) ? 'send the body in UTF-8 as' : 'send';
       message = `Unsupported Media Type: ${type}; ${send} Content-Type: application/json`;
     }

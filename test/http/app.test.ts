@@ -580,6 +580,9 @@ describe('HTTP API (inject)', () => {
     const text = await raw('params', 'text/plain');
     assert.equal(text.statusCode, 415);
     assert.equal(text.json().message, 'Unsupported Media Type: text/plain; send Content-Type: application/json');
+    const empty = await raw('{}', '');
+    assert.equal(empty.statusCode, 415);
+    assert.equal(empty.json().message, 'Unsupported Media Type: none; send Content-Type: application/json');
     // curl -X POST with no -d: no body and no Content-Type, the same answer as an empty JSON body
     for (const headers of [{}, { 'content-type': 'application/json' }]) {
       const none = await app.inject({ method: 'POST', url: '/loss', headers });
