@@ -120,9 +120,10 @@ export class ResultEncoder {
           'weights or inputs to keep its pre-activations below about 16.',
       );
     }
+    const written =
+      this.encoding === 'base64' ? 'NaN or ±Infinity in the binary tensors' : 'in JSON written as "NaN", "Infinity" or "-Infinity"';
     warnings.push(
-      `${this.nonFinite} result value${this.nonFinite > 1 ? 's are' : ' is'} not finite (in JSON written as "NaN", ` +
-        '"Infinity" or "-Infinity"); float32 overflowed or took log(0), as it would in JAX.',
+      `${this.nonFinite} result value${this.nonFinite > 1 ? 's are' : ' is'} not finite (${written}); float32 overflowed or took log(0), as it would in JAX.`,
     );
     return warnings;
   }

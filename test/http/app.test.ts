@@ -156,6 +156,14 @@ describe('HTTP API (inject)', () => {
     assert.equal(body.loss, 'Infinity');
     assert.deepEqual(body.grads, [{ W: [['NaN']], b: ['NaN'] }]);
     assert.match(body.warnings.join(' '), /exactly 1\.0 in float32/);
+    assert.match(body.warnings.at(-1), /^3 result values are not finite \(in JSON written as "NaN", "Infinity" or "-Infinity"\)/);
+    // binary tensors carry the values themselves
+    const binary = await app.inject({
+      method: 'POST',
+      url: '/value-and-grad',
+      payload: { params: [{ W: [[20]], b: [0] }], x: [[1]], y: [0], outputEncoding: 'base64' },
+    });
+    assert.match(binary.json().warnings.at(-1), /^3 result values are not finite \(NaN or ±Infinity in the binary tensors\)/);
   });
 
   it("accepts any number that rounds to a finite float32 (numpy's 3.4028235e38 included), and no larger one", async () => {
