@@ -351,6 +351,7 @@ function combine(replies: ShardReply[], divisor: number, predictions: number, en
     replies.map((r) => r.warnings ?? []),
     predictions,
     nonFinite,
+    encoding,
   );
   return { loss: toNum(reduced), grads, ...(warnings.length > 0 ? { warnings } : {}) };
 }
@@ -364,9 +365,11 @@ const COUNTED_ORDER = [
   'targets lie outside',
   'predictions are exactly',
 ];
-const NOT_FINITE = /^\d+ result values? (?:is|are) not finite(.*)$/s;
-/** the server's wording, for a non-finite value that only the combining made (an overflow) */
-const NOT_FINITE_REST = ' (in JSON written as "NaN", "Infinity" or "-Infinity"); float32 overflowed or took log(0), as it would in JAX.';
+const NOT_FINITE = /^\d+ result values? (?:is|are) not finite/;
+/** the server's wording for non-finite values, by the answer's encoding (the shards' is always base64) */
+const notFiniteRest = (encoding: 'json' | 'base64') =>
+  ` (${encoding === 'base64' ? 'NaN or ±Infinity in the binary tensors' : 'in JSON written as "NaN", "Infinity" or "-Infinity"'}); ` +
+  'float32 overflowed or took log(0), as it would in JAX.';
 
 /**
  * The shards' warnings as one answer would have them: the server counts per request, so
@@ -374,24 +377,22 @@ const NOT_FINITE_REST = ' (in JSON written as "NaN", "Infinity" or "-Infinity");
  * values are not finite" is counted again in the combined answer (a NaN in one shard's
  * gradient is a NaN in the sum), and any other warning appears once.
  */
-function mergeWarnings(perShard: string[][], predictions: number, nonFinite: number): string[] {
+function mergeWarnings(perShard: string[][], predictions: number, nonFinite: number, encoding: 'json' | 'base64'): string[] {
   const others = new Set<string>();
   const counted = new Map<string, number>(); // "predictions lie outside…" → how many, over all shards
-  let notFiniteRest = NOT_FINITE_REST;
   for (const w of perShard.flat()) {
     const count = COUNTED.exec(w);
     const nan = NOT_FINITE.exec(w);
     if (count) {
       const what = `${count[2]} ${count[3]}`;
       counted.set(what, (counted.get(what) ?? 0) + Number(count[1]));
-    } else if (nan) notFiniteRest = nan[1]!;
-    else others.add(w);
+    } else if (!nan) others.add(w);
   }
   const out = [...others];
   // in the order the server writes them
   const rank = (what: string) => COUNTED_ORDER.findIndex((start) => what.startsWith(start));
   for (const [what, k] of [...counted].sort(([a], [b]) => rank(a) - rank(b))) out.push(`${k} of ${predictions} ${what}`);
-  if (nonFinite > 0) out.push(`${nonFinite} result value${nonFinite > 1 ? 's are' : ' is'} not finite${notFiniteRest}`);
+  if (nonFinite > 0) out.push(`${nonFinite} result value${nonFinite > 1 ? 's are' : ' is'} not finite${notFiniteRest(encoding)}`);
   return out;
 }
 

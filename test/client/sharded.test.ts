@@ -126,6 +126,11 @@ describe('client: valueAndGradSharded', () => {
     assert.match(whole.warnings?.[1] ?? '', /^3 result values are not finite/);
     assert.deepEqual(got.warnings, whole.warnings);
     assert.deepEqual([got.loss, got.grads], [whole.loss, whole.grads]);
+    // in binary tensors, the same warnings in that encoding's words
+    const binary = { ...request, outputEncoding: 'base64' } as ValueAndGradRequest;
+    const wholeBinary = await single(url, binary);
+    assert.match(wholeBinary.warnings?.[1] ?? '', /^3 result values are not finite \(NaN or ±Infinity in the binary tensors\)/);
+    assert.deepEqual((await valueAndGradSharded(url, binary, { shards: 4 })).warnings, wholeBinary.warnings);
 
     // targets outside [0, 1] (-1/+1 labels) and predictions outside it (a linear output with bce), counted over the shards
     const mistaken = {
