@@ -1,4 +1,4 @@
-import { isAscii } from 'node:buffer';
+import { isAscii, isUtf8 } from 'node:buffer';
 import type {
   FastifyInstance,
   FastifyReply,
@@ -73,14 +73,19 @@ function takesCharset(contentType: string): boolean {
 }
 
 /**
- * A body's bytes as text. An ASCII body (the API's JSON is all ASCII in practice) decodes as
+ * A body's bytes as text, or InvalidJson if they are not UTF-8. An ASCII body (the API's JSON is all ASCII in practice) decodes as
  * Latin-1, the same characters: Node makes a large one an external string in malloc's memory,
  * which malloc reuses from body to body, where UTF-8's string goes to a fresh region of V8's
  * large-object space and every page of it is a page fault (bench/RESULTS.md, "Page faults").
  */
 export function bodyText(bytes: Buffer): string {
-  return isAscii(bytes) ? bytes.toString('latin1') : bytes.toString('utf8');
+  if (isAscii(bytes)) return bytes.toString('latin1');
+  // decoding would turn bytes that are not UTF-8 (Latin-1 text, say) into U+FFFD, silently
+  if (!isUtf8(bytes)) throw new Errors.InvalidJson(NOT_UTF8);
+  return bytes.toString('utf8');
 }
+
+const NOT_UTF8 = 'the body is not valid UTF-8; JSON is sent in UTF-8 (RFC 8259)';
 
 /** Parse a request body's text, or throw InvalidJson saying why. */
 export function parseJson(text: string): unknown {

@@ -608,6 +608,20 @@ describe('HTTP API (inject)', () => {
       utf16.json().message,
       'Unsupported Media Type: application/json; charset=utf-16; send the body in UTF-8 as Content-Type: application/json',
     );
+    // bytes that are not UTF-8 (Latin-1's é) are refused, not read as U+FFFD; UTF-8's é is JSON
+    const latin1 = await app.inject({
+      method: 'POST',
+      url: '/value-and-grad',
+      payload: Buffer.from('{"activation": "r\xe9lu"}', 'latin1'),
+      headers: { 'content-type': 'application/json' },
+    });
+    assert.equal(latin1.statusCode, 400, latin1.body);
+    assert.deepEqual(
+      [latin1.json().code, latin1.json().message],
+      ['GRADSERVE_INVALID_JSON', 'the body is not valid UTF-8; JSON is sent in UTF-8 (RFC 8259)'],
+    );
+    const utf8 = await raw(JSON.stringify({ ...xorBody, activation: 'rélu' }), 'application/json');
+    assert.match(utf8.json().message, /^activation is "rélu"; expected one of/);
     for (const charset of ['UTF-8', '"utf-8"', 'us-ascii']) {
       const ok = await raw(JSON.stringify(xorBody), `application/json; charset=${charset}`);
       assert.equal(ok.statusCode, 200, `${charset}: ${ok.body}`);
