@@ -80,6 +80,8 @@ export class Engine {
   private quietWaiter?: { arm: () => void; end: (quiet: boolean) => void };
   /** engine calls in flight, priming's aside */
   private calls = 0;
+  /** the probe under way, which callers meanwhile share */
+  private probing?: Promise<void>;
 
   private constructor(
     readonly choice: BackendChoice,
@@ -297,9 +299,18 @@ export class Engine {
     };
   }
 
-  /** Are the backends still answering? Used by /readyz. */
-  async probe(): Promise<void> {
-    for (const backend of this.backends.values()) await backend.probe();
+  /**
+   * Are the backends still answering? Used by /readyz. Callers at the same time share one
+   * run: a burst of probes (every replica's balancer and kubelet) costs the worker threads one.
+   */
+  probe(): Promise<void> {
+    const probeAll = async () => {
+      for (const backend of this.backends.values()) await backend.probe();
+    };
+    this.probing ??= probeAll().finally(() => {
+      this.probing = undefined;
+    });
+    return this.probing;
   }
 
   /** Free every kernel and backend (a WebGPU device must be destroyed before the process exits). */

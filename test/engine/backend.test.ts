@@ -3,6 +3,7 @@ import { readdirSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createBackend } from '../../src/engine/backend.js';
+import { Engine } from '../../src/engine/engine.js';
 import { jsonWorkersFor, loadConfig } from '../../src/runtime/config.js';
 import { usableCpus } from '../../src/runtime/cpus.js';
 
@@ -82,6 +83,22 @@ describe('webasm worker threads (GRADSERVE_WEBASM_THREADS)', () => {
       await backend.destroy();
       for (let i = 0; i < 50 && threads() > before; i++) await sleep(20);
       assert.equal(threads(), before, 'all ended');
+    }
+  });
+});
+
+describe("the engine's probe (/readyz)", () => {
+  it('runs one probe for callers at the same time, and a new one after it ends', async () => {
+    const engine = await Engine.create({ backend: 'webasm', kernelCacheCapacity: 8 });
+    try {
+      const first = engine.probe();
+      assert.equal(engine.probe(), first, 'a caller meanwhile shares the probe under way');
+      await first;
+      const next = engine.probe();
+      assert.notEqual(next, first, 'a later caller gets a new probe');
+      await next;
+    } finally {
+      await engine.close();
     }
   });
 });
