@@ -84,6 +84,10 @@ function unionBranch(issue: Issue, body: unknown): Issue[] {
     const field = at.at(-1);
     if (field === 'W')
       return custom('is a flat list of numbers; W takes rows, in × out: one row per input (a 1-output W is a column, [[a], [b]])');
+    if (field === 'x' && inputsOf(body) === 1)
+      return custom(
+        'is a flat list of numbers; x takes rows, batch × in, and the network has 1 input: send a column, [[a], [b], …], not [a, b, …]',
+      );
     if (field === 'x') return custom('is a flat list of numbers; x takes rows, batch × in: for one example send [[0, 1]], not [0, 1]');
     return custom('is a flat list of numbers; it takes a list of rows');
   }
@@ -96,6 +100,16 @@ function unionBranch(issue: Issue, body: unknown): Issue[] {
     depth(b) !== depth(a) ? depth(b) > depth(a) : b.length !== a.length ? b.length < a.length : wantsRows(a) && !wantsRows(b);
   const best = candidates.reduce((a, b) => (better(a, b) ? b : a));
   return best.flatMap((z) => expand(asIssue(z, issue.instancePath ?? ''), body));
+}
+
+/** The network's inputs (params[0].W's rows, as rows or a binary tensor), when the body says. */
+function inputsOf(body: unknown): number | undefined {
+  const params = isObject(body) ? (body as { params?: unknown }).params : undefined;
+  const first: unknown = Array.isArray(params) ? params[0] : undefined;
+  const W = isObject(first) ? (first as { W?: unknown }).W : undefined;
+  if (Array.isArray(W)) return W.length;
+  const shape = isObject(W) ? (W as { shape?: unknown }).shape : undefined;
+  return Array.isArray(shape) && typeof shape[0] === 'number' ? shape[0] : undefined;
 }
 
 /** A form that complained of an element not being a row. */

@@ -458,6 +458,19 @@ describe('HTTP API (inject)', () => {
       /^x is a flat list of numbers; x takes rows, batch × in: for one example send \[\[0, 1\]\], not \[0, 1\]$/,
     ],
     [
+      'x as a flat list of one-input examples',
+      {
+        params: [
+          { W: [[1, 2]], b: [0, 0] },
+          { W: [[1], [1]], b: [0] },
+        ],
+        x: [0, 1, 1, 0],
+        y: [0, 1, 1, 0],
+      },
+      400,
+      /^x is a flat list of numbers; x takes rows, batch × in, and the network has 1 input: send a column, \[\[a\], \[b\], …\], not \[a, b, …\]$/,
+    ],
+    [
       'b as a column',
       { ...xorBody, params: [{ W: [[1], [2]], b: [[0]] }] },
       400,
