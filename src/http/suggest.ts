@@ -38,8 +38,9 @@ export function meantOption(given: string, allowed: readonly string[]): string |
 
 /**
  * Other libraries' names for fields, normalised: Flax's and Keras's kernel (in × out, as W),
- * PyTorch's weight (out × in: see PYTORCH_WEIGHT), bias, PyTorch's lr for learningRate, the
- * batch's usual names (inputs, targets, labels); for /init, the usual names of an MLP's widths (Flax's features), of an initializer
+ * PyTorch's weight (out × in: see PYTORCH_WEIGHT), bias, PyTorch's lr for learningRate (and
+ * its names for Adam's settings, betas and epsilon), the step count's and the options' usual
+ * names, the batch's usual names (inputs, targets, labels); for /init, the usual names of an MLP's widths (Flax's features), of an initializer
  * (Keras's kernel_initializer) and of a seed (JAX's key, scikit-learn's random_state).
  */
 const FIELD_ALIASES: Record<string, string> = {
@@ -49,6 +50,23 @@ const FIELD_ALIASES: Record<string, string> = {
   bias: 'b',
   biases: 'b',
   lr: 'learningRate',
+  learningrate: 'learningRate',
+  stepsize: 'learningRate',
+  beta1: 'b1',
+  beta2: 'b2',
+  epsilon: 'eps',
+  numsteps: 'steps',
+  nsteps: 'steps',
+  iterations: 'steps',
+  numiterations: 'steps',
+  epochs: 'steps',
+  act: 'activation',
+  activationfn: 'activation',
+  hiddenactivation: 'activation',
+  lossfn: 'loss',
+  optim: 'optimizer',
+  opt: 'optimizer',
+  minibatchsize: 'batchSize',
   parameters: 'params',
   inputs: 'x',
   input: 'x',

@@ -202,8 +202,12 @@ function describeIssue(issue: Issue, body: unknown, fieldsAt: FieldsAt | undefin
   const keys = issue.params?.keys;
   if (issue.keyword === 'unrecognized_keys' && keys) {
     const meantOf = (k: string) => meantField(k, fieldsOf(fieldsAt, at));
+    // an optimizer's setting at the top of a /train body (lr, learning_rate): it goes inside optimizer
+    const optimizerOf = (k: string) => (at.length === 0 ? meantField(k, fieldsOf(fieldsAt, ['optimizer'])) : undefined);
     const names = keys.slice(0, MAX_ISSUES).map((k) => {
       const meant = meantOf(k);
+      const inOptimizer = meant ? undefined : optimizerOf(k);
+      if (inOptimizer) return `${quote(k)} (did you mean "optimizer": {"name": …, "${inOptimizer}": …}?)`;
       return meant ? `${quote(k)} (did you mean "${meant}"?)` : quote(k);
     });
     if (keys.length > MAX_ISSUES) names.push(`and ${keys.length - MAX_ISSUES} more`);

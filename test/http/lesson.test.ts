@@ -217,6 +217,18 @@ describe('the lesson series over HTTP: /init, /forward, /train', () => {
       /optimizer has unknown field "learning_rate" \(did you mean "learningRate"\?\)/,
     ],
     [
+      'a learning rate beside the optimizer, not in it',
+      '/train',
+      { ...xorTrainRequest, learning_rate: 0.1 },
+      /^body has unknown field "learning_rate" \(did you mean "optimizer": \{"name": …, "learningRate": …\}\?\)$/,
+    ],
+    [
+      "PyTorch's Adam settings and a step count's usual name",
+      '/train',
+      { ...xorTrainRequest, num_steps: 5, optimizer: { name: 'adam', learningRate: 0.1, beta1: 0.9, epsilon: 1e-7 } },
+      /^optimizer has unknown fields "beta1" \(did you mean "b1"\?\), "epsilon" \(did you mean "eps"\?\); body has unknown field "num_steps" \(did you mean "steps"\?\)$/,
+    ],
+    [
       "PyTorch's lr",
       '/train',
       { ...xorTrainRequest, optimizer: { name: 'sgd', lr: 0.1 } },
