@@ -6,7 +6,7 @@ import type { RunStats } from './engine/types.js';
 import { ComputeGate } from './http/admission.js';
 import { registerDocs } from './http/docs.js';
 import { drainOnClose } from './http/drain.js';
-import { clientErrorHandler, expectsContinue, installErrorHandlers, unfinishedStatus } from './http/errors.js';
+import { clientErrorHandler, expectsContinue, installErrorHandlers, unfinishedStatus, urlPath } from './http/errors.js';
 import { JSON_GZIP_LEVEL, spellOutWildcard, useJsonBodies } from './http/json-body.js';
 import { JsonWorkers } from './http/json-workers.js';
 import { registerMetrics } from './http/metrics.js';
@@ -55,7 +55,7 @@ const ANSWER_CODINGS = ['gzip', 'deflate'] as const;
 const OVERDUE_CHECK_MS = 1000;
 
 /** A request's URL for its log line: the route's pattern, or an unknown path without its query (which may hold secrets). */
-const loggedUrl = (request: FastifyRequest) => request.routeOptions.url ?? request.url.split('?', 1)[0]!.slice(0, 200);
+const loggedUrl = (request: FastifyRequest) => request.routeOptions.url ?? urlPath(request.url);
 
 /** Build the app without listening: server.ts listens, tests use inject or listen on port 0. */
 

@@ -55,7 +55,6 @@ export interface EngineOptions {
 export interface TrainResult extends TrainLoop, LossResult {}
 
 export interface EngineInfo {
-  backend: BackendChoice;
   backends: BackendName[];
   /** what start-up found of a GPU for webgpu, and whether it is used, in a sentence (gpuFinding) */
   gpu: string;
@@ -291,7 +290,6 @@ export class Engine {
 
   info(): EngineInfo {
     return {
-      backend: this.choice,
       backends: [...this.backends.keys()],
       gpu: this.gpu,
       kernelCache: this.cache.stats(),

@@ -3,6 +3,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import { jsonSchemaTransform } from 'fastify-type-provider-zod';
 import { answerExamples, requestExamples } from './request-examples.js';
+import { POST_ROUTES } from './schemas.js';
 
 const API_TITLE = 'gradserve';
 
@@ -60,7 +61,7 @@ const ERROR_DESCRIPTIONS: Record<string, string> = {
 
 /** Every compute route's error answers: what brings each, and 503's Retry-After header. */
 function withErrorAnswers<T>(doc: T): T {
-  for (const path of Object.keys(requestExamples)) {
+  for (const path of Object.keys(POST_ROUTES)) {
     const responses = (doc as OpenApi).paths?.[path]?.post?.responses ?? {};
     for (const [status, description] of Object.entries(ERROR_DESCRIPTIONS)) {
       const answer = responses[status];

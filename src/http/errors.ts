@@ -157,9 +157,12 @@ function refusedHttp(request: FastifyRequest): FastifyError | undefined {
 export const expectsContinue = (request: FastifyRequest): boolean =>
   request.raw.httpVersion === '1.1' && /(?:^|\W)100-continue(?:$|\W)/i.test(request.headers.expect ?? '');
 
+/** A request URL's path, without its query (which may hold secrets), at most 200 characters: for messages and log lines. */
+export const urlPath = (url: string): string => url.split('?', 1)[0]!.slice(0, 200);
+
 /** 405 with Allow for a known path asked with another method, 404 otherwise. */
 function answerNoRoute(request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  const path = request.url.split('?')[0]!.slice(0, 200);
+  const path = urlPath(request.url);
   const allowed = HTTP_METHODS.filter((method) => request.server.hasRoute({ method, url: path }));
   if (allowed.length > 0) {
     const e = new Errors.MethodNotAllowed(

@@ -141,7 +141,7 @@ export function registerMetrics(app: FastifyInstance, engine: Engine): void {
 
   // answers Node's server asks for before fastify has a request (malformed HTTP, headers too
   // large); one for a request under way is counted by that request, above. First, before
-  // fastify's clientErrorHandler closes the socket
+  // the clientErrorHandler (errors.ts, given to fastify) closes the socket
   app.server.prependListener('clientError', (err: Error, socket: Duplex) => {
     const status = clientErrorStatus(err, socket);
     if (status !== undefined && !responseOn(socket)) count(undefined, status, 0);

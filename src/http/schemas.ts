@@ -1,5 +1,5 @@
 import { FLOAT32_OVERFLOW } from '../engine/float32.js';
-import { BIAS_SCHEMES, INIT_SCHEMES } from '../engine/init.js';
+import { BIAS_SCHEMES, DEFAULT_SCALE, INIT_SCHEMES } from '../engine/init.js';
 import { ACTIVATIONS, LOSSES, REDUCTIONS } from '../engine/types.js';
 import { LAYERS_CEILING } from '../runtime/limits.js';
 import { forwardIssues, initIssues, optionIssues, type ShapeIssue, shapeIssues, trainIssues } from './shape-checks.js';
@@ -175,7 +175,7 @@ export const InitRequest = z
       .describe('Widths, input to output: [in, hidden..., out].'),
     seed: UInt32.default(0).describe('The same seed gives the same params on every machine.'),
     scheme: z.enum(INIT_SCHEMES).default('glorot_normal').describe("Weights: jax.nn.initializers' distribution of that name."),
-    scale: positiveFloat32().optional().describe('Standard deviation of the normal scheme and normal biases (default 0.01).'),
+    scale: positiveFloat32().optional().describe(`Standard deviation of the normal scheme and normal biases (default ${DEFAULT_SCALE}).`),
     biasScheme: z.enum(BIAS_SCHEMES).default('zeros').describe('Biases: zeros, or normal with standard deviation scale.'),
     outputEncoding,
   })

@@ -1,6 +1,7 @@
 import { FIELDS_AT, isPostRoute } from './schemas.js';
 import { isPytorchWeight, meantField, meantOption, PYTORCH_WEIGHT } from './suggest.js';
 import { FLOAT32_RANGE } from './tensors.js';
+import { isObject } from './validation-view.js';
 
 /**
  * zod's issues with a request body, as the one message of its 400: each names its field
@@ -104,11 +105,11 @@ function unionBranch(issue: Issue, body: unknown): Issue[] {
 
 /** The network's inputs (params[0].W's rows, as rows or a binary tensor), when the body says. */
 function inputsOf(body: unknown): number | undefined {
-  const params = isObject(body) ? (body as { params?: unknown }).params : undefined;
+  const params = isObject(body) ? body.params : undefined;
   const first: unknown = Array.isArray(params) ? params[0] : undefined;
-  const W = isObject(first) ? (first as { W?: unknown }).W : undefined;
+  const W = isObject(first) ? first.W : undefined;
   if (Array.isArray(W)) return W.length;
-  const shape = isObject(W) ? (W as { shape?: unknown }).shape : undefined;
+  const shape = isObject(W) ? W.shape : undefined;
   return Array.isArray(shape) && typeof shape[0] === 'number' ? shape[0] : undefined;
 }
 
@@ -128,8 +129,6 @@ function pathOf(instancePath = ''): (string | number)[] {
 }
 
 const quote = (name: string) => JSON.stringify(name.length > 40 ? `${name.slice(0, 40)}…` : name);
-
-const isObject = (value: unknown): value is object => value !== null && typeof value === 'object' && !Array.isArray(value);
 
 /** A value the client sent, named in a few words: a string quoted, a list or an object by its kind. */
 const valueName = (value: unknown): string =>

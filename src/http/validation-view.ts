@@ -40,7 +40,7 @@ interface Seen {
   value: unknown;
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+export const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /** Fields that take rows, and fields that take numbers; y (and a misspelt field) takes either, unmixed. */
 const ROWS_FIELDS = new Set(['W', 'x']);

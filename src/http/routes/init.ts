@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { z } from 'zod';
-import { initParams } from '../../engine/init.js';
+import { DEFAULT_SCALE, initParams } from '../../engine/init.js';
 import { initOverLimit } from '../../runtime/limits.js';
 import { admitCompute } from '../admission.js';
 import { ResultEncoder } from '../encode.js';
@@ -31,7 +31,7 @@ export const initRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app, {
       },
     },
     async (request, reply) => {
-      const { layers, seed, scheme, biasScheme, scale = 0.01 } = request.body;
+      const { layers, seed, scheme, biasScheme, scale = DEFAULT_SCALE } = request.body;
       refuseOverLimit(initOverLimit(layers, limits));
       const params = await gate.run(request.computeSignal, (signal) => initParams({ layers, seed, scheme, biasScheme, scale }, signal));
       const enc = new ResultEncoder(request.body.outputEncoding); // from here on, Server-Timing's write
