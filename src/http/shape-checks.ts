@@ -117,10 +117,13 @@ export function shapeIssues(body: Body): ShapeIssue[] {
 
   const inDim = params[0]!.W.shape[0]!;
   const [batch, xCols] = x.shape as [number, number];
+  // in × batch (a batch of column vectors): y, if any, then has x's columns as its rows
+  const xTransposed = xCols !== inDim && batch === inDim && (y === undefined || y.shape[0] === xCols);
   if (xCols !== inDim) {
-    issues.push({ path: ['x'], message: `has ${plural(xCols, 'column')}; params[0].W has ${plural(inDim, 'row')} (inputs)` });
+    const hint = xTransposed ? `; x looks transposed: send ${plural(xCols, 'row')} of ${inDim} (shape [${xCols}, ${inDim}])` : '';
+    issues.push({ path: ['x'], message: `has ${plural(xCols, 'column')}; params[0].W has ${plural(inDim, 'row')} (inputs)${hint}` });
   }
-  if (y === undefined) return issues;
+  if (y === undefined || xTransposed) return issues;
   const outDim = prevOut!;
   if (body.loss === 'softmax_cross_entropy_with_integer_labels') return [...issues, ...labelIssues(y, batch, outDim)];
   const [yRows, yCols] = y.shape;

@@ -458,6 +458,18 @@ describe('HTTP API (inject)', () => {
       /^x is a flat list of numbers; x takes rows, batch × in: for one example send \[\[0, 1\]\], not \[0, 1\]$/,
     ],
     [
+      'x transposed (in × batch): said of x alone, not also of y',
+      {
+        ...xorBody,
+        x: [
+          [0, 0, 1, 1],
+          [0, 1, 0, 1],
+        ],
+      },
+      400,
+      /^x has 4 columns; params\[0\]\.W has 2 rows \(inputs\); x looks transposed: send 4 rows of 2 \(shape \[4, 2\]\)$/,
+    ],
+    [
       'x as a flat list of one-input examples',
       {
         params: [
