@@ -77,6 +77,10 @@ describe('the lesson series over HTTP: /init, /forward, /train', () => {
   it('POST /init gives params in the request format, from jax.nn.initializers-shaped distributions, the same for the same seed', async () => {
     const res = await post('/init', xorInitRequest);
     assert.equal(res.statusCode, 200, res.body);
+    assert.match(
+      String(res.headers['server-timing']),
+      /^parse;dur=[\d.]+;desc="body parsed and validated", compute;dur=[\d.]+;desc="draw"$/,
+    );
     const { params } = res.json();
     assert.deepEqual(
       params.map((p: { W: number[][]; b: number[] }) => [p.W.length, p.W[0]!.length, p.b.length]),

@@ -33,7 +33,18 @@ export const initRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app, {
     async (request, reply) => {
       const { layers, seed, scheme, biasScheme, scale = DEFAULT_SCALE } = request.body;
       refuseOverLimit(initOverLimit(layers, limits));
-      const params = await gate.run(request.computeSignal, (signal) => initParams({ layers, seed, scheme, biasScheme, scale }, signal));
+      let drawMs = 0;
+      const params = await gate.run(request.computeSignal, async (signal) => {
+        const t0 = performance.now();
+        const drawn = await initParams({ layers, seed, scheme, biasScheme, scale }, signal);
+        drawMs = performance.now() - t0;
+        return drawn;
+      });
+      // as the compute routes' Server-Timing: the body's parse, then the work (the draw, on the event loop)
+      reply.header(
+        'server-timing',
+        `parse;dur=${request.bodyParseMs.toFixed(2)};desc="body parsed and validated", compute;dur=${drawMs.toFixed(2)};desc="draw"`,
+      );
       const enc = new ResultEncoder(request.body.outputEncoding); // from here on, Server-Timing's write
       const encoded = enc.layers(params);
       // a scale near float32's largest value makes draws beyond it: initial params must be finite
