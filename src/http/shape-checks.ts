@@ -167,25 +167,34 @@ export function optionIssues(body: { loss: Loss; outputActivation?: Activation |
       message: `is "${body.outputActivation}"; loss "${body.loss}" applies the ${op.squashing} itself and needs "${required}" (or leave outputActivation out)`,
     });
   }
-  const outputs = body.params.at(-1)?.W.shape[1];
-  if (op.squashing === 'softmax' && outputs === 1) {
-    issues.push({
+  return [...issues, ...softmaxOfOne(body)];
+}
+
+/** A softmax loss on a network of one output: its softmax is always 1, its loss always 0. */
+function softmaxOfOne(body: { loss?: Loss | undefined; params: Body['params'] }): ShapeIssue[] {
+  if (body.loss === undefined || lossOps[body.loss].squashing !== 'softmax' || body.params.at(-1)?.W.shape[1] !== 1) return [];
+  return [
+    {
       path: ['loss'],
       message: `is "${body.loss}", but the last layer has 1 output: a softmax over one value is always 1, its loss always 0. Give it one output per class, or use "bce_logits" for two classes`,
+    },
+  ];
+}
+
+/** /forward: a softmax over one output is always 1, as the other routes refuse it. */
+export function forwardIssues(body: {
+  outputActivation?: string | undefined;
+  loss?: Loss | undefined;
+  params: Body['params'];
+}): ShapeIssue[] {
+  const issues = softmaxOfOne(body);
+  if (body.outputActivation === 'softmax' && body.params.at(-1)?.W.shape[1] === 1) {
+    issues.push({
+      path: ['outputActivation'],
+      message: 'is "softmax", but the last layer has 1 output: a softmax over one value is always 1. Use "sigmoid" for one output',
     });
   }
   return issues;
-}
-
-/** /forward: a softmax over one output is always 1. */
-export function forwardIssues(body: { outputActivation?: string | undefined; params: Body['params'] }): ShapeIssue[] {
-  if (body.outputActivation !== 'softmax' || body.params.at(-1)?.W.shape[1] !== 1) return [];
-  return [
-    {
-      path: ['outputActivation'],
-      message: 'is "softmax", but the last layer has 1 output: a softmax over one value is always 1. Use "sigmoid" for one output',
-    },
-  ];
 }
 
 export function trainIssues(body: { x: Tensor; batchSize?: number | undefined }): ShapeIssue[] {

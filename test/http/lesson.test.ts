@@ -72,6 +72,10 @@ describe('the lesson series over HTTP: /init, /forward, /train', () => {
     const one = await post('/forward', { ...xorForwardRequest, outputActivation: 'softmax' });
     assert.equal(one.statusCode, 400);
     assert.match(one.json().message, /^outputActivation is "softmax", but the last layer has 1 output: .*Use "sigmoid" for one output$/);
+    // nor a softmax loss named for one, as the other routes refuse it
+    const named = await post('/forward', { ...xorForwardRequest, loss: 'softmax_cross_entropy_with_integer_labels' });
+    assert.equal(named.statusCode, 400);
+    assert.match(named.json().message, /^loss is "softmax_cross_entropy_with_integer_labels", but the last layer has 1 output/);
   });
 
   it('POST /init gives params in the request format, from jax.nn.initializers-shaped distributions, the same for the same seed', async () => {
