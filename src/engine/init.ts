@@ -14,11 +14,10 @@ import type { Layer } from './types.js';
  * prng.ts (Threefry-2x32, streams 2l for W and 2l+1 for b of layer l), rounded to float32:
  * the same seed gives the same parameters on every machine.
  */
-/** The standard deviation of the "normal" scheme and of normal biases when none is given. */
-export const DEFAULT_SCALE = 0.01;
-
 export const INIT_SCHEMES = ['normal', 'glorot_normal', 'glorot_uniform', 'he_normal', 'he_uniform'] as const;
 export type InitScheme = (typeof INIT_SCHEMES)[number];
+/** The standard deviation of the "normal" scheme and of normal biases when none is given. */
+export const DEFAULT_SCALE = 0.01;
 export const BIAS_SCHEMES = ['zeros', 'normal'] as const;
 export type BiasScheme = (typeof BIAS_SCHEMES)[number];
 

@@ -37,8 +37,9 @@ export function fromRows(rowArrays: Float32Array[], rows: number, cols: number):
 /**
  * The batch size kernels are compiled for: the next of 1, 2, 4, 8, 16, then four steps an
  * octave (16, 20, 24, 28, 32, 40, ...). Padding rows are zeros, and the backward pass zeroes
- * their activations and cotangents (mlp.ts), so they change no gradient; above 16 rows at most 20% of the work is padding, and the number of
- * distinct compiled batch sizes grows with the logarithm of the largest batch.
+ * their activations and cotangents (mlp.ts), so they change no gradient; above 16 rows at
+ * most 20% of the work is padding, and the number of distinct compiled batch sizes grows
+ * with the logarithm of the largest batch.
  */
 export function batchBucket(n: number): number {
   if (n <= 16) return 2 ** Math.ceil(Math.log2(Math.max(n, 1)));

@@ -3,7 +3,7 @@ import { BIAS_SCHEMES, DEFAULT_SCALE, INIT_SCHEMES } from '../engine/init.js';
 import { ACTIVATIONS, LOSSES, REDUCTIONS } from '../engine/types.js';
 import { LAYERS_CEILING } from '../runtime/limits.js';
 import { forwardIssues, initIssues, optionIssues, type ShapeIssue, shapeIssues, trainIssues } from './shape-checks.js';
-import { Base64Tensor, FLOAT32_RANGE, MatrixIn, OUTPUT_ENCODINGS, TargetsIn, VectorIn } from './tensors.js';
+import { Base64Tensor, FLOAT32_RANGE, MatrixIn, OUTPUT_ENCODINGS, plural, TargetsIn, VectorIn } from './tensors.js';
 import { z } from './zod.js';
 
 const UInt32 = z
@@ -165,10 +165,7 @@ export const InitRequest = z
   .strictObject({
     layers: z
       .array(z.number().int().min(1))
-      .min(2, {
-        error: (issue) =>
-          `has ${(issue.input as unknown[]).length} width${(issue.input as unknown[]).length === 1 ? '' : 's'}; it needs at least 2 (inputs and outputs)`,
-      })
+      .min(2, { error: (issue) => `has ${plural((issue.input as unknown[]).length, 'width')}; it needs at least 2 (inputs and outputs)` })
       .max(LAYERS_CEILING + 1, {
         error: `has more than ${LAYERS_CEILING + 1} widths (${LAYERS_CEILING} layers, the most GRADSERVE_MAX_LAYERS may allow)`,
       })

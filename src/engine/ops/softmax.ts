@@ -68,7 +68,6 @@ export const softmaxCrossEntropyWithIntegerLabels: RowLossOp = {
   },
 };
 
-/** A row's largest logit and Σ exp(z - max), in float32. */
 /**
  * jax.nn.softmax over each row of batch × cols logits, in float32: exp(z − max(z)) divided by
  * the row's sum of them (a sum in float64, rounded once, as the losses' rows are summed).
@@ -82,6 +81,7 @@ export function softmaxRows(z: Float32Array, cols: number): Float32Array {
   return out;
 }
 
+/** A row's largest logit and Σ exp(z - max), in float32. */
 function shift(z: Float32Array, start: number, cols: number): { max: number; sumExp: number } {
   let max = Number.NEGATIVE_INFINITY;
   for (let j = start; j < start + cols; j++) max = Math.max(max, z[j]!);
