@@ -73,8 +73,8 @@ function takesCharset(contentType: string): boolean {
 }
 
 /**
- * A body's bytes as text, or InvalidJson if they are not UTF-8. An ASCII body (the API's JSON is all ASCII in practice) decodes as
- * Latin-1, the same characters: Node makes a large one an external string in malloc's memory,
+ * A body's bytes as text, or InvalidJson if they are not UTF-8. An ASCII body (the API's JSON
+ * is all ASCII in practice) decodes as Latin-1, the same characters: Node makes a large one an external string in malloc's memory,
  * which malloc reuses from body to body, where UTF-8's string goes to a fresh region of V8's
  * large-object space and every page of it is a page fault (bench/RESULTS.md, "Page faults").
  */
