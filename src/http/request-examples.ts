@@ -76,6 +76,15 @@ export const threeClassRequest = {
   loss: 'softmax_cross_entropy',
 } as const;
 
+/** /forward of the three-class network: each row's class probabilities, the softmax of its logits. */
+export const threeClassForwardRequest = {
+  params: threeClassRequest.params,
+  x: threeClassRequest.x,
+  activation: threeClassRequest.activation,
+  loss: threeClassRequest.loss,
+  outputActivation: 'softmax',
+} as const;
+
 /** The same three examples with their classes as indices (PyTorch's CrossEntropyLoss and MNIST's labels take them so). */
 export const threeClassLabelsRequest = {
   ...threeClassRequest,
@@ -108,7 +117,10 @@ export const requestExamples: Record<string, Record<string, { summary: string; v
     threeClassLabels: { summary: 'Three classes: softmax cross-entropy on class indices', value: threeClassLabelsRequest },
   },
   '/loss': { xor: { summary: 'The XOR lesson', value: xorRequest } },
-  '/forward': { xor: { summary: 'The XOR lesson', value: xorForwardRequest } },
+  '/forward': {
+    xor: { summary: 'The XOR lesson', value: xorForwardRequest },
+    threeClassProbabilities: { summary: 'Three classes: the class probabilities of each row (softmax)', value: threeClassForwardRequest },
+  },
   '/train': { xor: { summary: 'Train the XOR network to a loss below 0.05', value: xorTrainRequest } },
   '/init': { xor: { summary: "The XOR lesson's network shape", value: xorInitRequest } },
 };
