@@ -1,8 +1,8 @@
 /**
  * Data-parallel value-and-grad over gradserve replicas: split a batch into contiguous
- * shards, ask for each shard's *sum* over its rows concurrently, add the sums in float64,
- * and divide by the total element count for `mean`. Because a mean is a sum over rows,
- * the answer equals one request's answer to float32 rounding.
+ * shards, ask for each shard's answer concurrently (with the caller's reduction), and add
+ * them up in float64: sums as they are, a mean's shards weighted by their share of its terms.
+ * Because a mean is a sum over rows, the answer equals one request's to float32 rounding.
  *
  * Typed from the OpenAPI document (openapi/api.d.ts); imports nothing of the server.
  * Needs Node ≥ 20 (fetch, Buffer).
@@ -110,13 +110,13 @@ export async function valueAndGradSharded(
   const answers = Promise.all(
     bounds.slice(0, n).map((start, i) => {
       const end = bounds[i + 1]!;
-      // Every shard asks for sums (so they add up) and base64 tensors (exact float32, small, fast).
+      // Every shard asks for base64 tensors (exact float32, small, fast).
       const body = JSON.stringify({
         ...request,
         params,
         x: packed(x.slice(start, end)),
         y: packed(y.slice(start, end)),
-        reduction: 'sum',
+        reduction,
         outputEncoding: 'base64',
       });
       const label = `shard ${i + 1} of ${n} (rows ${start}–${end - 1})`;
@@ -130,11 +130,11 @@ export async function valueAndGradSharded(
     abort.abort(err);
     throw err;
   }
-  const predictions = x.count * y.width;
   // a mean is over every prediction, except a softmax cross-entropy's: one loss per row, a mean over rows
   const perRow = request.loss === 'softmax_cross_entropy' || request.loss === 'softmax_cross_entropy_with_integer_labels';
-  const terms = perRow ? x.count : predictions;
-  return combine(replies, reduction === 'sum' ? 1 : terms, predictions, outputEncoding);
+  const termsPerRow = perRow ? 1 : y.width;
+  const terms = bounds.slice(0, n).map((start, i) => (bounds[i + 1]! - start) * termsPerRow);
+  return combine(replies, { reduction, terms, predictions: x.count * y.width, rows: x.count, encoding: outputEncoding });
 }
 
 /** Runs at most `limit` of the tasks given to it at once, the rest in the order given. */
@@ -317,52 +317,70 @@ function parseReply(text: string, label: string, shard: number): ShardReply {
 
 /* ---------- adding the shards up ---------- */
 
-function combine(replies: ShardReply[], divisor: number, predictions: number, encoding: 'json' | 'base64'): ValueAndGradResponse {
-  // float64 accumulators: the shards' float32 sums add up without a further float32 rounding.
-  let loss = 0;
+interface Combining {
+  reduction: 'mean' | 'sum';
+  /** each shard's loss terms: its rows, times the outputs for the losses over every prediction */
+  terms: number[];
+  /** the whole batch's predictions (batch × out) and rows, as the server's warnings count them */
+  predictions: number;
+  rows: number;
+  encoding: 'json' | 'base64';
+}
+
+function combine(replies: ShardReply[], { reduction, terms, predictions, rows, encoding }: Combining): ValueAndGradResponse {
+  const total = terms.reduce((a, b) => a + b, 0);
+  // A mean's gradients are each shard's mean weighted by its share of the terms, as one request
+  // scales each term's cotangent by 1/total: they never form the whole batch's sum, which could
+  // overflow where the mean does not. Accumulated in float64, rounded to float32 once.
+  const weight = (k: number) => (reduction === 'sum' ? 1 : terms[k]! / total);
+  let lossSum = 0; // the loss as a sum over every term, as one request's head forms it
   const sums = replies[0]!.grads.map((g) => ({
     W: { shape: g.W.shape, acc: new Float64Array(count(g.W)) },
     b: { shape: g.b.shape, acc: new Float64Array(count(g.b)) },
   }));
-  for (const r of replies) {
-    loss += r.loss;
+  replies.forEach((r, k) => {
+    lossSum += reduction === 'sum' ? r.loss : r.loss * terms[k]!;
     r.grads.forEach((g, l) => {
-      addInto(sums[l]!.W.acc, g.W);
-      addInto(sums[l]!.b.acc, g.b);
+      addInto(sums[l]!.W.acc, g.W, weight(k));
+      addInto(sums[l]!.b.acc, g.b, weight(k));
     });
-  }
+  });
   let nonFinite = 0;
-  // a total beyond float32's range overflowed in one request's float32 sum: so it does here,
-  // before the division for a mean could bring it back into range
-  const finished = (total: number) => {
-    const sum = Math.fround(total);
-    const value = Number.isFinite(sum) ? Math.fround(total / divisor) : sum;
-    if (!Number.isFinite(value)) nonFinite++;
-    return value;
+  const counted = (v: number) => {
+    if (!Number.isFinite(v)) nonFinite++;
+    return v;
   };
   const finish = ({ shape, acc }: { shape: number[]; acc: Float64Array }) => {
     const out = new Float32Array(acc.length);
-    for (let i = 0; i < acc.length; i++) out[i] = finished(acc[i]!);
+    for (let i = 0; i < acc.length; i++) out[i] = counted(Math.fround(acc[i]!));
     return encode(shape, out, encoding);
   };
   const grads = sums.map((s) => ({ W: finish(s.W), b: finish(s.b) })) as ValueAndGradResponse['grads'];
-  const reduced = finished(loss);
+  // the loss's sum beyond float32's range overflowed in one request's float32 sum: so it does
+  // here, before the division for a mean could bring it back into range
+  const sum = Math.fround(lossSum);
+  const loss = counted(reduction === 'mean' && Number.isFinite(sum) ? Math.fround(lossSum / total) : sum);
   const warnings = mergeWarnings(
     replies.map((r) => r.warnings ?? []),
-    predictions,
+    { predictions, rows },
     nonFinite,
     encoding,
   );
-  return { loss: toNum(reduced), grads, ...(warnings.length > 0 ? { warnings } : {}) };
+  return { loss: toNum(loss), grads, ...(warnings.length > 0 ? { warnings } : {}) };
 }
 
-/** "3 of 8 predictions …", "2 of 8 targets …": counts over the answer's elements, added up over the shards */
-const COUNTED = /^(\d+) of \d+ (predictions|targets) (.*)$/s;
+/**
+ * "3 of 8 predictions …", "2 of 8 targets …", "1 of 4 rows of targets …": counts over the
+ * answer's elements or rows, added up over the shards
+ */
+const COUNTED = /^(\d+) of \d+ (predictions|targets|rows of targets) (.*)$/s;
+/** the server's order */
 const COUNTED_ORDER = [
   'predictions are below 0',
   'predictions are below 1e-8',
   'predictions are above 1',
   'targets lie outside',
+  'rows of targets',
   'predictions are exactly',
 ];
 const NOT_FINITE = /^\d+ result values? (?:is|are) not finite/;
@@ -377,7 +395,12 @@ const notFiniteRest = (encoding: 'json' | 'base64') =>
  * values are not finite" is counted again in the combined answer (a NaN in one shard's
  * gradient is a NaN in the sum), and any other warning appears once.
  */
-function mergeWarnings(perShard: string[][], predictions: number, nonFinite: number, encoding: 'json' | 'base64'): string[] {
+function mergeWarnings(
+  perShard: string[][],
+  whole: { predictions: number; rows: number },
+  nonFinite: number,
+  encoding: 'json' | 'base64',
+): string[] {
   const others = new Set<string>();
   const counted = new Map<string, number>(); // "predictions lie outside…" → how many, over all shards
   for (const w of perShard.flat()) {
@@ -391,18 +414,19 @@ function mergeWarnings(perShard: string[][], predictions: number, nonFinite: num
   const out = [...others];
   // in the order the server writes them
   const rank = (what: string) => COUNTED_ORDER.findIndex((start) => what.startsWith(start));
-  for (const [what, k] of [...counted].sort(([a], [b]) => rank(a) - rank(b))) out.push(`${k} of ${predictions} ${what}`);
+  for (const [what, k] of [...counted].sort(([a], [b]) => rank(a) - rank(b)))
+    out.push(`${k} of ${what.startsWith('rows of') ? whole.rows : whole.predictions} ${what}`);
   if (nonFinite > 0) out.push(`${nonFinite} result value${nonFinite > 1 ? 's are' : ' is'} not finite${notFiniteRest(encoding)}`);
   return out;
 }
 
 const count = (t: Base64Tensor) => t.shape.reduce((a, b) => a * b, 1);
 
-function addInto(acc: Float64Array, t: Base64Tensor): void {
+function addInto(acc: Float64Array, t: Base64Tensor, weight: number): void {
   const bytes = Buffer.from(t.data, 'base64');
   if (bytes.length !== acc.length * 4) throw new Error(`shards disagree on a gradient's shape: ${JSON.stringify(t.shape)}`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  for (let i = 0; i < acc.length; i++) acc[i]! += view.getFloat32(i * 4, true);
+  for (let i = 0; i < acc.length; i++) acc[i]! += weight * view.getFloat32(i * 4, true);
 }
 
 function encode(shape: number[], data: Float32Array, encoding: 'json' | 'base64') {

@@ -101,14 +101,14 @@ describe('client: valueAndGradSharded', () => {
     assertSameAnswer(yBinary, await single(url, request), c);
   });
 
-  it('uses at most one shard per row, and sends sums with binary tensors', async () => {
+  it("uses at most one shard per row, and sends the caller's reduction with binary tensors", async () => {
     const c = randomCase(rng(5), { widths: [2, 4, 1], batch: 3, activation: 'tanh' });
     let calls = 0;
     const counting: typeof fetch = (input, init) => {
       calls++;
-      // sent as sums, with binary tensors for params and rows
+      // binary tensors for params and rows
       const sent = JSON.parse(String(init?.body));
-      assert.equal(sent.reduction, 'sum');
+      assert.equal(sent.reduction, c.reduction);
       for (const t of [sent.x, sent.y, sent.params[0].W, sent.params[1].b]) assert.equal(t.dtype, 'float32');
       return fetch(input, init);
     };
@@ -144,6 +144,39 @@ describe('client: valueAndGradSharded', () => {
     assert.match(one.warnings?.[1] ?? '', /^1 of 4 predictions are above 1/);
     assert.match(one.warnings?.[2] ?? '', /^2 of 4 targets lie outside \[0, 1\]/);
     assert.deepEqual((await valueAndGradSharded(url, mistaken, { shards: 4 })).warnings, one.warnings);
+
+    // rows of targets that do not sum to 1, counted over the batch's rows, in the server's order
+    const rowsOff = {
+      params: [
+        {
+          W: [
+            [0.5, -0.2, 0.1],
+            [0.3, 0.4, -0.6],
+          ],
+          b: [0, 0, 0],
+        },
+      ],
+      x: [
+        [1, 2],
+        [0, 1],
+        [-1, 0.5],
+        [2, -1],
+        [1, 1],
+        [0, 0],
+      ],
+      y: [
+        [0.5, 0, 0],
+        [1, 0, 0],
+        [0, 0.3, 0],
+        [0, 0.3, 0],
+        [2, 0, 0],
+        [0, 0, 1],
+      ],
+      loss: 'softmax_cross_entropy',
+    } as ValueAndGradRequest;
+    const rowsWhole = await single(url, rowsOff);
+    assert.match(rowsWhole.warnings?.[1] ?? '', /^4 of 6 rows of targets do not sum to 1/);
+    assert.deepEqual((await valueAndGradSharded(url, rowsOff, { shards: 3 })).warnings, rowsWhole.warnings);
   });
 
   it('overflows where one request would: a total beyond float32 is Infinity before the mean divides it, with the warning', async () => {
@@ -155,6 +188,17 @@ describe('client: valueAndGradSharded', () => {
       assert.equal(whole.loss, 'Infinity');
       const got = await valueAndGradSharded(url, request, { shards: 8 });
       assert.deepEqual([got.loss, got.grads, got.warnings], [whole.loss, whole.grads, whole.warnings], reduction);
+    }
+  });
+
+  it("gives a mean's gradients where one request gives them, though the batch's sum of them would overflow", async () => {
+    // mse on 4 rows of prediction 1e38: each row's gradient 2e38, their sum beyond float32, their mean not
+    const request = { params: [{ W: [[0]], b: [1e38] }], x: [[0], [0], [0], [0]], y: [0, 0, 0, 0], loss: 'mse' } as ValueAndGradRequest;
+    const whole = await single(url, request);
+    assert.equal(Number((whole.grads[0]!.b as number[])[0]), Math.fround(2e38));
+    for (const shards of [1, 2, 4]) {
+      const got = await valueAndGradSharded(url, request, { shards });
+      assert.deepEqual([got.loss, got.grads, got.warnings], [whole.loss, whole.grads, whole.warnings], `${shards} shards`);
     }
   });
 
