@@ -25,7 +25,7 @@ export interface ShardedOptions {
   retries?: number;
   /** the longest wait between attempts, whatever Retry-After says (default 10 000 ms) */
   maxRetryDelayMs?: number;
-  /** per attempt (default 120 000 ms); an attempt that times out is retried like a network error */
+  /** per attempt (default 120 000 ms; Infinity for none); an attempt that times out is retried like a network error */
   timeoutMs?: number;
   /**
    * the most shards sent at once (default: all of them). Shards beyond what the replicas
@@ -59,9 +59,15 @@ export class ShardError extends Error {
   }
 }
 
+/** The longest delay a timer takes (2^31 - 1 ms); Node fires a longer one at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** The route under a base URL, keeping the base's path (an ingress prefix) and query (a gateway's key). */
 function routeUrl(base: string, route: string): string {
-  const url = new URL(base);
+  // "localhost:8080" parses as a URL of the scheme "localhost:"
+  const url = URL.canParse(base) ? new URL(base) : undefined;
+  if (url?.protocol !== 'http:' && url?.protocol !== 'https:')
+    throw new TypeError(`endpoint ${JSON.stringify(base)} is not an http(s) URL; give one like "http://gradserve:8080"`);
   url.pathname = `${url.pathname.replace(/\/$/, '')}/${route}`;
   return url.href;
 }
@@ -78,13 +84,18 @@ export async function valueAndGradSharded(
   if (urls.length === 0) throw new TypeError('endpoints is empty; give at least one gradserve URL');
   if (typeof options !== 'object' || options === null) throw new TypeError('options is missing; give at least { shards }');
   const { shards } = options;
-  if (!Number.isInteger(shards) || shards < 1) throw new TypeError(`shards is ${shards}; it must be a whole number ≥ 1`);
+  const shown = (v: unknown) => (typeof v === 'string' ? JSON.stringify(v) : String(v));
+  if (!Number.isInteger(shards) || shards < 1) throw new TypeError(`shards is ${shown(shards)}; it must be a whole number ≥ 1`);
   const retries = options.retries ?? 3;
-  if (!Number.isInteger(retries) || retries < 0) throw new TypeError(`retries is ${retries}; it must be a whole number ≥ 0`);
-  const { timeoutMs = 120_000, maxInFlight = shards } = options;
-  if (!(timeoutMs > 0)) throw new TypeError(`timeoutMs is ${timeoutMs}; it must be a number of milliseconds > 0`);
+  if (!Number.isInteger(retries) || retries < 0) throw new TypeError(`retries is ${shown(retries)}; it must be a whole number ≥ 0`);
+  const { timeoutMs = 120_000, maxInFlight = shards, maxRetryDelayMs = 10_000 } = options;
+  // Infinity: no limit; a timer takes whole milliseconds up to 2^31 - 1 (about 24.8 days)
+  if (typeof timeoutMs !== 'number' || !(timeoutMs > 0) || (Number.isFinite(timeoutMs) && timeoutMs > MAX_TIMER_MS))
+    throw new TypeError(`timeoutMs is ${shown(timeoutMs)}; it must be a number of milliseconds > 0 and ≤ ${MAX_TIMER_MS}, or Infinity`);
+  if (typeof maxRetryDelayMs !== 'number' || !(maxRetryDelayMs >= 0))
+    throw new TypeError(`maxRetryDelayMs is ${shown(maxRetryDelayMs)}; it must be a number of milliseconds ≥ 0`);
   if (!Number.isInteger(maxInFlight) || maxInFlight < 1)
-    throw new TypeError(`maxInFlight is ${maxInFlight}; it must be a whole number ≥ 1`);
+    throw new TypeError(`maxInFlight is ${shown(maxInFlight)}; it must be a whole number ≥ 1`);
 
   // The shards are sent with reduction and outputEncoding of their own: check the caller's
   // here, since the server never sees them.
@@ -170,6 +181,8 @@ function rowsOf(t: ValueAndGradRequest['x'] | ValueAndGradRequest['y'], field: s
   if (t && typeof t === 'object' && t.dtype === 'float32' && Array.isArray(t.shape) && typeof t.data === 'string') {
     if (t.shape.length < 1 || t.shape.length > 2)
       throw new TypeError(`${field}.shape has ${t.shape.length} dimensions; expected [rows] or [rows, cols]`);
+    if (!t.shape.every((d) => Number.isInteger(d) && d >= 1))
+      throw new TypeError(`${field}.shape is ${JSON.stringify(t.shape)}; each size must be a whole number ≥ 1`);
     const [count = 0, width = 1] = t.shape;
     const bytes = Buffer.from(t.data, 'base64');
     if (bytes.length !== count * width * 4)
@@ -234,7 +247,7 @@ async function postShard(urls: string[], shard: number, body: string, label: str
         method: 'POST',
         headers: { 'content-type': 'application/json', accept: 'application/json' },
         body,
-        signal: AbortSignal.any([o.signal, AbortSignal.timeout(o.timeoutMs)]),
+        signal: Number.isFinite(o.timeoutMs) ? AbortSignal.any([o.signal, AbortSignal.timeout(Math.ceil(o.timeoutMs))]) : o.signal,
       });
       const text = await res.text();
       if (res.ok) return parseReply(text, label, shard);

@@ -251,6 +251,28 @@ describe('client: valueAndGradSharded', () => {
     await assert.rejects(valueAndGradSharded(url, c, { shards: 2, timeoutMs: -5 }), /timeoutMs is -5/);
     await assert.rejects(valueAndGradSharded(url, c, { shards: 2, maxInFlight: 0 }), /maxInFlight is 0/);
     await assert.rejects(valueAndGradSharded(url, c, undefined as unknown as { shards: number }), /options is missing/);
+    // what a timer cannot take, said at once rather than as every attempt failing
+    await assert.rejects(
+      valueAndGradSharded(url, c, { shards: 2, timeoutMs: 2 ** 31 }),
+      /timeoutMs is 2147483648; .* ≤ 2147483647, or Infinity/,
+    );
+    await assert.rejects(valueAndGradSharded(url, c, { shards: 2, maxRetryDelayMs: -1 }), /maxRetryDelayMs is -1/);
+    await assert.rejects(valueAndGradSharded(url, c, { shards: '2' as unknown as number }), /shards is "2"; it must be a whole number/);
+    for (const schemeless of [new URL(url).host, `localhost:${new URL(url).port}`])
+      await assert.rejects(
+        valueAndGradSharded(schemeless, c, { shards: 2 }),
+        /is not an http\(s\) URL; give one like "http:\/\/gradserve:8080"/,
+      );
+    const negative = { dtype: 'float32' as const, shape: [-1, 2], data: '' };
+    await assert.rejects(
+      valueAndGradSharded(url, { ...c, x: negative }, { shards: 2 }),
+      /x.shape is \[-1,2\]; each size must be a whole number ≥ 1/,
+    );
+    // no timeout at all, and a fractional one, are taken
+    const single8 = await single(url, c);
+    for (const timeoutMs of [Number.POSITIVE_INFINITY, 30_000.5]) {
+      assertSameAnswer(await valueAndGradSharded(url, c, { shards: 2, timeoutMs }), single8, c as unknown as Case64);
+    }
   });
 
   it("posts to the route under each base URL, keeping the base's path prefix and query", async () => {
