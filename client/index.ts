@@ -41,8 +41,8 @@ export interface ShardedOptions {
 }
 
 /**
- * One shard failed: which one, on which rows, and what the server said. The server's
- * message counts rows within the shard (`x[5]` of the shard that starts at row 30 is row 35).
+ * One shard failed: which one, on which rows, and what the server said, its row numbers
+ * (`x[5]`, `row 5`) made the batch's (the server counts from the shard's first row).
  */
 export class ShardError extends Error {
   override readonly name = 'ShardError';
@@ -104,7 +104,14 @@ export async function valueAndGradSharded(
     throw new TypeError(`reduction is ${JSON.stringify(reduction)}; expected "mean" or "sum"`);
   if (outputEncoding !== 'json' && outputEncoding !== 'base64')
     throw new TypeError(`outputEncoding is ${JSON.stringify(outputEncoding)}; expected "json" or "base64"`);
-  if (!Array.isArray(request.params)) throw new TypeError('params must be a list of layers {W, b}');
+  if (!Array.isArray(request.params))
+    throw new TypeError(
+      'params must be a list of layers in order, first to last: [{"W": …, "b": …}, …] (an object of named layers, as Flax keeps them, is not)',
+    );
+  // the server's words for the commonest slip, rather than a row count that does not match y's
+  const flat = (v: unknown) => Array.isArray(v) && v.length > 0 && v.every((e) => typeof e === 'number');
+  if (flat(request.x))
+    throw new TypeError('x is a flat list of numbers; x takes rows, batch × in: one example per row ([[a], [b], …] for one input)');
   const x = rowsOf(request.x, 'x');
   const y = rowsOf(request.y, 'y');
   if (x.count !== y.count) throw new TypeError(`x has ${x.count} rows but y has ${y.count}; they must match`);
@@ -116,7 +123,7 @@ export async function valueAndGradSharded(
   const abort = new AbortController();
   const signal = options.signal ? AbortSignal.any([options.signal, abort.signal]) : abort.signal;
   // Every shard carries all of params: send them binary, so each replica parses them fast.
-  const params = request.params.map((layer) => ({ ...layer, W: packed(layer.W), b: packed(layer.b) }));
+  const params = request.params.map((layer) => ({ ...layer, W: packed(layer.W, 2), b: packed(layer.b, 1) }));
   const inFlight = limiter(maxInFlight);
   const answers = Promise.all(
     bounds.slice(0, n).map((start, i) => {
@@ -125,13 +132,13 @@ export async function valueAndGradSharded(
       const body = JSON.stringify({
         ...request,
         params,
-        x: packed(x.slice(start, end)),
+        x: packed(x.slice(start, end), 2),
         y: packed(y.slice(start, end)),
         reduction,
         outputEncoding: 'base64',
       });
       const label = `shard ${i + 1} of ${n} (rows ${start}–${end - 1})`;
-      return inFlight(() => postShard(urls, i, body, label, { ...options, retries, timeoutMs, signal }));
+      return inFlight(() => postShard(urls, i, start, body, label, { ...options, retries, timeoutMs, signal }));
     }),
   );
   let replies: ShardReply[];
@@ -207,16 +214,19 @@ const inRange = (v: unknown) => typeof v === 'number' && Math.abs(v) <= FLOAT32_
 /**
  * JSON numbers as a binary tensor: the server rounds every input to float32 either way, so the
  * answer is the same, and a binary tensor is a third of the size and parses far faster. Only
- * well-formed lists are packed; anything else goes as it is, for the server to say what is wrong.
+ * well-formed lists of the field's dimensions (`dims`: 1 for a vector, 2 for a matrix, either
+ * when absent) are packed; anything else goes as it is, for the server to say what is wrong
+ * in the client's own terms (a flat W, a b sent as a column).
  */
-function packed<T>(t: T): T | Base64Tensor {
+function packed<T>(t: T, dims?: 1 | 2): T | Base64Tensor {
   if (!Array.isArray(t) || t.length === 0) return t;
   const tensor = (shape: number[], values: number[]): Base64Tensor => ({
     dtype: 'float32',
     shape,
     data: Buffer.from(Float32Array.from(values).buffer).toString('base64'),
   });
-  if (t.every(inRange)) return tensor([t.length], t);
+  if (dims !== 2 && t.every(inRange)) return tensor([t.length], t);
+  if (dims === 1) return t;
   const cols = Array.isArray(t[0]) ? t[0].length : 0;
   if (cols > 0 && t.every((row) => Array.isArray(row) && row.length === cols && row.every(inRange)))
     return tensor([t.length, cols], t.flat());
@@ -233,7 +243,14 @@ interface ShardReply {
 
 type PostOptions = Required<Pick<ShardedOptions, 'retries' | 'signal' | 'timeoutMs'>> & ShardedOptions;
 
-async function postShard(urls: string[], shard: number, body: string, label: string, o: PostOptions): Promise<ShardReply> {
+async function postShard(
+  urls: string[],
+  shard: number,
+  firstRow: number,
+  body: string,
+  label: string,
+  o: PostOptions,
+): Promise<ShardReply> {
   const doFetch = o.fetch ?? fetch;
   let last = '';
   let lastStatus = 0;
@@ -252,7 +269,7 @@ async function postShard(urls: string[], shard: number, body: string, label: str
       const text = await res.text();
       if (res.ok) return parseReply(text, label, shard);
       const { code, message } = parseError(text);
-      last = `${res.status}${code ? ` ${code}` : ''}: ${message}`;
+      last = `${res.status}${code ? ` ${code}` : ''}: ${batchRows(message, firstRow)}`;
       lastStatus = res.status;
       lastCode = code;
       if (!RETRYABLE.has(res.status)) throw new ShardError(`${label} failed: ${last}`, shard, res.status, code);
@@ -308,6 +325,14 @@ const explain = (err: unknown): string => {
   const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : '';
   return err instanceof Error ? `${err.message}${cause}` : String(err);
 };
+
+/** A shard's message with its row numbers (`x[1]`, `y[1]`, `row 1`) counted from the batch's first row. */
+const batchRows = (message: string, firstRow: number): string =>
+  firstRow === 0
+    ? message
+    : message
+        .replace(/\b([xy])\[(\d+)\]/g, (_, field: string, i: string) => `${field}[${Number(i) + firstRow}]`)
+        .replace(/\brow (\d+)\b/g, (_, i: string) => `row ${Number(i) + firstRow}`);
 
 function parseError(text: string): { code?: string; message: string } {
   try {

@@ -227,9 +227,17 @@ describe('client: valueAndGradSharded', () => {
       assert.ok(err instanceof ShardError);
       assert.equal(err.shard, 3);
       assert.equal(err.status, 400);
-      assert.match(err.message, /^shard 4 of 4 \(rows 30–39\) failed: 400 GRADSERVE_INVALID_REQUEST: x\[5\] has 3 entries; row 0 has 2/);
+      // the batch's row numbers, not the shard's (x[5] and row 0 there)
+      assert.match(err.message, /^shard 4 of 4 \(rows 30–39\) failed: 400 GRADSERVE_INVALID_REQUEST: x\[35\] has 3 entries; row 30 has 2/);
       return true;
     });
+    // a W sent flat, and x sent flat: the server's own words for them, not a packed tensor's or a row count's
+    const flatW = { ...c, params: [{ ...c.params[0]!, W: c.params[0]!.W.flat() }, c.params[1]!] } as unknown as ValueAndGradRequest;
+    await assert.rejects(valueAndGradSharded(url, flatW, { shards: 2 }), /params\[0\]\.W is a flat list of numbers; W takes rows/);
+    await assert.rejects(
+      valueAndGradSharded(url, { ...c, x: [0, 1] } as unknown as ValueAndGradRequest, { shards: 2 }),
+      /^TypeError: x is a flat list of numbers; x takes rows/,
+    );
   });
 
   it('refuses bad options and mismatched rows before sending anything', async () => {
