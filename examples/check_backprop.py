@@ -65,6 +65,8 @@ def post(path, body):
             return json.load(response)
     except urllib.error.HTTPError as err:  # gradserve's 4xx says which field and why
         sys.exit(f"{path} answered {err.code}: {json.load(err).get('message')}")
+    except urllib.error.URLError as err:  # nothing listening there
+        sys.exit(f"cannot reach gradserve at {BASE}: {err.reason} (start it with npm start, or set GRADSERVE_URL)")
 
 
 def agree(mine, theirs, rtol=1e-4, atol=1e-6):
