@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { exposeGcToNewThreads } from '../runtime/thread-gc.js';
 import { assertHeadlessGl, headlessGlMaxTextureSize } from './headlessgl.js';
 import type { CompiledKernel } from './kernel-cache.js';
 import type { BackendName } from './types.js';
@@ -55,6 +56,7 @@ export function createBackend(name: BackendName, threads: number): Backend {
   // gl, the display and float textures, named in a clear error before gpu.js gets to fail
   // on them (gpu.js would throw "not supported" without saying what is missing)
   if (name === 'headlessgl') assertHeadlessGl();
+  if (name === 'webasm') exposeGcToNewThreads(); // its worker threads collect after releases (patches/)
   const gpu = new GPU({ mode: name });
   // counted once it exists, so that a constructor that throws leaves no count behind
   if (name === 'webgpu') liveWebgpuBackends++;

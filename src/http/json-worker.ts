@@ -3,8 +3,6 @@
  * validates and writes large answers, with the routes' own zod schemas and the same error
  * messages as the event loop's path (json-body.ts, errors.ts).
  */
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { parentPort } from 'node:worker_threads';
 import { gzipSync } from 'node:zlib';
 import { validatorCompiler } from 'fastify-type-provider-zod';
@@ -93,18 +91,15 @@ warmUp();
  * after such a job (bench/RESULTS.md, "Memory kept between requests").
  */
 const COLLECT_AFTER_BYTES = 4 * 2 ** 20;
-let collect: (() => void) | undefined;
+/** exposed to this thread before it started (runtime/thread-gc.ts) */
+const collect = (globalThis as { gc?: () => void }).gc;
 let collectScheduled = false;
 function collectSoon(): void {
-  if (collectScheduled) return;
+  if (collectScheduled || !collect) return;
   collectScheduled = true;
-  if (!collect) {
-    setFlagsFromString('--expose-gc');
-    collect = runInNewContext('gc') as () => void;
-  }
   setTimeout(() => {
     collectScheduled = false;
-    collect!();
+    collect();
   }, 0);
 }
 

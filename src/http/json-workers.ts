@@ -2,6 +2,7 @@ import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { JsonOffload } from '../runtime/config.js';
+import { exposeGcToNewThreads } from '../runtime/thread-gc.js';
 import { Errors } from './errors.js';
 import type { PostRoute } from './schemas.js';
 
@@ -107,6 +108,7 @@ export class JsonWorkers {
   }
 
   private spawn(): void {
+    exposeGcToNewThreads(); // the thread collects after large jobs
     const worker = startWorker();
     worker.unref(); // idle threads do not keep the process alive
     const thread: Thread = { worker, pending: new Map() };
