@@ -5,6 +5,7 @@ import { DEFAULT_CPU_MAX_WORK, DEFAULT_GPU_MIN_WORK, pickBackend, shapeOf, type 
 import { KernelCache, type KernelCacheStats, type Lease } from './kernel-cache.js';
 import { backward, forward, predictions, type RunKernel } from './mlp.js';
 import { type KernelSpec, unpackRows } from './ops/dense.js';
+import { PRIME_SHAPE, type PrimeResult, Primer } from './priming.js';
 import { rowsPerStep, type TrainLoop, type TrainOptions, trainLoop } from './train.js';
 import type {
   BackendChoice,
@@ -29,14 +30,6 @@ const YIELD_AFTER_MS = 10;
  */
 const LARGE_KERNEL_VALUES = 1 << 20;
 const valuesOf = ({ params }: KernelSpec) => Number(params.batch) * Math.max(Number(params.in ?? 0), Number(params.out ?? 0));
-
-/**
- * prime()'s network: small, and sent to webasm by the dispatcher (to webgpu on a GPU host,
- * where M-sized requests go there), so that it exercises the code generator they use.
- */
-export const PRIME_SHAPE: WarmupShape = { widths: [16, 32, 32, 1], batch: 1024, activation: 'tanh' };
-/** how long the engine must have had no call before priming, paused by one, resumes */
-export const PRIME_RESUME_AFTER_MS = 100;
 
 export interface EngineOptions {
   /** one backend, or `auto` (see BACKEND_CHOICES): each request sent where the cost model says */
@@ -71,14 +64,7 @@ export interface EngineInfo {
  */
 export class Engine {
   private readonly compileListeners: ((compile: KernelCompile) => void)[] = [];
-  /** prime()'s current run: any other call aborts it, and prime() resumes once the engine is quiet */
-  private priming?: AbortController;
-  /** stopPriming() was called: prime() ends rather than resuming */
-  private primingEnded = false;
-  /** prime()'s wait for a quiet engine, re-armed by every call that starts or ends */
-  private quietWaiter?: { arm: () => void; end: (quiet: boolean) => void };
-  /** engine calls in flight, priming's aside */
-  private calls = 0;
+  private readonly primer = new Primer((signal) => this.warmUp([PRIME_SHAPE], signal));
   /** the probe under way, which callers meanwhile share */
   private probing?: Promise<void>;
 
@@ -234,49 +220,13 @@ export class Engine {
    * (`stopped`) only by stopPriming(). The service primes once it is ready, where a warm-up
    * before listening cost start-up more than it saved the first request.
    */
-  async prime(): Promise<{ kernels: number; ms: number; paused: number; stopped: boolean }> {
-    if (this.primingEnded) return { kernels: 0, ms: 0, paused: 0, stopped: true };
-    for (let paused = 0; ; paused++) {
-      const controller = new AbortController();
-      this.priming = controller;
-      try {
-        return { ...(await this.warmUp([PRIME_SHAPE], controller.signal)), paused, stopped: false };
-      } catch (err) {
-        if (!controller.signal.aborted) throw err;
-      } finally {
-        if (this.priming === controller) this.priming = undefined;
-      }
-      if (this.primingEnded || !(await this.quietFor(PRIME_RESUME_AFTER_MS)))
-        return { kernels: 0, ms: 0, paused: paused + 1, stopped: true };
-    }
+  prime(): Promise<PrimeResult> {
+    return this.primer.run();
   }
 
   /** End priming for good (shutdown, close): prime() resolves before its next kernel. */
   stopPriming(): void {
-    this.primingEnded = true;
-    this.priming?.abort(new Error('priming stopped'));
-    this.quietWaiter?.end(false);
-  }
-
-  /** Resolves true once the engine has had no call for `ms`, false if stopPriming() comes first. */
-  private quietFor(ms: number): Promise<boolean> {
-    return new Promise((resolve) => {
-      let timer: NodeJS.Timeout | undefined;
-      const waiter = {
-        // a call that starts cancels the countdown; the last one to end starts it again
-        arm: () => {
-          clearTimeout(timer);
-          timer = this.calls === 0 ? setTimeout(() => waiter.end(true), ms) : undefined;
-        },
-        end: (quiet: boolean) => {
-          clearTimeout(timer);
-          if (this.quietWaiter === waiter) this.quietWaiter = undefined;
-          resolve(quiet);
-        },
-      };
-      this.quietWaiter = waiter;
-      waiter.arm();
-    });
+    this.primer.stop();
   }
 
   /** Hear of every kernel compiled, with its time (metrics); returns the way to stop. */
@@ -323,8 +273,7 @@ export class Engine {
     signal: AbortSignal | undefined,
     body: (run: RunKernel, stats: RunStats) => Promise<T>,
   ): Promise<T> {
-    const primingRun = signal !== undefined && signal === this.priming?.signal;
-    if (!primingRun) this.priming?.abort(new Error('priming paused: a call came'));
+    const primingRun = this.primer.owns(signal);
     const backend = this.backends.get(this.backendFor(sizing))!;
     const stats: RunStats = { backend: backend.name, compiled: [], compileMs: 0, computeMs: 0 };
     // one lease per kernel for the whole call (a training run calls each kernel many times)
@@ -373,20 +322,14 @@ export class Engine {
       return launch(false);
     };
     const run: RunKernel = Object.assign(runKernel, { backend: backend.name });
-    if (!primingRun) {
-      this.calls++;
-      this.quietWaiter?.arm();
-    }
+    if (!primingRun) this.primer.callStarted();
     const t0 = performance.now();
     try {
       return await body(run, stats);
     } finally {
       stats.computeMs = performance.now() - t0 - stats.compileMs;
       for (const lease of leases.values()) lease.release();
-      if (!primingRun) {
-        this.calls--;
-        this.quietWaiter?.arm();
-      }
+      if (!primingRun) this.primer.callEnded();
     }
   }
 }

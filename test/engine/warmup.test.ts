@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Engine, PRIME_RESUME_AFTER_MS, PRIME_SHAPE } from '../../src/engine/engine.js';
+import { Engine } from '../../src/engine/engine.js';
+import { PRIME_RESUME_AFTER_MS, PRIME_SHAPE } from '../../src/engine/priming.js';
 import { loadConfig } from '../../src/runtime/config.js';
 import { randomCase, rng, toEngineProblem } from '../helpers.js';
 import { relError, valueAndGrad64 } from '../reference/mlp64.js';
