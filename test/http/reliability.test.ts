@@ -472,7 +472,11 @@ describe('overload, timeouts and abandoned work', () => {
       // (its first takes hundreds of ms under tsx)
       assert.equal((await post(url, xorCase)).status, 200);
       const wide = randomCase(rng(70), { widths: [256, 2, 1], batch: 128, activation: 'tanh' });
-      await (await post(url, binaryCase(wide))).arrayBuffer(); // its first may itself time out
+      // its first may itself time out: with a 503, or, on a loaded machine, a 408 and a
+      // connection closed under the upload, which fetch reports as a network error
+      await post(url, binaryCase(wide))
+        .then((res) => res.arrayBuffer())
+        .catch(() => undefined);
       await app.computeGate.idle();
       const before = engine.info().kernelCache.compiles;
       // binary tensors: parsed in tens of ms, so that the deadline falls in the compute
