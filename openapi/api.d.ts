@@ -950,7 +950,7 @@ export interface operations {
                     };
                     /** @description Optimizer steps (limited by GRADSERVE_MAX_TRAIN_STEPS and GRADSERVE_MAX_TRAIN_WORK, see /info). */
                     steps: number;
-                    /** @description Rows per step, drawn by a seeded shuffle of x, epoch after epoch; the whole batch when absent. */
+                    /** @description Rows per step, at most the rows of x, drawn by a seeded shuffle of x, epoch after epoch; the whole batch when absent. */
                     batchSize?: number;
                     /**
                      * @description Seed of the minibatch shuffle: used only with a batchSize smaller than the batch.

@@ -118,6 +118,19 @@ export const ForwardRequest = z
 export type ForwardRequest = z.infer<typeof ForwardRequest>;
 
 const learningRate = positiveFloat32().describe('Step size (optax learning_rate).');
+
+/**
+ * adam's decays: below 1 in float32 too, where optax computes 1 − b^t; one that rounds to 1
+ * makes that 0, and the bias correction divides by it (every parameter Infinity, or none moved).
+ */
+const adamDecay = () =>
+  z
+    .number()
+    .min(0)
+    .lt(1, { abort: true })
+    .refine((v) => Math.fround(v) < 1, {
+      error: "rounds to 1 in float32, where adam's bias correction 1 − b^t is then 0: use at most 0.99999994",
+    });
 export const Optimizer = z
   .discriminatedUnion('name', [
     z.strictObject({ name: z.literal('sgd'), learningRate }).describe('optax.sgd(learningRate): p -= lr·g.'),
@@ -132,8 +145,8 @@ export const Optimizer = z
       .strictObject({
         name: z.literal('adam'),
         learningRate,
-        b1: z.number().min(0).lt(1).default(0.9).describe('Decay of the first moment (the mean of the gradients).'),
-        b2: z.number().min(0).lt(1).default(0.999).describe('Decay of the second moment (the mean of their squares).'),
+        b1: adamDecay().default(0.9).describe('Decay of the first moment (the mean of the gradients).'),
+        b2: adamDecay().default(0.999).describe('Decay of the second moment (the mean of their squares).'),
         eps: positiveFloat32().default(1e-8).describe('Added to the root of the second moment, outside it (eps_root is 0).'),
       })
       .describe('optax.adam(learningRate, b1, b2, eps), eps_root 0, with bias correction.'),
@@ -155,7 +168,7 @@ export const TrainRequest = z
       .int()
       .min(1)
       .optional()
-      .describe('Rows per step, drawn by a seeded shuffle of x, epoch after epoch; the whole batch when absent.'),
+      .describe('Rows per step, at most the rows of x, drawn by a seeded shuffle of x, epoch after epoch; the whole batch when absent.'),
     seed: UInt32.default(0).describe('Seed of the minibatch shuffle: used only with a batchSize smaller than the batch.'),
   })
   .superRefine((body, ctx) => report(ctx, () => [...shapeIssues(body), ...optionIssues(body), ...trainIssues(body)]))

@@ -311,6 +311,18 @@ describe('the lesson series over HTTP: /init, /forward, /train', () => {
       { ...xorTrainRequest, optimizer: { name: 'sgd', learningRate: -0.1 } },
       /^optimizer\.learningRate is -0\.1; it must be > 0$/,
     ],
+    [
+      "an adam decay that float32 rounds to 1 (its bias correction's 1 − b^t would be 0)",
+      '/train',
+      { ...xorTrainRequest, optimizer: { name: 'adam', learningRate: 0.05, b2: 0.99999999 } },
+      /^optimizer\.b2 rounds to 1 in float32, where adam's bias correction 1 − b\^t is then 0: use at most 0\.99999994$/,
+    ],
+    [
+      'an adam decay of 1',
+      '/train',
+      { ...xorTrainRequest, optimizer: { name: 'adam', learningRate: 0.05, b1: 1 } },
+      /^optimizer\.b1 is 1; it must be < 1$/,
+    ],
     ['a scale of 0', '/init', { layers: [2, 1], scheme: 'normal', scale: 0 }, /^scale is 0; it must be > 0$/],
     ['a fractional seed', '/init', { layers: [2, 1], seed: 1.5 }, /^seed is 1\.5; it must be a whole number$/],
     ['too many parameters', '/init', { layers: [100, 100] }, /10100 parameters; the limit is 1000 \(GRADSERVE_MAX_INIT_PARAMS\)/],
