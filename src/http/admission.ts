@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Admission } from '../runtime/config.js';
+import { BATCH_ADVICE } from '../runtime/limits.js';
 import { Errors, retryAfter } from './errors.js';
 
 /** At most `limit` holders at once; the rest wait in arrival order, and leave when their signal aborts. */
@@ -174,6 +175,16 @@ declare module 'fastify' {
 }
 
 /**
+ * What a request that timed out can do besides retrying (which helps one that waited its turn
+ * behind others): ask for less work at once, in the route's terms.
+ */
+const TIMEOUT_ADVICE: Record<string, string> = {
+  '/train': 'train in several requests of fewer steps, each from the params the last one returned',
+  '/forward': BATCH_ADVICE.rows,
+  '/init': 'ask for a smaller network',
+};
+
+/**
  * Admission for the routes of `app` (an encapsulated plugin): refuse before the body is
  * read when the gate is full, hold the body unread until the request may read it, and give
  * each admitted request a signal that aborts on timeout or when its client disconnects, so
@@ -192,7 +203,13 @@ export function admitCompute(app: FastifyInstance, gate: ComputeGate, timeoutMs:
     let answerDeadline = false;
     const onDeadline = () => {
       if (answerDeadline) return void reply.raw.destroy();
-      if (!reply.raw.headersSent) controller.abort(retryAfter(new Errors.Timeout(timeoutMs), gate.retryAfterSeconds()));
+      if (!reply.raw.headersSent)
+        controller.abort(
+          retryAfter(
+            new Errors.Timeout(timeoutMs, TIMEOUT_ADVICE[request.routeOptions.url ?? ''] ?? BATCH_ADVICE.shards),
+            gate.retryAfterSeconds(),
+          ),
+        );
       answerDeadline = true;
       timer = setTimeout(onDeadline, timeoutMs);
     };

@@ -34,9 +34,9 @@ export const Errors = {
     'the service is at capacity (%d requests admitted, GRADSERVE_MAX_CONCURRENCY + GRADSERVE_MAX_QUEUE); retry after Retry-After seconds',
     503,
   ),
-  Timeout: createError<[number]>(
+  Timeout: createError<[number, string]>(
     'GRADSERVE_TIMEOUT',
-    'the request did not finish within %d ms (GRADSERVE_REQUEST_TIMEOUT_MS) and its work was abandoned; retry later, or split the batch',
+    'the request did not finish within %d ms (GRADSERVE_REQUEST_TIMEOUT_MS) and its work was abandoned; retry later, or %s',
     503,
   ),
   UploadTimeout: createError<[number]>(

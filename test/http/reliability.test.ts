@@ -461,7 +461,9 @@ describe('overload, timeouts and abandoned work', () => {
         headers: { 'content-type': 'application/json' },
       });
       assert.equal(res.status, 503);
-      assert.equal(((await res.json()) as { code: string }).code, 'GRADSERVE_TIMEOUT');
+      const body = (await res.json()) as { code: string; message: string };
+      assert.equal(body.code, 'GRADSERVE_TIMEOUT');
+      assert.match(body.message, /within 100 ms \(GRADSERVE_REQUEST_TIMEOUT_MS\).*; retry later, or ask for a smaller network$/);
       await until('the draw stopped: its compute slot is free', () => app.computeGate.stats().running === 0, 1000);
     });
   });
@@ -492,7 +494,9 @@ describe('overload, timeouts and abandoned work', () => {
       assert.ok(waited < 3000, `answered at the deadline, not at the end of the work (${waited.toFixed(0)} ms)`);
       assert.equal(res.status, 503);
       assert.ok(Number(res.headers.get('retry-after')) >= 1);
-      assert.equal(((await res.json()) as { code: string }).code, 'GRADSERVE_TIMEOUT');
+      const body = (await res.json()) as { code: string; message: string };
+      assert.equal(body.code, 'GRADSERVE_TIMEOUT');
+      assert.match(body.message, /; retry later, or split the batch into shards with reduction "sum"$/);
       await app.computeGate.idle();
       const ran = engine.info().kernelCache.compiles - before;
       assert.ok(
@@ -501,6 +505,23 @@ describe('overload, timeouts and abandoned work', () => {
       );
       const xor = await post(url, xorCase);
       assert.equal(xor.status, 200, 'serving again');
+    });
+  });
+
+  it('tells a /train that times out to train in several requests, and stops it', async () => {
+    await withServer({ admission: { requestTimeoutMs: 300 } }, async (url, app) => {
+      // XOR's steps take tens of µs each: 100000 of them take seconds
+      const train = { ...xorCase, optimizer: { name: 'sgd', learningRate: 0.5 }, steps: 100_000 };
+      const res = await fetch(`${url}/train`, {
+        method: 'POST',
+        body: JSON.stringify(train),
+        headers: { 'content-type': 'application/json' },
+      });
+      assert.equal(res.status, 503);
+      const body = (await res.json()) as { code: string; message: string };
+      assert.equal(body.code, 'GRADSERVE_TIMEOUT');
+      assert.match(body.message, /; retry later, or train in several requests of fewer steps, each from the params the last one returned$/);
+      await until('the training stopped: its compute slot is free', () => app.computeGate.stats().running === 0, 1000);
     });
   });
 
