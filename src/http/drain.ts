@@ -7,14 +7,20 @@ import { Errors, retryAfter } from './errors.js';
  * which cuts the tail of an answer still in the socket's buffer, and leaves connections that
  * become idle later holding close() open. Instead, from the moment the app starts closing: answers
  * carry `Connection: close`, and every connection is ended gracefully (FIN after its last
- * byte) as soon as it has no request in flight. `drained()` resolves when all have closed.
+ * byte, then closed) as soon as it has no request in flight. `drained()` resolves when all have closed.
  */
 export function drainOnClose(app: FastifyInstance): { drained: () => Promise<void>; cutOff: () => number } {
   const sockets = new Set<Socket>();
   const inFlight = new Map<Socket, number>();
   let closing = false;
+  // Once our FIN is sent, after every byte of the last answer has gone to the kernel (which
+  // still delivers them), the connection is closed: a client that keeps its side open (a
+  // pooled session that reads nothing until its next request) must not hold shutdown open.
   const endIfIdle = (socket: Socket) => {
-    if (closing && !inFlight.has(socket)) socket.end();
+    if (!closing || inFlight.has(socket)) return;
+    socket.end();
+    if (socket.writableFinished) socket.destroy();
+    else socket.once('finish', () => socket.destroy());
   };
 
   app.server.on('connection', (socket: Socket) => {

@@ -125,6 +125,30 @@ describe('graceful shutdown (a real server process)', () => {
     agent.destroy();
   });
 
+  it("closes an idle keep-alive connection whose client leaves it half open (Python's pooled sessions) without waiting out the grace period", async () => {
+    const { child, url, log } = await startServer({ GRADSERVE_SHUTDOWN_GRACE_MS: '20000' });
+    // allowHalfOpen: the server's FIN does not make this client close its side
+    const socket = connect({ port: Number(new URL(url).port), host: '127.0.0.1', allowHalfOpen: true });
+    socket.on('error', () => {});
+    let received = '';
+    socket.on('data', (d: Buffer) => {
+      received += d.toString('latin1');
+    });
+    socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    while (!received.includes('\r\n\r\n')) await once(socket, 'data');
+    const ended = once(socket, 'end');
+    const exited = once(child, 'exit');
+    const t0 = performance.now();
+    child.kill('SIGTERM');
+    const [code] = await exited;
+    const took = performance.now() - t0;
+    await ended; // the server's FIN came
+    socket.destroy();
+    assert.equal(code, 0, log.join('\n'));
+    assert.ok(took < 5000, `stopped ${took.toFixed(0)} ms after SIGTERM, not after the grace period`);
+    assert.ok(!log.some((line) => line.includes('answers not taken')), 'no answer was waiting');
+  });
+
   it('answers a request that arrives on a busy connection after SIGTERM with a 503 in the service shape, after the answer in flight', async () => {
     const { child, url, log } = await startServer({});
     const socket = connect(Number(new URL(url).port), '127.0.0.1');
