@@ -128,7 +128,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Readiness: the compute backend is up and answers a probe kernel correctly */
+        /** Readiness: every backend is up and answers a probe kernel correctly */
         get: operations["readyz"];
         put?: never;
         post?: never;
@@ -265,6 +265,8 @@ export interface operations {
             /** @description The loss and its gradient tree (jax.value_and_grad). */
             200: {
                 headers: {
+                    /** @description parse (body parsed and validated), compile (kernels compiled, with one compile-kernel per kernel), compute (desc: the backend), and write for a large answer; /init: parse, compute (desc "draw"), write. */
+                    "Server-Timing"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -361,12 +363,12 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
                         message: string;
                     };
                 };
             };
-            /** @description The body did not arrive in full within GRADSERVE_REQUEST_TIMEOUT_MS; the connection is closed. */
+            /** @description The body did not arrive in full within GRADSERVE_REQUEST_TIMEOUT_MS, or arrived slower than GRADSERVE_MIN_UPLOAD_RATE; the connection is closed. */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -376,12 +378,12 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
                         message: string;
                     };
                 };
             };
-            /** @description Over a limit: the body size, or the layers, widths, batch or work this server takes; `message` names the limit. */
+            /** @description Over a limit: the body size (FST_ERR_CTP_BODY_TOO_LARGE), or the layers, widths, batch, work or activations this server takes, /train's steps and their work, /init's parameters (GRADSERVE_LIMIT_EXCEEDED); `message` names the limit and its setting. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -391,7 +393,7 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
                         message: string;
                     };
                 };
@@ -406,12 +408,27 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
                         message: string;
                     };
                 };
             };
-            /** @description At capacity, shutting down, or the engine is not answering: retry after `Retry-After` seconds, here or on another replica. */
+            /** @description An `Expect` other than 100-continue; the connection is closed. */
+            417: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        code: string;
+                        error: string;
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
+                        message: string;
+                    };
+                };
+            };
+            /** @description At capacity (GRADSERVE_OVERLOADED), past GRADSERVE_REQUEST_TIMEOUT_MS (GRADSERVE_TIMEOUT), shutting down or the engine not answering: retry after `Retry-After` seconds, here or on another replica. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -423,7 +440,7 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
                         message: string;
                     };
                 };
@@ -528,6 +545,8 @@ export interface operations {
             /** @description The loss only. */
             200: {
                 headers: {
+                    /** @description parse (body parsed and validated), compile (kernels compiled, with one compile-kernel per kernel), compute (desc: the backend), and write for a large answer; /init: parse, compute (desc "draw"), write. */
+                    "Server-Timing"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -554,12 +573,12 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
                         message: string;
                     };
                 };
             };
-            /** @description The body did not arrive in full within GRADSERVE_REQUEST_TIMEOUT_MS; the connection is closed. */
+            /** @description The body did not arrive in full within GRADSERVE_REQUEST_TIMEOUT_MS, or arrived slower than GRADSERVE_MIN_UPLOAD_RATE; the connection is closed. */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -569,12 +588,12 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
                         message: string;
                     };
                 };
             };
-            /** @description Over a limit: the body size, or the layers, widths, batch or work this server takes; `message` names the limit. */
+            /** @description Over a limit: the body size (FST_ERR_CTP_BODY_TOO_LARGE), or the layers, widths, batch, work or activations this server takes, /train's steps and their work, /init's parameters (GRADSERVE_LIMIT_EXCEEDED); `message` names the limit and its setting. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -584,7 +603,7 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
                         message: string;
                     };
                 };
@@ -599,12 +618,27 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
                         message: string;
                     };
                 };
             };
-            /** @description At capacity, shutting down, or the engine is not answering: retry after `Retry-After` seconds, here or on another replica. */
+            /** @description An `Expect` other than 100-continue; the connection is closed. */
+            417: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        code: string;
+                        error: string;
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
+                        message: string;
+                    };
+                };
+            };
+            /** @description At capacity (GRADSERVE_OVERLOADED), past GRADSERVE_REQUEST_TIMEOUT_MS (GRADSERVE_TIMEOUT), shutting down or the engine not answering: retry after `Retry-After` seconds, here or on another replica. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -616,7 +650,7 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
                         message: string;
                     };
                 };
@@ -702,6 +736,8 @@ export interface operations {
             /** @description The network's predictions. */
             200: {
                 headers: {
+                    /** @description parse (body parsed and validated), compile (kernels compiled, with one compile-kernel per kernel), compute (desc: the backend), and write for a large answer; /init: parse, compute (desc "draw"), write. */
+                    "Server-Timing"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -751,12 +787,12 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
                         message: string;
                     };
                 };
             };
-            /** @description The body did not arrive in full within GRADSERVE_REQUEST_TIMEOUT_MS; the connection is closed. */
+            /** @description The body did not arrive in full within GRADSERVE_REQUEST_TIMEOUT_MS, or arrived slower than GRADSERVE_MIN_UPLOAD_RATE; the connection is closed. */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -766,12 +802,12 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
                         message: string;
                     };
                 };
             };
-            /** @description Over a limit: the body size, or the layers, widths, batch or work this server takes; `message` names the limit. */
+            /** @description Over a limit: the body size (FST_ERR_CTP_BODY_TOO_LARGE), or the layers, widths, batch, work or activations this server takes, /train's steps and their work, /init's parameters (GRADSERVE_LIMIT_EXCEEDED); `message` names the limit and its setting. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -781,7 +817,7 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
                         message: string;
                     };
                 };
@@ -796,12 +832,27 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
                         message: string;
                     };
                 };
             };
-            /** @description At capacity, shutting down, or the engine is not answering: retry after `Retry-After` seconds, here or on another replica. */
+            /** @description An `Expect` other than 100-continue; the connection is closed. */
+            417: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        code: string;
+                        error: string;
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
+                        message: string;
+                    };
+                };
+            };
+            /** @description At capacity (GRADSERVE_OVERLOADED), past GRADSERVE_REQUEST_TIMEOUT_MS (GRADSERVE_TIMEOUT), shutting down or the engine not answering: retry after `Retry-After` seconds, here or on another replica. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -813,7 +864,7 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
                         message: string;
                     };
                 };
@@ -964,6 +1015,8 @@ export interface operations {
             /** @description Trained parameters and the loss along the way. */
             200: {
                 headers: {
+                    /** @description parse (body parsed and validated), compile (kernels compiled, with one compile-kernel per kernel), compute (desc: the backend), and write for a large answer; /init: parse, compute (desc "draw"), write. */
+                    "Server-Timing"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1018,12 +1071,12 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
                         message: string;
                     };
                 };
             };
-            /** @description The body did not arrive in full within GRADSERVE_REQUEST_TIMEOUT_MS; the connection is closed. */
+            /** @description The body did not arrive in full within GRADSERVE_REQUEST_TIMEOUT_MS, or arrived slower than GRADSERVE_MIN_UPLOAD_RATE; the connection is closed. */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -1033,12 +1086,12 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
                         message: string;
                     };
                 };
             };
-            /** @description Over a limit: the body size, or the layers, widths, batch or work this server takes; `message` names the limit. */
+            /** @description Over a limit: the body size (FST_ERR_CTP_BODY_TOO_LARGE), or the layers, widths, batch, work or activations this server takes, /train's steps and their work, /init's parameters (GRADSERVE_LIMIT_EXCEEDED); `message` names the limit and its setting. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1048,7 +1101,7 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
                         message: string;
                     };
                 };
@@ -1063,12 +1116,27 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
                         message: string;
                     };
                 };
             };
-            /** @description At capacity, shutting down, or the engine is not answering: retry after `Retry-After` seconds, here or on another replica. */
+            /** @description An `Expect` other than 100-continue; the connection is closed. */
+            417: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        code: string;
+                        error: string;
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
+                        message: string;
+                    };
+                };
+            };
+            /** @description At capacity (GRADSERVE_OVERLOADED), past GRADSERVE_REQUEST_TIMEOUT_MS (GRADSERVE_TIMEOUT), shutting down or the engine not answering: retry after `Retry-After` seconds, here or on another replica. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -1080,7 +1148,7 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
                         message: string;
                     };
                 };
@@ -1132,6 +1200,8 @@ export interface operations {
             /** @description Initial parameters. */
             200: {
                 headers: {
+                    /** @description parse (body parsed and validated), compile (kernels compiled, with one compile-kernel per kernel), compute (desc: the backend), and write for a large answer; /init: parse, compute (desc "draw"), write. */
+                    "Server-Timing"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1221,12 +1291,12 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
                         message: string;
                     };
                 };
             };
-            /** @description The body did not arrive in full within GRADSERVE_REQUEST_TIMEOUT_MS; the connection is closed. */
+            /** @description The body did not arrive in full within GRADSERVE_REQUEST_TIMEOUT_MS, or arrived slower than GRADSERVE_MIN_UPLOAD_RATE; the connection is closed. */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -1236,12 +1306,12 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
                         message: string;
                     };
                 };
             };
-            /** @description Over a limit: the body size, or the layers, widths, batch or work this server takes; `message` names the limit. */
+            /** @description Over a limit: the body size (FST_ERR_CTP_BODY_TOO_LARGE), or the layers, widths, batch, work or activations this server takes, /train's steps and their work, /init's parameters (GRADSERVE_LIMIT_EXCEEDED); `message` names the limit and its setting. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1251,7 +1321,7 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
                         message: string;
                     };
                 };
@@ -1266,12 +1336,27 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
                         message: string;
                     };
                 };
             };
-            /** @description At capacity, shutting down, or the engine is not answering: retry after `Retry-After` seconds, here or on another replica. */
+            /** @description An `Expect` other than 100-continue; the connection is closed. */
+            417: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        code: string;
+                        error: string;
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
+                        message: string;
+                    };
+                };
+            };
+            /** @description At capacity (GRADSERVE_OVERLOADED), past GRADSERVE_REQUEST_TIMEOUT_MS (GRADSERVE_TIMEOUT), shutting down or the engine not answering: retry after `Retry-After` seconds, here or on another replica. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -1283,7 +1368,7 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
                         message: string;
                     };
                 };
@@ -1299,7 +1384,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description The process is serving. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1322,7 +1407,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description Every backend answered its probe kernel correctly. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1338,7 +1423,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description An error, in fastify's shape. */
+            /** @description A backend did not answer its probe (GRADSERVE_ENGINE_UNAVAILABLE). */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1348,7 +1433,7 @@ export interface operations {
                         statusCode: number;
                         code: string;
                         error: string;
-                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch). */
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
                         message: string;
                     };
                 };

@@ -144,10 +144,11 @@ export async function buildApp({ config, engine, jsonWorkers = new JsonWorkers(c
   // the decompressed bytes), responses by Accept-Encoding unless GRADSERVE_COMPRESS_RESPONSES=0,
   // large ones streamed off the loop (the largest JSON answers come gzipped from the JSON
   // threads, see json-body.ts)
-  // content codings are case-insensitive (RFC 9110 §8.4.1); @fastify/compress compares them as sent
+  // content codings are case-insensitive, and x-gzip is gzip (RFC 9110 §8.4.1); @fastify/compress
+  // compares them as sent
   app.addHook('onRequest', (request, _reply, done) => {
-    const coding = request.headers['content-encoding'];
-    if (coding !== undefined) request.headers['content-encoding'] = coding.trim().toLowerCase();
+    const coding = request.headers['content-encoding']?.trim().toLowerCase();
+    if (coding !== undefined) request.headers['content-encoding'] = coding === 'x-gzip' ? 'gzip' : coding;
     const accepted = request.headers['accept-encoding'];
     if (accepted?.includes('*')) request.headers['accept-encoding'] = spellOutWildcard(accepted, ANSWER_CODINGS);
     done();

@@ -252,18 +252,20 @@ export const ErrorResponse = z
     message: z
       .string()
       .describe(
-        'What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, split the batch).',
+        'What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once).',
       ),
   })
   .describe("An error, in fastify's shape.");
 
-export const HealthResponse = z.object({ status: z.literal('ok') });
-export const ReadyResponse = z.object({
-  status: z.literal('ready'),
-  backend: z.string().describe('GRADSERVE_BACKEND: a backend, or auto (each request where the cost model sends it).'),
-  backends: z.array(z.string()).describe('The backends started and answering their probe.'),
-});
-export const NotReadyResponse = ErrorResponse;
+export const HealthResponse = z.object({ status: z.literal('ok') }).describe('The process is serving.');
+export const ReadyResponse = z
+  .object({
+    status: z.literal('ready'),
+    backend: z.string().describe('GRADSERVE_BACKEND: a backend, or auto (each request where the cost model sends it).'),
+    backends: z.array(z.string()).describe('The backends started and answering their probe.'),
+  })
+  .describe('Every backend answered its probe kernel correctly.');
+export const NotReadyResponse = ErrorResponse.describe('A backend did not answer its probe (GRADSERVE_ENGINE_UNAVAILABLE).');
 
 export const InfoResponse = z
   .object({
@@ -346,7 +348,14 @@ export const POST_ROUTES = {
 export type PostRoute = keyof typeof POST_ROUTES;
 export const isPostRoute = (url: string | undefined): url is PostRoute => url !== undefined && Object.hasOwn(POST_ROUTES, url);
 
-const ERROR_ANSWERS = { 400: ErrorResponse, 408: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse, 503: ErrorResponse };
+const ERROR_ANSWERS = {
+  400: ErrorResponse,
+  408: ErrorResponse,
+  413: ErrorResponse,
+  415: ErrorResponse,
+  417: ErrorResponse,
+  503: ErrorResponse,
+};
 
 /** A POST route's body and response schemas, for its route definition. */
 export function postSchemas<U extends PostRoute>(url: U) {

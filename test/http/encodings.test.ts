@@ -180,14 +180,17 @@ describe('binary tensors and compression', () => {
     assert.equal((await answer('*')).headers['content-encoding'], 'gzip');
   });
 
-  it('reads Content-Encoding case-insensitively, takes identity, and refuses codings it does not know with 415', async () => {
+  it('reads Content-Encoding case-insensitively, takes identity and x-gzip, and refuses codings it does not know with 415', async () => {
     const body = JSON.stringify(xorCase);
     const send = (coding: string, payload: Buffer | string) =>
       app.inject({ method: 'POST', url: '/loss', payload, headers: { 'content-type': 'application/json', 'content-encoding': coding } });
     assert.equal((await send('GZIP', gzipSync(body))).statusCode, 200);
     assert.equal((await send(' Deflate', deflateSync(body))).statusCode, 200);
     assert.equal((await send('identity', body)).statusCode, 200);
-    assert.equal((await send('br', body)).statusCode, 415);
+    assert.equal((await send('X-Gzip', gzipSync(body))).statusCode, 200);
+    const br = await send('br', body);
+    assert.equal(br.statusCode, 415);
+    assert.equal(br.json().code, 'FST_CP_ERR_INVALID_CONTENT_ENCODING');
   });
 
   it('does not compress answers in binary tensors, which barely compress', async () => {
@@ -226,6 +229,7 @@ describe('binary tensors and compression', () => {
         headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
       });
       assert.equal(broken.statusCode, 400, broken.body);
+      assert.equal(broken.json().code, 'FST_CP_ERR_INVALID_CONTENT');
     } finally {
       await small.close();
     }

@@ -20,7 +20,7 @@ export const healthRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app, 
     {
       schema: {
         operationId: 'readyz',
-        summary: 'Readiness: the compute backend is up and answers a probe kernel correctly',
+        summary: 'Readiness: every backend is up and answers a probe kernel correctly',
         tags: ['health'],
         response: { 200: ReadyResponse, 503: NotReadyResponse },
       },
