@@ -36,6 +36,9 @@ const Warmup = z
   });
 
 const CPUS = usableCpus();
+/** the most threads of each kind, whether set or taken from the CPUs */
+const MAX_WEBASM_THREADS = 256;
+const MAX_JSON_WORKERS = 64;
 
 /**
  * GRADSERVE_JSON_WORKERS's default: a third of the CPUs, at least one. An M request's JSON
@@ -44,7 +47,7 @@ const CPUS = usableCpus();
  * second thread gained nothing measurable. One thread caps such requests at 50–70 a second
  * whatever the cores; a third of them leaves the rest to the engine's threads.
  */
-export const jsonWorkersFor = (cpus: number): number => Math.max(1, Math.ceil(cpus / 3));
+export const jsonWorkersFor = (cpus: number): number => Math.min(MAX_JSON_WORKERS, Math.max(1, Math.ceil(cpus / 3)));
 
 const DECIMAL = /^\s*[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$/i;
 
@@ -78,7 +81,7 @@ const EnvSchema = z.object({
   GRADSERVE_BODY_LIMIT: decimal(z.number().int().positive()).default(64 * 1024 * 1024),
   GRADSERVE_KERNEL_CACHE_SIZE: decimal(z.number().int().positive()).default(64),
   GRADSERVE_KERNEL_CACHE_BYTES: decimal(z.number().int().positive()).default(DEFAULT_KERNEL_CACHE_BYTES),
-  GRADSERVE_WEBASM_THREADS: decimal(z.number().int().positive().max(256)).default(CPUS),
+  GRADSERVE_WEBASM_THREADS: decimal(z.number().int().positive().max(MAX_WEBASM_THREADS)).default(Math.min(CPUS, MAX_WEBASM_THREADS)),
   GRADSERVE_SHUTDOWN_GRACE_MS: Milliseconds.default(10_000),
   GRADSERVE_MAX_TRAIN_STEPS: decimal(z.number().int().positive()).default(100_000),
   GRADSERVE_MAX_TRAIN_WORK: decimal(z.number().int().positive()).default(1e9),
@@ -99,7 +102,7 @@ const EnvSchema = z.object({
     .enum(['0', '1'])
     .default('1')
     .transform((v) => v === '1'),
-  GRADSERVE_JSON_WORKERS: decimal(z.number().int().min(0).max(64)).default(jsonWorkersFor(CPUS)),
+  GRADSERVE_JSON_WORKERS: decimal(z.number().int().min(0).max(MAX_JSON_WORKERS)).default(jsonWorkersFor(CPUS)),
   GRADSERVE_JSON_OFFLOAD_BYTES: decimal(z.number().int().min(0)).default(64 * 1024),
 });
 

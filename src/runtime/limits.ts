@@ -57,19 +57,27 @@ export function overLimit(shape: WorkShape, limits: Limits, advice: BatchAdvice 
   const outputs = shape.widths.slice(1).reduce((a, b) => a + b, 0);
   const activations = shape.batch * outputs;
   if (activations > limits.activations) {
-    const gib = (activations * BYTES_PER_ACTIVATION) / 2 ** 30;
     return (
-      `the request's activations, batch × Σ out = ${shape.batch} × ${outputs} = ${activations} values (about ${gib.toFixed(1)} GiB of memory), ` +
+      `the request's activations, batch × Σ out = ${shape.batch} × ${outputs} = ${activations} values (${memory(activations * BYTES_PER_ACTIVATION)}), ` +
       `are over the limit of ${limits.activations} (GRADSERVE_MAX_ACTIVATIONS); ${advice}`
     );
   }
   return undefined;
 }
 
+/** Memory, in the unit that reads best: "about 1.5 GiB of memory", "about 12 MiB …", "under 1 MiB …" (a low limit's). */
+const memory = (bytes: number): string =>
+  bytes >= 2 ** 30
+    ? `about ${(bytes / 2 ** 30).toFixed(1)} GiB of memory`
+    : bytes >= 2 ** 20
+      ? `about ${Math.round(bytes / 2 ** 20)} MiB of memory`
+      : 'under 1 MiB of memory';
+
 /** More layers than the limit, in params or in /init's widths (one more than its layers). */
 function layersOverLimit(field: 'params' | 'layers', layers: number, limit: number): string | undefined {
   if (layers <= limit) return undefined;
-  return `${field === 'params' ? 'params has' : 'layers makes'} ${layers} layers; the limit is ${limit} (GRADSERVE_MAX_LAYERS)`;
+  const count = field === 'params' ? 'params has' : `layers has ${layers + 1} widths, so`;
+  return `${count} ${layers} layers; the limit is ${limit} (GRADSERVE_MAX_LAYERS)`;
 }
 
 /**

@@ -55,7 +55,7 @@ describe('usable CPUs: the affinity, capped by a cgroup CPU quota', () => {
   });
 
   it('sizes the JSON threads to a third of the CPUs, at least one', () => {
-    assert.deepEqual([1, 2, 3, 4, 8, 16].map(jsonWorkersFor), [1, 1, 1, 2, 3, 6]);
+    assert.deepEqual([1, 2, 3, 4, 8, 16, 192, 193, 1000].map(jsonWorkersFor), [1, 1, 1, 2, 3, 6, 64, 64, 64]);
     assert.equal(loadConfig({ GRADSERVE_JSON_WORKERS: '0' }).jsonOffload.workers, 0);
   });
 });

@@ -331,7 +331,7 @@ describe('the lesson series over HTTP: /init, /forward, /train', () => {
       'more layers than the limit',
       '/init',
       { layers: Array(34).fill(1) },
-      /layers makes 33 layers; the limit is 32 \(GRADSERVE_MAX_LAYERS\)/,
+      /layers has 34 widths, so 33 layers; the limit is 32 \(GRADSERVE_MAX_LAYERS\)/,
     ],
     ['a layer wider than the limit', '/init', { layers: [9000, 1] }, /layers\[0\] is 9000 wide; the limit is 8192 \(GRADSERVE_MAX_WIDTH\)/],
   ];

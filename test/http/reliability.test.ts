@@ -76,7 +76,7 @@ describe('work limits', () => {
       'activations',
       { activations: 19 },
       xorCase,
-      /activations, batch × Σ out = 4 × 5 = 20 values .*over the limit of 19 \(GRADSERVE_MAX_ACTIVATIONS\)/,
+      /activations, batch × Σ out = 4 × 5 = 20 values \(under 1 MiB of memory\), are over the limit of 19 \(GRADSERVE_MAX_ACTIVATIONS\)/,
     ],
   ];
   for (const [name, limits, request, message] of cases) {
@@ -204,7 +204,10 @@ describe('bodies full of wrong elements', () => {
         assert.equal(await over(await postTo(url, '/loss', layers)), `params has ${count} layers; the limit is 32 (GRADSERVE_MAX_LAYERS)`);
       }
       const widths = JSON.stringify({ layers: Array(1e5).fill(1.5) });
-      assert.equal(await over(await postTo(url, '/init', widths)), 'layers makes 99999 layers; the limit is 32 (GRADSERVE_MAX_LAYERS)');
+      assert.equal(
+        await over(await postTo(url, '/init', widths)),
+        'layers has 100000 widths, so 99999 layers; the limit is 32 (GRADSERVE_MAX_LAYERS)',
+      );
       const scale = JSON.stringify({ layers: [4, 4], scheme: 'normal', scale: 1e39 });
       assert.match(await refusal(await postTo(url, '/init', scale)), /^scale is outside float32's range/);
       // within float32, but draws of a few standard deviations overflow it
