@@ -170,7 +170,7 @@ export async function buildApp({ config, engine, jsonWorkers = new JsonWorkers(c
       api,
       jsonWorkers,
       { minBytesPerSecond: config.admission.minUploadRate, graceMs: config.admission.uploadGraceMs },
-      config.limits.layers,
+      config.limits,
     );
     const compute = { engine, gate, limits: config.limits, admission: config.admission };
     await api.register(computeRoutes, compute);

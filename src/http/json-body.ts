@@ -10,7 +10,7 @@ import type {
 import { errorCodes } from 'fastify';
 import { ResponseSerializationError, validatorCompiler } from 'fastify-type-provider-zod';
 import sjson from 'secure-json-parse';
-import { bodyOverLayers } from '../runtime/limits.js';
+import { bodyOverListLimits, type ListLimits } from '../runtime/limits.js';
 import { type ResultEncoder, unpackTensors } from './encode.js';
 import { EMPTY_BODY, Errors } from './errors.js';
 import type { JsonWorkers } from './json-workers.js';
@@ -27,7 +27,7 @@ import type { z } from './zod.js';
  * and validate) go to the JSON worker threads with the same schemas, so the event loop stays
  * free for /healthz and for every other request.
  */
-export function useJsonBodies(api: FastifyInstance, workers: JsonWorkers, pace: UploadPace, maxLayers: number): void {
+export function useJsonBodies(api: FastifyInstance, workers: JsonWorkers, pace: UploadPace, limits: ListLimits): void {
   api.setValidatorCompiler(bodyValidatorCompiler);
   api.setSerializerCompiler(answerSerializerCompiler);
   api.removeAllContentTypeParsers(); // JSON only: any other content type gets a 415
@@ -50,7 +50,7 @@ export function useJsonBodies(api: FastifyInstance, workers: JsonWorkers, pace: 
     request.bodyReceivedAt = performance.now();
     const url = request.routeOptions.url;
     if (workers.offloads(bytes.length) && isPostRoute(url)) {
-      workers.parse(url, bytes, maxLayers).then(
+      workers.parse(url, bytes, limits).then(
         (value) => done(null, new ValidatedBody(url, value)),
         (err: Error) => done(err, undefined),
       );
@@ -58,7 +58,7 @@ export function useJsonBodies(api: FastifyInstance, workers: JsonWorkers, pace: 
     }
     try {
       const body = parseJson(bodyText(bytes));
-      const over = bodyOverLayers(url ?? '', body, maxLayers);
+      const over = bodyOverListLimits(url ?? '', body, limits);
       done(over === undefined ? null : new Errors.LimitExceeded(over), over === undefined ? body : undefined);
     } catch (err) {
       done(err as Error, undefined);

@@ -6,7 +6,7 @@
 import { parentPort } from 'node:worker_threads';
 import { gzipSync } from 'node:zlib';
 import { validatorCompiler } from 'fastify-type-provider-zod';
-import { bodyOverLayers, LAYERS_CEILING } from '../runtime/limits.js';
+import { bodyOverListLimits, LAYERS_CEILING } from '../runtime/limits.js';
 import { ResultEncoder, unpackTensors } from './encode.js';
 import { answerSerializerCompiler, bodyText, JSON_GZIP_LEVEL, parseJson } from './json-body.js';
 import type { JsonJob, JsonJobResult } from './json-workers.js';
@@ -37,7 +37,7 @@ function handle(job: JsonJob): { result: JsonJobResult; transfer: ArrayBuffer[] 
   } catch (err) {
     return { result: { id, ok: false, error: 'invalid-json', message: (err as Error).message }, transfer: [] };
   }
-  const over = bodyOverLayers(job.url, body, job.maxLayers);
+  const over = bodyOverListLimits(job.url, body, job.limits);
   if (over !== undefined) return { result: { id, ok: false, error: 'limit-exceeded', message: over }, transfer: [] };
   const checked = validateShown(validators[job.url], body);
   if (checked.error) {
@@ -76,7 +76,7 @@ function warmUp(): void {
   const matrix = (m: number[][]) => ({ rows: m.length, cols: m[0]!.length, data: Float32Array.from(m.flat()) });
   const grads = params.map((p) => ({ W: matrix(p.W), b: Float32Array.from(p.b) }));
   for (let i = 0; i < 5; i++) {
-    handle({ id: -1, kind: 'parse', url: '/value-and-grad', bytes, maxLayers: LAYERS_CEILING });
+    handle({ id: -1, kind: 'parse', url: '/value-and-grad', bytes, limits: { layers: LAYERS_CEILING, batch: Infinity, width: Infinity } });
     const enc = new ResultEncoder('json');
     const answer = { loss: enc.number(0.5), grads: enc.layers(grads) };
     handle({ id: -1, kind: 'write', url: '/value-and-grad', answer, gzip: i % 2 === 0 });

@@ -2,13 +2,14 @@ import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { JsonOffload } from '../runtime/config.js';
+import type { ListLimits } from '../runtime/limits.js';
 import { exposeGcToNewThreads } from '../runtime/thread-gc.js';
 import { Errors } from './errors.js';
 import type { PostRoute } from './schemas.js';
 
 /** A job for a JSON worker thread (json-worker.ts) and its answer. */
 export type JsonJob =
-  | { id: number; kind: 'parse'; url: PostRoute; bytes: Uint8Array; maxLayers: number }
+  | { id: number; kind: 'parse'; url: PostRoute; bytes: Uint8Array; limits: ListLimits }
   | { id: number; kind: 'write'; url: PostRoute; answer: unknown; gzip: boolean };
 export type JsonJobResult = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: JsonJobError; message: string };
 type JsonJobError = 'invalid-json' | 'invalid-request' | 'limit-exceeded' | 'internal';
@@ -64,15 +65,15 @@ export class JsonWorkers {
 
   /**
    * A validated body (tensors packed, as the route's schema transforms them); rejects with a
-   * 400 that says why, or a 413 for more than `maxLayers` layers. Async, so that a thread that
+   * 400 that says why, or a 413 for lists longer than `limits` allow. Async, so that a thread that
    * cannot start, or a job it cannot take, fails this request alone instead of throwing into
    * the body stream's event handler.
    */
-  async parse(url: PostRoute, bytes: Buffer, maxLayers: number): Promise<unknown> {
+  async parse(url: PostRoute, bytes: Buffer, limits: ListLimits): Promise<unknown> {
     // hand the bytes over when the buffer owns its memory (large bodies do), else copy them
     const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
     const view = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    return this.run({ id: this.nextId++, kind: 'parse', url, bytes: view, maxLayers }, own ? [bytes.buffer as ArrayBuffer] : []);
+    return this.run({ id: this.nextId++, kind: 'parse', url, bytes: view, limits }, own ? [bytes.buffer as ArrayBuffer] : []);
   }
 
   /**

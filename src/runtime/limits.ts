@@ -80,15 +80,53 @@ function layersOverLimit(field: 'params' | 'layers', layers: number, limit: numb
   return `${count} ${layers} layers; the limit is ${limit} (GRADSERVE_MAX_LAYERS)`;
 }
 
+/** The limits a body's lists are held to before its schema checks their elements. */
+export type ListLimits = Pick<Limits, 'layers' | 'batch' | 'width'>;
+
 /**
- * A body's layers over the limit, counted before its schema checks each one: the same 413 for
- * 33 layers or a million (the schemas' own bound, LAYERS_CEILING, would answer a 400).
+ * A body's lists over the limits, counted before its schema checks each element: zod checks
+ * every one (in a union once per branch, with an issue for each that fails), so a few KB of
+ * gzip holding millions of rows took gigabytes of memory and a minute to refuse, and could
+ * take a JSON thread (or, without them, the process) down. The same 413 for 33 layers or a
+ * million (the schemas' own bound, LAYERS_CEILING, would answer a 400), for 65537 rows or
+ * 16 million. Only JSON lists: a binary tensor's data is decoded only when its shape fits it.
  */
-export function bodyOverLayers(url: string, body: unknown, limit: number): string | undefined {
-  if (body === null || typeof body !== 'object') return undefined;
-  const { params, layers } = body as { params?: unknown; layers?: unknown };
-  if (url === '/init') return Array.isArray(layers) ? layersOverLimit('layers', layers.length - 1, limit) : undefined;
-  return Array.isArray(params) ? layersOverLimit('params', params.length, limit) : undefined;
+export function bodyOverListLimits(url: string, body: unknown, limits: ListLimits): string | undefined {
+  if (!isRecord(body)) return undefined;
+  if (url === '/init') return Array.isArray(body.layers) ? layersOverLimit('layers', body.layers.length - 1, limits.layers) : undefined;
+  const { params } = body;
+  if (Array.isArray(params)) {
+    const over = layersOverLimit('params', params.length, limits.layers);
+    if (over !== undefined) return over;
+    for (let l = 0; l < params.length; l++) {
+      const layer: unknown = params[l];
+      if (!isRecord(layer)) continue;
+      const overW = listOverLimit(`params[${l}].W`, layer.W, limits.width, 'width', limits.width);
+      if (overW !== undefined) return overW;
+      const overB = listOverLimit(`params[${l}].b`, layer.b, limits.width, 'width');
+      if (overB !== undefined) return overB;
+    }
+  }
+  return listOverLimit('x', body.x, limits.batch, 'batch', limits.width) ?? listOverLimit('y', body.y, limits.batch, 'batch', limits.width);
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+const SETTINGS = { batch: 'GRADSERVE_MAX_BATCH', width: 'GRADSERVE_MAX_WIDTH' } as const;
+
+/** A JSON list of more than `most` elements (rows), or holding a row of more than `widest` entries. */
+function listOverLimit(field: string, list: unknown, most: number, limit: 'batch' | 'width', widest?: number): string | undefined {
+  if (!Array.isArray(list)) return undefined;
+  const unit = widest !== undefined && Array.isArray(list[0]) ? 'rows' : 'entries';
+  if (list.length > most) return `${field} has ${list.length} ${unit}; the ${limit} limit is ${most} (${SETTINGS[limit]})`;
+  if (widest === undefined) return undefined;
+  for (let r = 0; r < list.length; r++) {
+    const row: unknown = list[r];
+    if (Array.isArray(row) && row.length > widest) {
+      return `${field}[${r}] has ${row.length} entries; the width limit is ${widest} (${SETTINGS.width})`;
+    }
+  }
+  return undefined;
 }
 
 /** The field that makes widths[i] (the network's widths, input first): what a width limit names. */

@@ -256,11 +256,11 @@ describe('JSON worker threads', () => {
       return Buffer.from(JSON.stringify({ params, x, y: x.map(() => [1]) }));
     };
     try {
-      await workers.parse('/value-and-grad', bodyOf(64, 64), 32);
+      await workers.parse('/value-and-grad', bodyOf(64, 64), defaultConfig().limits);
       const big = bodyOf(4096, 384); // 29 MB of JSON, handed over to the thread
       const mb = (big.length / 2 ** 20).toFixed(0);
       const before = await rssMb();
-      const { x } = (await workers.parse('/value-and-grad', big, 32)) as { x: { shape: number[] } };
+      const { x } = (await workers.parse('/value-and-grad', big, defaultConfig().limits)) as { x: { shape: number[] } };
       assert.deepEqual(x.shape, [4096, 384], 'parsed and validated');
       const grown = (await rssMb()) - before;
       assert.ok(grown < 32, `RSS grew ${grown.toFixed(1)} MiB after a ${mb} MB body`);
@@ -289,9 +289,9 @@ describe('JSON worker threads', () => {
     try {
       const lost = Buffer.from(new ArrayBuffer(4096));
       structuredClone(lost.buffer, { transfer: [lost.buffer] }); // its memory is gone: it cannot be sent
-      const job = workers.parse('/value-and-grad', lost, 8); // a throw here fails the test
+      const job = workers.parse('/value-and-grad', lost, defaultConfig().limits); // a throw here fails the test
       await assert.rejects(job);
-      const value = (await workers.parse('/value-and-grad', Buffer.from(JSON.stringify(c)), 8)) as { x: unknown };
+      const value = (await workers.parse('/value-and-grad', Buffer.from(JSON.stringify(c)), defaultConfig().limits)) as { x: unknown };
       assert.ok(value.x !== undefined, 'the next body is parsed');
     } finally {
       await workers.close();

@@ -14,7 +14,12 @@ import { relError, valueAndGrad64 } from '../reference/mlp64.js';
 
 const { headlessgl: glSkip } = await backendSkips();
 
-type Overrides = { limits?: Partial<Config['limits']>; admission?: Partial<Config['admission']>; backend?: BackendName };
+type Overrides = {
+  limits?: Partial<Config['limits']>;
+  admission?: Partial<Config['admission']>;
+  jsonOffload?: Config['jsonOffload'];
+  backend?: BackendName;
+};
 
 async function withServer(overrides: Overrides, body: (url: string, app: FastifyInstance, engine: Engine) => Promise<void>) {
   const base = defaultConfig();
@@ -23,6 +28,7 @@ async function withServer(overrides: Overrides, body: (url: string, app: Fastify
     logLevel: 'silent' as const,
     limits: { ...base.limits, ...overrides.limits },
     admission: { ...base.admission, ...overrides.admission },
+    jsonOffload: overrides.jsonOffload ?? base.jsonOffload,
   };
   const engine = await Engine.create({ backend: overrides.backend ?? 'webasm', kernelCacheCapacity: 64 });
   const app = await buildApp({ config, engine });
@@ -175,12 +181,13 @@ describe('bodies full of wrong elements', () => {
   // 2.4 GB and 20 s to refuse, more took the process down (validation-view.ts)
   it('refuses millions of them at once, naming the first, off the event loop and on it; and serves on', { timeout: 30_000 }, async () => {
     await withServer({}, async (url) => {
-      const strings = JSON.stringify({ params: [{ W: [[1]], b: [0] }], x: [[1]], y: Array(2e6).fill('a') });
+      // (within the batch and width limits: longer lists get a 413 before anything looks at their elements)
+      const strings = JSON.stringify({ params: [{ W: [[1]], b: [0] }], x: [[1]], y: Array(65_536).fill('a') });
       const gzip = { 'content-encoding': 'gzip' };
       assert.equal(await refusal(await postTo(url, '/loss', gzipSync(strings), gzip)), 'y[0] is a string; expected a number');
-      const flat = JSON.stringify({ params: [{ W: [[1]], b: [0] }], x: Array(2e6).fill(0), y: [[1]] });
+      const flat = JSON.stringify({ params: [{ W: [[1]], b: [0] }], x: Array(65_536).fill(0), y: [[1]] });
       assert.match(await refusal(await postTo(url, '/loss', gzipSync(flat), gzip)), /^x is a flat list of numbers; x takes rows/);
-      const rows = JSON.stringify({ params: [{ W: [[1]], b: Array(1e6).fill([0]) }], x: [[1]], y: [[1]] });
+      const rows = JSON.stringify({ params: [{ W: [[1]], b: Array(8192).fill([0]) }], x: [[1]], y: [[1]] });
       assert.match(await refusal(await postTo(url, '/loss', gzipSync(rows), gzip)), /^params\[0\]\.b is a list of rows/);
       // a small body stays on the event loop: 10,000 wrong elements, one message
       const small = JSON.stringify({ params: [{ W: [[1]], b: [0] }], x: [[1]], y: Array(10_000).fill('0') });
@@ -191,6 +198,48 @@ describe('bodies full of wrong elements', () => {
       assert.equal((await post(url, xorCase)).status, 200);
     });
   });
+
+  // A few KB of gzip holding millions of rows that zod would check one by one (a flat y, once
+  // per form y may take): 16 million took a JSON thread to 2.9 GB and 20 s, 30 KB of gzip took
+  // it down, and without JSON threads the process (limits.ts, bodyOverListLimits)
+  for (const [where, jsonOffload] of [
+    ['in a JSON thread', defaultConfig().jsonOffload],
+    ['on the event loop (GRADSERVE_JSON_WORKERS=0)', { workers: 0, minBytes: 65_536 }],
+  ] as const) {
+    it(`refuses lists longer than the batch or width limits with a 413 before looking at their elements, ${where}`, async () => {
+      await withServer({ jsonOffload }, async (url) => {
+        const gzip = { 'content-encoding': 'gzip' };
+        const over = async (body: unknown) => {
+          const res = await postTo(url, '/value-and-grad', gzipSync(JSON.stringify(body)), gzip);
+          assert.equal(res.status, 413);
+          return ((await res.json()) as { message: string }).message;
+        };
+        const layer = { W: [[1]], b: [0] };
+        const M = 1 << 20;
+        const cases: [unknown, string][] = [
+          [{ params: [layer], x: [[1]], y: Array(M).fill(0) }, `y has ${M} entries; the batch limit is 65536 (GRADSERVE_MAX_BATCH)`],
+          [{ params: [layer], x: Array(M).fill([0]), y: [0] }, `x has ${M} rows; the batch limit is 65536 (GRADSERVE_MAX_BATCH)`],
+          [{ params: [layer], x: Array(M).fill([]), y: [0] }, `x has ${M} rows; the batch limit is 65536 (GRADSERVE_MAX_BATCH)`],
+          [{ params: [layer], x: [Array(M).fill(0)], y: [0] }, `x[0] has ${M} entries; the width limit is 8192 (GRADSERVE_MAX_WIDTH)`],
+          [
+            { params: [layer, { W: Array(M).fill([0]), b: [0] }], x: [[1]], y: [0] },
+            `params[1].W has ${M} rows; the width limit is 8192 (GRADSERVE_MAX_WIDTH)`,
+          ],
+          [
+            { params: [{ W: [[1], Array(M).fill(0)], b: [0] }], x: [[1]], y: [0] },
+            `params[0].W[1] has ${M} entries; the width limit is 8192 (GRADSERVE_MAX_WIDTH)`,
+          ],
+          [
+            { params: [{ W: [[1]], b: Array(M).fill(0) }], x: [[1]], y: [0] },
+            `params[0].b has ${M} entries; the width limit is 8192 (GRADSERVE_MAX_WIDTH)`,
+          ],
+        ];
+        // (zod, had it been shown them, would have refused each with a 400 for its shape, after checking every element)
+        for (const [body, message] of cases) assert.equal(await over(body), message);
+        assert.equal((await post(url, xorCase)).status, 200);
+      });
+    });
+  }
 
   it('refuses more layers than the limit with a 413 before looking at each, and settings that overflow float32', async () => {
     await withServer({}, async (url) => {
