@@ -6,7 +6,7 @@
 import { parentPort } from 'node:worker_threads';
 import { gzipSync } from 'node:zlib';
 import { validatorCompiler } from 'fastify-type-provider-zod';
-import { bodyOverListLimits, LAYERS_CEILING } from '../runtime/limits.js';
+import { bodyOverBrackets, bodyOverListLimits, LAYERS_CEILING } from '../runtime/limits.js';
 import { ResultEncoder, unpackTensors } from './encode.js';
 import { answerSerializerCompiler, bodyText, JSON_GZIP_LEVEL, parseJson } from './json-body.js';
 import type { JsonJob, JsonJobResult } from './json-workers.js';
@@ -31,6 +31,8 @@ function handle(job: JsonJob): { result: JsonJobResult; transfer: ArrayBuffer[] 
     const bytes = job.gzip ? new Uint8Array(gzipSync(json, { level: JSON_GZIP_LEVEL })) : json; // a copy that owns its buffer
     return { result: { id, ok: true, value: bytes }, transfer: [bytes.buffer as ArrayBuffer] };
   }
+  const brackets = bodyOverBrackets(job.bytes, job.limits);
+  if (brackets !== undefined) return { result: { id, ok: false, error: 'limit-exceeded', message: brackets }, transfer: [] };
   let body: unknown;
   try {
     body = parseJson(bodyText(Buffer.from(job.bytes.buffer, job.bytes.byteOffset, job.bytes.byteLength)));
@@ -76,7 +78,7 @@ function warmUp(): void {
   const matrix = (m: number[][]) => ({ rows: m.length, cols: m[0]!.length, data: Float32Array.from(m.flat()) });
   const grads = params.map((p) => ({ W: matrix(p.W), b: Float32Array.from(p.b) }));
   for (let i = 0; i < 5; i++) {
-    handle({ id: -1, kind: 'parse', url: '/value-and-grad', bytes, limits: { layers: LAYERS_CEILING, batch: Infinity, width: Infinity } });
+    handle({ id: -1, kind: 'parse', url: '/value-and-grad', bytes, limits: { layers: LAYERS_CEILING, batch: 1 << 20, width: 1 << 20 } });
     const enc = new ResultEncoder('json');
     const answer = { loss: enc.number(0.5), grads: enc.layers(grads) };
     handle({ id: -1, kind: 'write', url: '/value-and-grad', answer, gzip: i % 2 === 0 });

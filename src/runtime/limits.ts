@@ -110,6 +110,31 @@ export function bodyOverListLimits(url: string, body: unknown, limits: ListLimit
   return listOverLimit('x', body.x, limits.batch, 'batch', limits.width) ?? listOverLimit('y', body.y, limits.batch, 'batch', limits.width);
 }
 
+/**
+ * More lists or objects than any body within the limits holds, counted in its bytes before it
+ * is parsed: JSON.parse makes one for each `[` and `{`, so 64 MiB of `[],` (64 KB of gzip)
+ * took a JSON thread seconds and a gigabyte to parse into 22 million empty lists. A body
+ * within the limits holds at most x's and y's rows and every W's rows, and a few objects.
+ * Brackets in strings count too: no valid body has any. A few thousand memchr calls for an
+ * M-sized body.
+ */
+export function bodyOverBrackets(bytes: Uint8Array, limits: ListLimits): string | undefined {
+  // (objects are far fewer, but held to the same bound: the layer limit's 413 names a params of 100000 {})
+  const most = 2 * limits.batch + limits.layers * (limits.width + 4) + 16;
+  for (const [bracket, what] of [
+    [0x5b, 'lists ("[")'],
+    [0x7b, 'objects ("{")'],
+  ] as const) {
+    let count = 0;
+    for (let i = bytes.indexOf(bracket); i !== -1; i = bytes.indexOf(bracket, i + 1)) {
+      if (++count > most) {
+        return `the body holds more than ${most} ${what}, more than any body within the limits (GRADSERVE_MAX_BATCH, GRADSERVE_MAX_WIDTH, GRADSERVE_MAX_LAYERS)`;
+      }
+    }
+  }
+  return undefined;
+}
+
 const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 const SETTINGS = { batch: 'GRADSERVE_MAX_BATCH', width: 'GRADSERVE_MAX_WIDTH' } as const;

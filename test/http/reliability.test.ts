@@ -216,14 +216,15 @@ describe('bodies full of wrong elements', () => {
         };
         const layer = { W: [[1]], b: [0] };
         const M = 1 << 20;
+        const R = 100_000; // rows over the batch and width limits, not over the brackets a body may hold
         const cases: [unknown, string][] = [
           [{ params: [layer], x: [[1]], y: Array(M).fill(0) }, `y has ${M} entries; the batch limit is 65536 (GRADSERVE_MAX_BATCH)`],
-          [{ params: [layer], x: Array(M).fill([0]), y: [0] }, `x has ${M} rows; the batch limit is 65536 (GRADSERVE_MAX_BATCH)`],
-          [{ params: [layer], x: Array(M).fill([]), y: [0] }, `x has ${M} rows; the batch limit is 65536 (GRADSERVE_MAX_BATCH)`],
+          [{ params: [layer], x: Array(R).fill([0]), y: [0] }, `x has ${R} rows; the batch limit is 65536 (GRADSERVE_MAX_BATCH)`],
+          [{ params: [layer], x: Array(R).fill([]), y: [0] }, `x has ${R} rows; the batch limit is 65536 (GRADSERVE_MAX_BATCH)`],
           [{ params: [layer], x: [Array(M).fill(0)], y: [0] }, `x[0] has ${M} entries; the width limit is 8192 (GRADSERVE_MAX_WIDTH)`],
           [
-            { params: [layer, { W: Array(M).fill([0]), b: [0] }], x: [[1]], y: [0] },
-            `params[1].W has ${M} rows; the width limit is 8192 (GRADSERVE_MAX_WIDTH)`,
+            { params: [layer, { W: Array(R).fill([0]), b: [0] }], x: [[1]], y: [0] },
+            `params[1].W has ${R} rows; the width limit is 8192 (GRADSERVE_MAX_WIDTH)`,
           ],
           [
             { params: [{ W: [[1], Array(M).fill(0)], b: [0] }], x: [[1]], y: [0] },
@@ -234,6 +235,13 @@ describe('bodies full of wrong elements', () => {
             `params[0].b has ${M} entries; the width limit is 8192 (GRADSERVE_MAX_WIDTH)`,
           ],
         ];
+        // more lists or objects than any body within the limits holds: counted before parsing, which
+        // makes one for each (64 MiB of "[]," took seconds and a gigabyte)
+        const beyond = 'more than any body within the limits (GRADSERVE_MAX_BATCH, GRADSERVE_MAX_WIDTH, GRADSERVE_MAX_LAYERS)';
+        cases.push(
+          [{ params: [layer], x: Array(M).fill([]), y: [0] }, `the body holds more than 393360 lists ("["), ${beyond}`],
+          [{ params: [layer], x: Array(M).fill({}), y: [0] }, `the body holds more than 393360 objects ("{"), ${beyond}`],
+        );
         // (zod, had it been shown them, would have refused each with a 400 for its shape, after checking every element)
         for (const [body, message] of cases) assert.equal(await over(body), message);
         assert.equal((await post(url, xorCase)).status, 200);
