@@ -4,7 +4,7 @@
  */
 
 export interface paths {
-    "/value-and-grad": {
+    "/init": {
         parameters: {
             query?: never;
             header?: never;
@@ -14,30 +14,10 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Loss and gradients (jax.value_and_grad)
-         * @description Runs the forward pass, the loss and the reverse pass in float32, as `jax.jit(jax.value_and_grad(loss_fn))` does, and returns the loss with a gradient tree shaped exactly like `params`.
+         * Initial parameters (jax.nn.initializers)
+         * @description Parameters for a network of the given widths, drawn from jax.nn.initializers' distributions with a documented counter-based PRNG (Threefry-2x32): the same seed gives the same params on every machine.
          */
-        post: operations["valueAndGrad"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/loss": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Loss only
-         * @description The forward pass and the loss, without the backward pass. Same request as /value-and-grad.
-         */
-        post: operations["loss"];
+        post: operations["init"];
         delete?: never;
         options?: never;
         head?: never;
@@ -64,6 +44,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/loss": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Loss only
+         * @description The forward pass and the loss, without the backward pass. Same request as /value-and-grad.
+         */
+        post: operations["loss"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/value-and-grad": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Loss and gradients (jax.value_and_grad)
+         * @description Runs the forward pass, the loss and the reverse pass in float32, as `jax.jit(jax.value_and_grad(loss_fn))` does, and returns the loss with a gradient tree shaped exactly like `params`.
+         */
+        post: operations["valueAndGrad"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/train": {
         parameters: {
             query?: never;
@@ -78,26 +98,6 @@ export interface paths {
          * @description Runs `steps` optimizer steps from `params`: at each, value_and_grad on a minibatch (the whole batch unless `batchSize`), then the optimizer update, in float32 as optax does. Returns the final params, their loss on the whole batch and a loss history. Stops early, with a warning, if the loss stops being finite.
          */
         post: operations["train"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/init": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Initial parameters (jax.nn.initializers)
-         * @description Parameters for a network of the given widths, drawn from jax.nn.initializers' distributions with a documented counter-based PRNG (Threefry-2x32): the same seed gives the same params on every machine.
-         */
-        post: operations["init"];
         delete?: never;
         options?: never;
         head?: never;
@@ -167,14 +167,187 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
-    valueAndGrad: {
+    init: {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /** @description An MLP, a batch and the loss options. */
+        /** @description The shape of an MLP and how to initialise it. */
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Widths, input to output: [in, hidden..., out]. */
+                    layers: number[];
+                    /**
+                     * @description The same seed gives the same params on every machine.
+                     * @default 0
+                     */
+                    seed?: number;
+                    /**
+                     * @description Weights: jax.nn.initializers' distribution of that name.
+                     * @default glorot_normal
+                     * @enum {string}
+                     */
+                    scheme?: "normal" | "glorot_normal" | "glorot_uniform" | "he_normal" | "he_uniform";
+                    /** @description Standard deviation of the normal scheme and normal biases (default 0.01). */
+                    scale?: number;
+                    /**
+                     * @description Biases: zeros, or normal with standard deviation scale.
+                     * @default zeros
+                     * @enum {string}
+                     */
+                    biasScheme?: "zeros" | "normal";
+                    /**
+                     * @description How the response writes tensors: json (lists of numbers) or base64 (binary tensors, smaller and faster).
+                     * @default json
+                     * @enum {string}
+                     */
+                    outputEncoding?: "json" | "base64";
+                };
+            };
+        };
+        responses: {
+            /** @description Initial parameters. */
+            200: {
+                headers: {
+                    /** @description parse (body parsed and validated), compile (kernels compiled, with one compile-kernel per kernel), compute (desc: the backend), and write for a large answer; /init: parse, compute (desc "draw"), write. */
+                    "Server-Timing"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description Float32 values, in the request format (binary tensors with outputEncoding base64). */
+                        params: {
+                            W: number[][] | {
+                                /**
+                                 * @description Element type; float32 only.
+                                 * @enum {string}
+                                 */
+                                dtype: "float32";
+                                /** @description [n] for a vector, [rows, cols] for a matrix; each at least 1. */
+                                shape: number[];
+                                /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
+                                data: string;
+                            };
+                            b: number[] | {
+                                /**
+                                 * @description Element type; float32 only.
+                                 * @enum {string}
+                                 */
+                                dtype: "float32";
+                                /** @description [n] for a vector, [rows, cols] for a matrix; each at least 1. */
+                                shape: number[];
+                                /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
+                                data: string;
+                            };
+                        }[];
+                    };
+                };
+            };
+            /** @description The body is not valid JSON or does not fit the schema; `message` names the field and says why. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        code: string;
+                        error: string;
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
+                        message: string;
+                    };
+                };
+            };
+            /** @description The body did not arrive in full within GRADSERVE_REQUEST_TIMEOUT_MS, or arrived slower than GRADSERVE_MIN_UPLOAD_RATE; the connection is closed. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        code: string;
+                        error: string;
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
+                        message: string;
+                    };
+                };
+            };
+            /** @description Over a limit: the body size (FST_ERR_CTP_BODY_TOO_LARGE), or the layers, widths, batch, work or activations this server takes, /train's steps and their work, /init's parameters (GRADSERVE_LIMIT_EXCEEDED); `message` names the limit and its setting. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        code: string;
+                        error: string;
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
+                        message: string;
+                    };
+                };
+            };
+            /** @description The body is not `application/json` in UTF-8, or its `Content-Encoding` is not gzip, deflate or identity. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        code: string;
+                        error: string;
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
+                        message: string;
+                    };
+                };
+            };
+            /** @description An `Expect` other than 100-continue; the connection is closed. */
+            417: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        code: string;
+                        error: string;
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
+                        message: string;
+                    };
+                };
+            };
+            /** @description At capacity (GRADSERVE_OVERLOADED), past GRADSERVE_REQUEST_TIMEOUT_MS (GRADSERVE_TIMEOUT), shutting down or the engine not answering: retry after `Retry-After` seconds, here or on another replica. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        code: string;
+                        error: string;
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
+                        message: string;
+                    };
+                };
+            };
+        };
+    };
+    forward: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description An MLP and a batch of inputs. */
         requestBody: {
             content: {
                 "application/json": {
@@ -229,40 +402,21 @@ export interface operations {
                      * @enum {string}
                      */
                     outputEncoding?: "json" | "base64";
-                    /** @description Targets, batch × out_last; or a flat list of batch numbers when out_last = 1, or of class indices for softmax_cross_entropy_with_integer_labels. */
-                    y: number[][] | number[] | {
-                        /**
-                         * @description Element type; float32 only.
-                         * @enum {string}
-                         */
-                        dtype: "float32";
-                        /** @description [n] for a vector, [rows, cols] for a matrix; each at least 1. */
-                        shape: number[];
-                        /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
-                        data: string;
-                    };
                     /**
-                     * @description Activation of the last layer. Default: what the loss expects, sigmoid for bce, linear for the others.
+                     * @description Activation of the last layer. Default: the loss's, as /train uses (sigmoid for bce or no loss, linear for the others). softmax (here only): the class probabilities of each row, jax.nn.softmax of the logits, for a network trained with a softmax cross-entropy.
                      * @enum {string}
                      */
-                    outputActivation?: "tanh" | "relu" | "sigmoid" | "linear" | "leaky_relu" | "gelu" | "silu" | "softplus" | "elu";
+                    outputActivation?: "tanh" | "relu" | "sigmoid" | "linear" | "leaky_relu" | "gelu" | "silu" | "softplus" | "elu" | "softmax";
                     /**
-                     * @description bce: binary cross-entropy with JAX's clip(p, 1e-8, 1 - 1e-8). bce_logits: optax.sigmoid_binary_cross_entropy on the last layer's pre-activation z, −y·log_sigmoid(z) − (1 − y)·log_sigmoid(−z) (outputActivation must be linear). mse: (pred − y)², no ½. Each per element, then reduced as reduction says. softmax_cross_entropy: optax.softmax_cross_entropy on the last layer's pre-activations, −Σ_j y_j·log_softmax(z)_j per row (y: one probability distribution per row, one-hot for class labels; outputActivation must be linear; at least 2 outputs). softmax_cross_entropy_with_integer_labels: the same from class indices, optax.softmax_cross_entropy_with_integer_labels (y: a flat list of one integer per row, from 0 to out_last − 1).
-                     * @default bce
+                     * @description The loss the network was trained with, only to pick outputActivation's default as /train does; nothing is computed with it.
                      * @enum {string}
                      */
                     loss?: "bce" | "bce_logits" | "mse" | "softmax_cross_entropy" | "softmax_cross_entropy_with_integer_labels";
-                    /**
-                     * @description mean over all batch × out elements (over the batch rows for the softmax cross-entropies, as optax users average their per-example values), or sum (add up the results of batch shards).
-                     * @default mean
-                     * @enum {string}
-                     */
-                    reduction?: "mean" | "sum";
                 };
             };
         };
         responses: {
-            /** @description The loss and its gradient tree (jax.value_and_grad). */
+            /** @description The network's predictions. */
             200: {
                 headers: {
                     /** @description parse (body parsed and validated), compile (kernels compiled, with one compile-kernel per kernel), compute (desc: the backend), and write for a large answer; /init: parse, compute (desc "draw"), write. */
@@ -270,84 +424,19 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "loss": 0.7299889922142029,
-                     *       "grads": [
-                     *         {
-                     *           "W": [
-                     *             [
-                     *               0.026457302272319794,
-                     *               0.006289936602115631,
-                     *               -0.000417560338973999,
-                     *               0.01235949993133545
-                     *             ],
-                     *             [
-                     *               -0.020677663385868073,
-                     *               0.006142128258943558,
-                     *               -0.03963169455528259,
-                     *               -0.057291820645332336
-                     *             ]
-                     *           ],
-                     *           "b": [
-                     *             0.02116270363330841,
-                     *             -0.0160980224609375,
-                     *             -0.018399816006422043,
-                     *             -0.018263384699821472
-                     *           ]
-                     *         },
-                     *         {
-                     *           "W": [
-                     *             [
-                     *               0.05122711881995201
-                     *             ],
-                     *             [
-                     *               -0.04996053874492645
-                     *             ],
-                     *             [
-                     *               -0.006086981855332851
-                     *             ],
-                     *             [
-                     *               0.031992971897125244
-                     *             ]
-                     *           ],
-                     *           "b": [
-                     *             -0.038938529789447784
-                     *           ]
-                     *         }
-                     *       ]
-                     *     }
-                     */
                     "application/json": {
-                        /** @description The loss, as JAX computes it in float32. */
-                        loss: number | ("NaN" | "Infinity" | "-Infinity");
-                        /** @description d loss / d params, with exactly the structure and shapes of params. */
-                        grads: {
-                            /** @description Rows of numbers, or a binary tensor (outputEncoding base64). */
-                            W: (number | ("NaN" | "Infinity" | "-Infinity"))[][] | {
-                                /**
-                                 * @description Element type; float32 only.
-                                 * @enum {string}
-                                 */
-                                dtype: "float32";
-                                /** @description [n] for a vector, [rows, cols] for a matrix; each at least 1. */
-                                shape: number[];
-                                /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
-                                data: string;
-                            };
-                            /** @description A list of numbers, or a binary tensor (outputEncoding base64). */
-                            b: (number | ("NaN" | "Infinity" | "-Infinity"))[] | {
-                                /**
-                                 * @description Element type; float32 only.
-                                 * @enum {string}
-                                 */
-                                dtype: "float32";
-                                /** @description [n] for a vector, [rows, cols] for a matrix; each at least 1. */
-                                shape: number[];
-                                /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
-                                data: string;
-                            };
-                        }[];
+                        /** @description batch × out_last, after the output activation. */
+                        predictions: (number | ("NaN" | "Infinity" | "-Infinity"))[][] | {
+                            /**
+                             * @description Element type; float32 only.
+                             * @enum {string}
+                             */
+                            dtype: "float32";
+                            /** @description [n] for a vector, [rows, cols] for a matrix; each at least 1. */
+                            shape: number[];
+                            /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
+                            data: string;
+                        };
                         /** @description Present when a result is not finite, when the input looks mistaken (bce given predictions outside [0, 1] or stuck under its clip, targets outside [0, 1], softmax targets whose rows do not sum to 1), or when /train stopped early or its seed changed nothing: what happened and what to do. */
                         warnings?: string[];
                     };
@@ -550,11 +639,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "loss": 0.7299889922142029
-                     *     }
-                     */
                     "application/json": {
                         /** @description The loss, as JAX computes it in float32. */
                         loss: number | ("NaN" | "Infinity" | "-Infinity");
@@ -657,14 +741,14 @@ export interface operations {
             };
         };
     };
-    forward: {
+    valueAndGrad: {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /** @description An MLP and a batch of inputs. */
+        /** @description An MLP, a batch and the loss options. */
         requestBody: {
             content: {
                 "application/json": {
@@ -719,21 +803,40 @@ export interface operations {
                      * @enum {string}
                      */
                     outputEncoding?: "json" | "base64";
+                    /** @description Targets, batch × out_last; or a flat list of batch numbers when out_last = 1, or of class indices for softmax_cross_entropy_with_integer_labels. */
+                    y: number[][] | number[] | {
+                        /**
+                         * @description Element type; float32 only.
+                         * @enum {string}
+                         */
+                        dtype: "float32";
+                        /** @description [n] for a vector, [rows, cols] for a matrix; each at least 1. */
+                        shape: number[];
+                        /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
+                        data: string;
+                    };
                     /**
-                     * @description Activation of the last layer. Default: the loss's, as /train uses (sigmoid for bce or no loss, linear for the others). softmax (here only): the class probabilities of each row, jax.nn.softmax of the logits, for a network trained with a softmax cross-entropy.
+                     * @description Activation of the last layer. Default: what the loss expects, sigmoid for bce, linear for the others.
                      * @enum {string}
                      */
-                    outputActivation?: "tanh" | "relu" | "sigmoid" | "linear" | "leaky_relu" | "gelu" | "silu" | "softplus" | "elu" | "softmax";
+                    outputActivation?: "tanh" | "relu" | "sigmoid" | "linear" | "leaky_relu" | "gelu" | "silu" | "softplus" | "elu";
                     /**
-                     * @description The loss the network was trained with, only to pick outputActivation's default as /train does; nothing is computed with it.
+                     * @description bce: binary cross-entropy with JAX's clip(p, 1e-8, 1 - 1e-8). bce_logits: optax.sigmoid_binary_cross_entropy on the last layer's pre-activation z, −y·log_sigmoid(z) − (1 − y)·log_sigmoid(−z) (outputActivation must be linear). mse: (pred − y)², no ½. Each per element, then reduced as reduction says. softmax_cross_entropy: optax.softmax_cross_entropy on the last layer's pre-activations, −Σ_j y_j·log_softmax(z)_j per row (y: one probability distribution per row, one-hot for class labels; outputActivation must be linear; at least 2 outputs). softmax_cross_entropy_with_integer_labels: the same from class indices, optax.softmax_cross_entropy_with_integer_labels (y: a flat list of one integer per row, from 0 to out_last − 1).
+                     * @default bce
                      * @enum {string}
                      */
                     loss?: "bce" | "bce_logits" | "mse" | "softmax_cross_entropy" | "softmax_cross_entropy_with_integer_labels";
+                    /**
+                     * @description mean over all batch × out elements (over the batch rows for the softmax cross-entropies, as optax users average their per-example values), or sum (add up the results of batch shards).
+                     * @default mean
+                     * @enum {string}
+                     */
+                    reduction?: "mean" | "sum";
                 };
             };
         };
         responses: {
-            /** @description The network's predictions. */
+            /** @description The loss and its gradient tree (jax.value_and_grad). */
             200: {
                 headers: {
                     /** @description parse (body parsed and validated), compile (kernels compiled, with one compile-kernel per kernel), compute (desc: the backend), and write for a large answer; /init: parse, compute (desc "draw"), write. */
@@ -741,37 +844,36 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "predictions": [
-                     *         [
-                     *           0.49256694316864014
-                     *         ],
-                     *         [
-                     *           0.26526403427124023
-                     *         ],
-                     *         [
-                     *           0.6776911020278931
-                     *         ],
-                     *         [
-                     *           0.4087238311767578
-                     *         ]
-                     *       ]
-                     *     }
-                     */
                     "application/json": {
-                        /** @description batch × out_last, after the output activation. */
-                        predictions: (number | ("NaN" | "Infinity" | "-Infinity"))[][] | {
-                            /**
-                             * @description Element type; float32 only.
-                             * @enum {string}
-                             */
-                            dtype: "float32";
-                            /** @description [n] for a vector, [rows, cols] for a matrix; each at least 1. */
-                            shape: number[];
-                            /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
-                            data: string;
-                        };
+                        /** @description The loss, as JAX computes it in float32. */
+                        loss: number | ("NaN" | "Infinity" | "-Infinity");
+                        /** @description d loss / d params, with exactly the structure and shapes of params. */
+                        grads: {
+                            /** @description Rows of numbers, or a binary tensor (outputEncoding base64). */
+                            W: (number | ("NaN" | "Infinity" | "-Infinity"))[][] | {
+                                /**
+                                 * @description Element type; float32 only.
+                                 * @enum {string}
+                                 */
+                                dtype: "float32";
+                                /** @description [n] for a vector, [rows, cols] for a matrix; each at least 1. */
+                                shape: number[];
+                                /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
+                                data: string;
+                            };
+                            /** @description A list of numbers, or a binary tensor (outputEncoding base64). */
+                            b: (number | ("NaN" | "Infinity" | "-Infinity"))[] | {
+                                /**
+                                 * @description Element type; float32 only.
+                                 * @enum {string}
+                                 */
+                                dtype: "float32";
+                                /** @description [n] for a vector, [rows, cols] for a matrix; each at least 1. */
+                                shape: number[];
+                                /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
+                                data: string;
+                            };
+                        }[];
                         /** @description Present when a result is not finite, when the input looks mistaken (bce given predictions outside [0, 1] or stuck under its clip, targets outside [0, 1], softmax targets whose rows do not sum to 1), or when /train stopped early or its seed changed nothing: what happened and what to do. */
                         warnings?: string[];
                     };
@@ -1058,226 +1160,6 @@ export interface operations {
                         }[];
                         /** @description Present when a result is not finite, when the input looks mistaken (bce given predictions outside [0, 1] or stuck under its clip, targets outside [0, 1], softmax targets whose rows do not sum to 1), or when /train stopped early or its seed changed nothing: what happened and what to do. */
                         warnings?: string[];
-                    };
-                };
-            };
-            /** @description The body is not valid JSON or does not fit the schema; `message` names the field and says why. */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        statusCode: number;
-                        code: string;
-                        error: string;
-                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
-                        message: string;
-                    };
-                };
-            };
-            /** @description The body did not arrive in full within GRADSERVE_REQUEST_TIMEOUT_MS, or arrived slower than GRADSERVE_MIN_UPLOAD_RATE; the connection is closed. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        statusCode: number;
-                        code: string;
-                        error: string;
-                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
-                        message: string;
-                    };
-                };
-            };
-            /** @description Over a limit: the body size (FST_ERR_CTP_BODY_TOO_LARGE), or the layers, widths, batch, work or activations this server takes, /train's steps and their work, /init's parameters (GRADSERVE_LIMIT_EXCEEDED); `message` names the limit and its setting. */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        statusCode: number;
-                        code: string;
-                        error: string;
-                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
-                        message: string;
-                    };
-                };
-            };
-            /** @description The body is not `application/json` in UTF-8, or its `Content-Encoding` is not gzip, deflate or identity. */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        statusCode: number;
-                        code: string;
-                        error: string;
-                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
-                        message: string;
-                    };
-                };
-            };
-            /** @description An `Expect` other than 100-continue; the connection is closed. */
-            417: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        statusCode: number;
-                        code: string;
-                        error: string;
-                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
-                        message: string;
-                    };
-                };
-            };
-            /** @description At capacity (GRADSERVE_OVERLOADED), past GRADSERVE_REQUEST_TIMEOUT_MS (GRADSERVE_TIMEOUT), shutting down or the engine not answering: retry after `Retry-After` seconds, here or on another replica. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying. */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        statusCode: number;
-                        code: string;
-                        error: string;
-                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
-                        message: string;
-                    };
-                };
-            };
-        };
-    };
-    init: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** @description The shape of an MLP and how to initialise it. */
-        requestBody: {
-            content: {
-                "application/json": {
-                    /** @description Widths, input to output: [in, hidden..., out]. */
-                    layers: number[];
-                    /**
-                     * @description The same seed gives the same params on every machine.
-                     * @default 0
-                     */
-                    seed?: number;
-                    /**
-                     * @description Weights: jax.nn.initializers' distribution of that name.
-                     * @default glorot_normal
-                     * @enum {string}
-                     */
-                    scheme?: "normal" | "glorot_normal" | "glorot_uniform" | "he_normal" | "he_uniform";
-                    /** @description Standard deviation of the normal scheme and normal biases (default 0.01). */
-                    scale?: number;
-                    /**
-                     * @description Biases: zeros, or normal with standard deviation scale.
-                     * @default zeros
-                     * @enum {string}
-                     */
-                    biasScheme?: "zeros" | "normal";
-                    /**
-                     * @description How the response writes tensors: json (lists of numbers) or base64 (binary tensors, smaller and faster).
-                     * @default json
-                     * @enum {string}
-                     */
-                    outputEncoding?: "json" | "base64";
-                };
-            };
-        };
-        responses: {
-            /** @description Initial parameters. */
-            200: {
-                headers: {
-                    /** @description parse (body parsed and validated), compile (kernels compiled, with one compile-kernel per kernel), compute (desc: the backend), and write for a large answer; /init: parse, compute (desc "draw"), write. */
-                    "Server-Timing"?: string;
-                    [name: string]: unknown;
-                };
-                content: {
-                    /**
-                     * @example {
-                     *       "params": [
-                     *         {
-                     *           "W": [
-                     *             [
-                     *               -0.12887753546237946,
-                     *               -0.48667111992836,
-                     *               1.0439988374710083,
-                     *               0.11762119084596634
-                     *             ],
-                     *             [
-                     *               0.050658296793699265,
-                     *               -0.2326357215642929,
-                     *               0.7257669568061829,
-                     *               0.21178987622261047
-                     *             ]
-                     *           ],
-                     *           "b": [
-                     *             0,
-                     *             0,
-                     *             0,
-                     *             0
-                     *           ]
-                     *         },
-                     *         {
-                     *           "W": [
-                     *             [
-                     *               -0.18584249913692474
-                     *             ],
-                     *             [
-                     *               -0.2644783854484558
-                     *             ],
-                     *             [
-                     *               0.03246584162116051
-                     *             ],
-                     *             [
-                     *               0.4524593949317932
-                     *             ]
-                     *           ],
-                     *           "b": [
-                     *             0
-                     *           ]
-                     *         }
-                     *       ]
-                     *     }
-                     */
-                    "application/json": {
-                        /** @description Float32 values, in the request format (binary tensors with outputEncoding base64). */
-                        params: {
-                            W: number[][] | {
-                                /**
-                                 * @description Element type; float32 only.
-                                 * @enum {string}
-                                 */
-                                dtype: "float32";
-                                /** @description [n] for a vector, [rows, cols] for a matrix; each at least 1. */
-                                shape: number[];
-                                /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
-                                data: string;
-                            };
-                            b: number[] | {
-                                /**
-                                 * @description Element type; float32 only.
-                                 * @enum {string}
-                                 */
-                                dtype: "float32";
-                                /** @description [n] for a vector, [rows, cols] for a matrix; each at least 1. */
-                                shape: number[];
-                                /** @description Base64 (RFC 4648, padded) of the values as little-endian float32, row by row. */
-                                data: string;
-                            };
-                        }[];
                     };
                 };
             };

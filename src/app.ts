@@ -173,9 +173,10 @@ export async function buildApp({ config, engine, jsonWorkers = new JsonWorkers(c
       config.limits,
     );
     const compute = { engine, gate, limits: config.limits, admission: config.admission };
+    // the Swagger UI lists them in this order, a lesson's: init, forward, loss, value-and-grad, train
+    await api.register(initRoutes, compute);
     await api.register(computeRoutes, compute);
     await api.register(trainRoutes, compute);
-    await api.register(initRoutes, compute);
     await api.register(healthRoutes, { engine });
     await api.register(infoRoutes, {
       engine,

@@ -40,6 +40,7 @@ export async function registerDocs(app: FastifyInstance, version: string): Promi
   });
   await app.register(swaggerUi, {
     routePrefix: '/docs',
+    theme: { title: `${API_TITLE}: the API` },
     uiConfig: { docExpansion: 'list', deepLinking: true, tryItOutEnabled: true },
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
@@ -47,7 +48,7 @@ export async function registerDocs(app: FastifyInstance, version: string): Promi
 
 interface Operation {
   requestBody?: { content?: Record<string, { examples?: unknown }> };
-  responses?: Record<string, { description?: string; headers?: Record<string, unknown>; content?: Record<string, { example?: unknown }> }>;
+  responses?: Record<string, { description?: string; headers?: Record<string, unknown>; content?: Record<string, { examples?: unknown }> }>;
 }
 type OpenApi = Partial<{ paths: Record<string, Record<string, Operation>> }>;
 
@@ -99,7 +100,7 @@ function withRequestExamples<T>(doc: T): T {
     const media = post?.requestBody?.content?.['application/json'];
     if (media) media.examples = examples;
     const answer = post?.responses?.['200']?.content?.['application/json'];
-    if (answer && path in answerExamples) answer.example = answerExamples[path];
+    if (answer && path in answerExamples) answer.examples = { xor: answerExamples[path] };
   }
   return doc;
 }

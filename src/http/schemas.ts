@@ -230,7 +230,7 @@ export const TrainResponse = z
     params: NumTree.describe('The trained parameters, in the request format.'),
     loss: Num.describe('The loss of the returned params on the whole batch.'),
     history: z
-      .array(z.object({ step: z.number().int(), loss: Num }))
+      .array(z.object({ step: z.number().int().min(0), loss: Num }))
       .describe('The loss before each recorded step (of its minibatch): every step up to 100, then every ⌈steps/100⌉-th and the last.'),
     warnings: Warnings,
   })
@@ -246,7 +246,7 @@ export const InitResponse = z
 
 export const ErrorResponse = z
   .object({
-    statusCode: z.number().int(),
+    statusCode: z.number().int().min(400).max(599),
     code: z.string(),
     error: z.string(),
     message: z

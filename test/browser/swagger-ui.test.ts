@@ -60,6 +60,13 @@ describe('Swagger UI in a real browser', () => {
     await page.goto(`${address}/docs/`);
     for (const op of ['valueAndGrad', 'loss', 'forward', 'init', 'train']) await page.waitForSelector(`#operations-compute-${op}`);
     await page.waitForSelector('#operations-operations-info');
+    assert.equal(await page.title(), 'gradserve: the API');
+    // in a lesson's order
+    const order = await page.locator('.opblock[id^="operations-compute-"]').evaluateAll((blocks) => blocks.map((b) => b.id));
+    assert.deepEqual(
+      order.map((id) => id.replace('operations-compute-', '')),
+      ['init', 'forward', 'loss', 'valueAndGrad', 'train'],
+    );
 
     const vg = await execute(page, 'operations-compute-valueAndGrad');
     assert.deepEqual(vg.prefilled.x, [

@@ -204,16 +204,22 @@ describe('HTTP API (inject)', () => {
     const served = (await app.inject('/openapi.json')).json();
     const numbers = (v: unknown): number[] =>
       typeof v === 'number' ? [v] : v && typeof v === 'object' ? Object.values(v).flatMap(numbers) : [];
-    for (const path of ['/loss', '/value-and-grad', '/forward', '/init']) {
+    for (const path of ['/loss', '/value-and-grad', '/forward', '/init', '/train']) {
       const { requestBody, responses } = served.paths[path].post;
-      const documented = responses['200'].content['application/json'].example;
+      const documented = responses['200'].content['application/json'].examples.xor.value;
       const res = await app.inject({ method: 'POST', url: path, payload: requestBody.content['application/json'].examples.xor.value });
       const answer = res.json();
       assert.deepEqual(Object.keys(documented), Object.keys(answer), path);
-      // the same numbers, to float32 rounding (XOR runs on cpu by default; this app's backend is webasm)
+      // /train's documented history is cut to every 100th step: the live entries of those steps
+      if (path === '/train') {
+        const steps = new Set(documented.history.map((h: { step: number }) => h.step));
+        answer.history = answer.history.filter((h: { step: number }) => steps.has(h.step));
+      }
+      // the same numbers, to float32 rounding (XOR runs on cpu by default; this app's backend
+      // is webasm), which 500 training steps carry into the last few digits
       const [want, got] = [numbers(documented), numbers(answer)];
       assert.ok(got.length > 0 && got.length === want.length, path);
-      assert.ok(relError(got, want) <= 1e-6, `${path}: the documented answer is the real one`);
+      assert.ok(relError(got, want) <= (path === '/train' ? 1e-5 : 1e-6), `${path}: the documented answer is the real one`);
     }
   });
 

@@ -46,27 +46,25 @@ export const computeRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app
   const api = app.withTypeProvider<ZodTypeProvider>();
   admitCompute(app, gate, admission.requestTimeoutMs);
 
+  // in a lesson's order, which the Swagger UI keeps: predictions, the loss, then its gradients
   api.post(
-    '/value-and-grad',
+    '/forward',
     {
       schema: {
-        operationId: 'valueAndGrad',
-        summary: 'Loss and gradients (jax.value_and_grad)',
-        description:
-          'Runs the forward pass, the loss and the reverse pass in float32, as `jax.jit(jax.value_and_grad(loss_fn))` ' +
-          'does, and returns the loss with a gradient tree shaped exactly like `params`.',
+        operationId: 'forward',
+        summary: 'Predictions (the forward pass)',
+        description: "The network's outputs for a batch of inputs, after the output activation; no targets, no loss.",
         tags: ['compute'],
-        ...postSchemas('/value-and-grad'),
+        ...postSchemas('/forward'),
       },
     },
     async (request, reply) => {
-      const problem = within(toProblem(request.body), limits, engine, BATCH_ADVICE.shards);
-      const result = await gate.run(request.computeSignal, (signal) => engine.valueAndGrad(problem, signal));
+      const problem = within(toForwardProblem(request.body), limits, engine, BATCH_ADVICE.rows);
+      const result = await gate.run(request.computeSignal, (signal) => engine.forward(problem, signal));
       reportStats(request, reply, result.stats);
       const enc = new ResultEncoder(request.body.outputEncoding);
-      const loss = enc.number(result.loss);
-      const grads = enc.layers(result.grads);
-      return sendAnswer(reply, { loss, grads, warnings: enc.warnings(result.head) }, enc);
+      const predictions = enc.matrix(result.predictions);
+      return sendAnswer(reply, { predictions, warnings: enc.warnings() }, enc);
     },
   );
 
@@ -92,23 +90,26 @@ export const computeRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app
   );
 
   api.post(
-    '/forward',
+    '/value-and-grad',
     {
       schema: {
-        operationId: 'forward',
-        summary: 'Predictions (the forward pass)',
-        description: "The network's outputs for a batch of inputs, after the output activation; no targets, no loss.",
+        operationId: 'valueAndGrad',
+        summary: 'Loss and gradients (jax.value_and_grad)',
+        description:
+          'Runs the forward pass, the loss and the reverse pass in float32, as `jax.jit(jax.value_and_grad(loss_fn))` ' +
+          'does, and returns the loss with a gradient tree shaped exactly like `params`.',
         tags: ['compute'],
-        ...postSchemas('/forward'),
+        ...postSchemas('/value-and-grad'),
       },
     },
     async (request, reply) => {
-      const problem = within(toForwardProblem(request.body), limits, engine, BATCH_ADVICE.rows);
-      const result = await gate.run(request.computeSignal, (signal) => engine.forward(problem, signal));
+      const problem = within(toProblem(request.body), limits, engine, BATCH_ADVICE.shards);
+      const result = await gate.run(request.computeSignal, (signal) => engine.valueAndGrad(problem, signal));
       reportStats(request, reply, result.stats);
       const enc = new ResultEncoder(request.body.outputEncoding);
-      const predictions = enc.matrix(result.predictions);
-      return sendAnswer(reply, { predictions, warnings: enc.warnings() }, enc);
+      const loss = enc.number(result.loss);
+      const grads = enc.layers(result.grads);
+      return sendAnswer(reply, { loss, grads, warnings: enc.warnings(result.head) }, enc);
     },
   );
 };
