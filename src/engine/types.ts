@@ -94,6 +94,8 @@ export interface HeadReport {
   targetRowsNotSummingToOne: number;
   /** predictions (batch × out) */
   count: number;
+  /** the output activation the predictions came through (what the warnings' advice depends on) */
+  outputActivation: PredictionActivation;
   /** rows of the batch */
   rows: number;
 }

@@ -85,10 +85,15 @@ export class ResultEncoder {
       );
     }
     if (head && head.stuckAtLowClip > 0) {
+      // a sigmoid output already is one: what helps is the loss on its pre-activations
+      const advice =
+        head.outputActivation === 'sigmoid'
+          ? 'Use "loss": "bce_logits" with a linear output: the same loss from the pre-activations, whose gradient, sigmoid(z) − y, never vanishes.'
+          : useLogits;
       warnings.push(
         `${head.stuckAtLowClip} of ${head.count} predictions are below 1e-8 for targets above 0 (a relu output's 0, or a ` +
           "sigmoid below about -18.4): bce's clip holds them at 1e-8, where their gradient is 0, so they cannot move " +
-          `towards their targets; JAX computes the same. ${useLogits}`,
+          `towards their targets; JAX computes the same. ${advice}`,
       );
     }
     if (head && head.predictionsAboveOne > 0) {

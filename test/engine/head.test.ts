@@ -72,6 +72,7 @@ describe('bce head', () => {
       targetRowsNotSummingToOne: 0,
       count: 3,
       rows: 3,
+      outputActivation: 'sigmoid',
     });
   });
 });

@@ -84,7 +84,14 @@ describe('HTTP API (inject)', () => {
     // relu: never below 0, but 0 is under the clip, where a target of 1 gets no gradient
     const relu = await warningsOf({ ...xorBody, outputActivation: 'relu', params: [{ W: [[-1], [-1]], b: [0.5] }] });
     assert.equal(relu.length, 1);
-    assert.match(relu[0], /^2 of 4 predictions are below 1e-8 for targets above 0 \(a relu output's 0, .* their gradient is 0/);
+    assert.match(
+      relu[0],
+      /^2 of 4 predictions are below 1e-8 for targets above 0 \(a relu output's 0, .* their gradient is 0.*"outputActivation": "sigmoid"\.$/,
+    );
+    // a sigmoid below -18.4: the advice is the loss on the pre-activations, not the sigmoid it already has
+    const sigmoid = await warningsOf({ ...xorBody, params: [{ W: [[-30], [-30]], b: [-20] }] });
+    assert.equal(sigmoid.length, 1);
+    assert.match(sigmoid[0], /^2 of 4 predictions are below 1e-8 .* Use "loss": "bce_logits" with a linear output: .* never vanishes\.$/);
     const signs = await warningsOf({ ...xorBody, y: [-1, 1, 1, -1] });
     assert.deepEqual(signs.length, 1);
     assert.match(

@@ -377,6 +377,40 @@ describe('training that saturates the output', () => {
   });
 });
 
+describe('training with a learning rate too large', () => {
+  it('POST /train says the learning rate is too large where the loss never fell, or ended above where it began', async () => {
+    const { app, engine } = await makeApp('cpu');
+    after(async () => {
+      await app.close();
+      await engine.close();
+    });
+    const train = async (learningRate: number, steps: number) => {
+      const res = await app.inject({
+        method: 'POST',
+        url: '/train',
+        payload: { ...xorTrainRequest, optimizer: { name: 'sgd', learningRate }, steps },
+      });
+      assert.equal(res.statusCode, 200, res.body);
+      return res.json() as { loss: number | string; warnings?: string[] };
+    };
+    // diverges at once: NaN at step 1, through a saturated sigmoid, which is not the fit's saturation
+    const blown = await train(1e6, 50);
+    assert.equal(blown.loss, 'NaN');
+    const said = blown.warnings!.join(' ');
+    assert.match(
+      said,
+      /training stopped at step 1: .*The loss never fell below step 0's \(0\.729\d*\): the learningRate is most likely too large/,
+    );
+    assert.doesNotMatch(said, /would only delay that/);
+    // finite, but stuck far above where it began (predictions clipped at 0 and 1)
+    const worse = await train(50, 500);
+    assert.ok(Number(worse.loss) > 9, `loss ${worse.loss}`);
+    assert.match(worse.warnings![0]!, /^the loss rose from 0\.729\d* at step 0 to 9\.21\d*: the learningRate is most likely too large/);
+    // and a learning rate that trains says nothing of it
+    assert.equal((await train(0.5, 2000)).warnings, undefined);
+  });
+});
+
 describe('training does not hold up other requests', () => {
   it('answers /healthz while a long /train runs on the cpu backend', async () => {
     const { app, engine } = await makeApp('cpu');

@@ -100,6 +100,7 @@ export function headForward(input: HeadInput): HeadForward {
     targetRowsNotSummingToOne: 0,
     count: pred.length,
     rows,
+    outputActivation,
   };
   if (op.takesUnitTargets) for (const t of y) if (!(t >= 0 && t <= 1)) report.targetsOutsideUnit++;
   let total = 0;

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { shapeOf } from '../../engine/dispatch.js';
-import { rowsPerStep } from '../../engine/train.js';
+import { type HistoryEntry, rowsPerStep } from '../../engine/train.js';
 import { BATCH_ADVICE, trainOverLimit } from '../../runtime/limits.js';
 import { admitCompute } from '../admission.js';
 import { ResultEncoder } from '../encode.js';
@@ -38,8 +38,11 @@ export const trainRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app, 
       reportStats(request, reply, result.stats);
       const enc = new ResultEncoder(request.body.outputEncoding);
       const history = result.history.map((h) => ({ step: h.step, loss: enc.number(h.loss) }));
+      const wholeBatch = rowsPerStep({ batchSize }, problem.x.rows) === problem.x.rows;
       const said = [
-        ...(result.stoppedAt === undefined ? [] : [stoppedWarning(result.stoppedAt, result.head.saturatedHigh > 0)]),
+        ...(result.stoppedAt === undefined
+          ? roseWarning(result.history, result.loss, wholeBatch)
+          : [stoppedWarning(result.stoppedAt, result.head.saturatedHigh > 0, result.history)]),
         ...unusedSeedWarning(seed, batchSize, problem.x.rows),
       ];
       const params = enc.layers(result.params);
@@ -49,19 +52,36 @@ export const trainRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app, 
   );
 };
 
+const TOO_LARGE = 'the learningRate is most likely too large for this network: try one ten times smaller.';
+
 /**
  * Why training stopped early, and what to change. At step 0 no update has happened yet: the
- * given params' loss is not finite, which no learning rate would change. Later, an output
- * that saturated is what a fit that drives bce towards 0 ends in (the XOR recipe run for
- * 15,000 steps): a smaller learning rate only delays it.
+ * given params' loss is not finite, which no learning rate would change. A loss that had not
+ * fallen below step 0's before it stopped diverged: the learning rate is too large (sgd at
+ * 1e6 on XOR stops at step 1). An output that saturated after the loss fell is what a fit
+ * that drives bce towards 0 ends in (the XOR recipe run for 15,000 steps): a smaller
+ * learning rate only delays it.
  */
-function stoppedWarning(step: number, saturated: boolean): string {
+function stoppedWarning(step: number, saturated: boolean, history: HistoryEntry[]): string {
   if (step === 0)
     return 'training stopped at step 0: the loss of the given params is not finite, so no step was taken; see the other warnings';
   const stopped = `training stopped at step ${step}: its loss is not finite; the params returned are those that gave it (before step ${step}'s update).`;
+  const start = history[0]!.loss;
+  const fell = history.some((h) => h.step < step && h.loss < start);
+  if (!fell) return `${stopped} The loss never fell below step 0's (${start}): ${TOO_LARGE}`;
   return saturated
     ? `${stopped} The fit drove predictions to exactly 1.0 in float32 (see the warning on them); a smaller learningRate would only delay that. Train with "loss": "bce_logits", or for fewer steps.`
     : `${stopped} Try a smaller learningRate.`;
+}
+
+/**
+ * A run that ended with its loss above where it began (sgd at 50 on XOR: 0.73 to 9.2): said
+ * only where step 0's loss is the whole batch's, as the final one is (a minibatch's differs).
+ */
+function roseWarning(history: HistoryEntry[], loss: number, wholeBatch: boolean): string[] {
+  const start = history[0]!.loss;
+  if (!wholeBatch || !(loss > start)) return [];
+  return [`the loss rose from ${start} at step 0 to ${loss}: ${TOO_LARGE}`];
 }
 
 /**
