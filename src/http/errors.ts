@@ -11,7 +11,7 @@ import { validationView } from './validation-view.js';
 export const Errors = {
   InvalidRequest: createError<[string]>('GRADSERVE_INVALID_REQUEST', '%s', 400),
   InvalidJson: createError<[string]>('GRADSERVE_INVALID_JSON', '%s', 400),
-  NotFound: createError<[string, string]>('GRADSERVE_NOT_FOUND', 'no route %s %s', 404),
+  NotFound: createError<[string, string]>('GRADSERVE_NOT_FOUND', 'no route %s %s; the API is at /docs (/openapi.json)', 404),
   MethodNotAllowed: createError<[string, string, string]>('GRADSERVE_METHOD_NOT_ALLOWED', '%s takes %s, not %s', 405),
   // Node refuses these before fastify has a request (clientErrorHandler)
   BadHttp: createError('GRADSERVE_BAD_HTTP', 'the request is not valid HTTP/1.1', 400),

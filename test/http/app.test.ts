@@ -719,7 +719,7 @@ describe('HTTP API (inject)', () => {
     // whatever the body: no parsing for a route that does not exist
     const empty = await app.inject({ method: 'POST', url: '/nope', headers: { 'content-type': 'application/json' } });
     assert.equal(empty.statusCode, 404, empty.body);
-    assert.equal(empty.json().message, 'no route POST /nope');
+    assert.equal(empty.json().message, 'no route POST /nope; the API is at /docs (/openapi.json)');
   });
 
   it('answers a known path asked with the wrong method with a 405 and Allow', async () => {
