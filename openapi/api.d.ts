@@ -321,6 +321,21 @@ export interface operations {
                     };
                 };
             };
+            /** @description A `Transfer-Encoding` other than chunked (compress with `Content-Encoding` instead); the connection is closed. */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        code: string;
+                        error: string;
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
+                        message: string;
+                    };
+                };
+            };
             /** @description At capacity (GRADSERVE_OVERLOADED), past GRADSERVE_REQUEST_TIMEOUT_MS (GRADSERVE_TIMEOUT), shutting down or the engine not answering: retry after `Retry-After` seconds, here or on another replica. */
             503: {
                 headers: {
@@ -504,6 +519,21 @@ export interface operations {
             };
             /** @description An `Expect` other than 100-continue; the connection is closed. */
             417: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        code: string;
+                        error: string;
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
+                        message: string;
+                    };
+                };
+            };
+            /** @description A `Transfer-Encoding` other than chunked (compress with `Content-Encoding` instead); the connection is closed. */
+            501: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -709,6 +739,21 @@ export interface operations {
             };
             /** @description An `Expect` other than 100-continue; the connection is closed. */
             417: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        code: string;
+                        error: string;
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
+                        message: string;
+                    };
+                };
+            };
+            /** @description A `Transfer-Encoding` other than chunked (compress with `Content-Encoding` instead); the connection is closed. */
+            501: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -941,6 +986,21 @@ export interface operations {
             };
             /** @description An `Expect` other than 100-continue; the connection is closed. */
             417: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        code: string;
+                        error: string;
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
+                        message: string;
+                    };
+                };
+            };
+            /** @description A `Transfer-Encoding` other than chunked (compress with `Content-Encoding` instead); the connection is closed. */
+            501: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1225,6 +1285,21 @@ export interface operations {
             };
             /** @description An `Expect` other than 100-continue; the connection is closed. */
             417: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        code: string;
+                        error: string;
+                        /** @description What went wrong: for a 400 which field and why, for a 413 which limit; otherwise what to do (retry later, or ask for less at once). */
+                        message: string;
+                    };
+                };
+            };
+            /** @description A `Transfer-Encoding` other than chunked (compress with `Content-Encoding` instead); the connection is closed. */
+            501: {
                 headers: {
                     [name: string]: unknown;
                 };

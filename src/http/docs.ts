@@ -61,6 +61,7 @@ const ERROR_DESCRIPTIONS: Record<string, string> = {
     "/train's steps and their work, /init's parameters (GRADSERVE_LIMIT_EXCEEDED); `message` names the limit and its setting.",
   415: 'The body is not `application/json` in UTF-8, or its `Content-Encoding` is not gzip, deflate or identity.',
   417: 'An `Expect` other than 100-continue; the connection is closed.',
+  501: 'A `Transfer-Encoding` other than chunked (compress with `Content-Encoding` instead); the connection is closed.',
   503:
     'At capacity (GRADSERVE_OVERLOADED), past GRADSERVE_REQUEST_TIMEOUT_MS (GRADSERVE_TIMEOUT), shutting down or the engine not answering: ' +
     'retry after `Retry-After` seconds, here or on another replica.',

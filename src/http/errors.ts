@@ -18,6 +18,12 @@ export const Errors = {
   HeadersTooLarge: createError('GRADSERVE_HEADERS_TOO_LARGE', 'the request headers are larger than the server accepts', 431),
   // Node answers these with an empty body unless told otherwise (app.ts hands them to fastify)
   MissingHost: createError('GRADSERVE_BAD_HTTP', 'an HTTP/1.1 request must carry a Host header (RFC 9112, section 3.2)', 400),
+  // Node decodes only chunked framing: a body in another transfer coding would reach the parser still coded
+  UnknownTransferCoding: createError<[string]>(
+    'GRADSERVE_TRANSFER_CODING',
+    'Transfer-Encoding "%s" is not supported: only chunked is (RFC 9112, section 6.1); send a compressed body with Content-Encoding: gzip',
+    501,
+  ),
   UnknownExpectation: createError<[string]>(
     'GRADSERVE_EXPECTATION_FAILED',
     'the request expects "%s"; the only expectation this server meets is 100-continue',
@@ -150,6 +156,8 @@ function refusedHttp(request: FastifyRequest): FastifyError | undefined {
   if (request.headers.host === undefined) return new Errors.MissingHost();
   const expect = request.headers.expect;
   if (expect !== undefined && !expectsContinue(request)) return new Errors.UnknownExpectation(expect.slice(0, 100));
+  const coding = request.headers['transfer-encoding'];
+  if (coding?.split(',').some((c) => c.trim().toLowerCase() !== 'chunked')) return new Errors.UnknownTransferCoding(coding.slice(0, 100));
   return undefined;
 }
 

@@ -354,6 +354,7 @@ const ERROR_ANSWERS = {
   413: ErrorResponse,
   415: ErrorResponse,
   417: ErrorResponse,
+  501: ErrorResponse,
   503: ErrorResponse,
 };
 

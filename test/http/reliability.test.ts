@@ -771,7 +771,7 @@ describe('reading bodies', () => {
 
 describe('HTTP that Node would refuse with an empty body', () => {
   /** Send `request` on a fresh connection; all the server sent once it closes the connection. */
-  const exchange = (port: number, request: string) => {
+  const exchange = (port: number, request: string | Buffer) => {
     const socket = connect(port, '127.0.0.1');
     const answer = receivedUntilClose(socket);
     socket.write(request);
@@ -820,6 +820,25 @@ describe('HTTP that Node would refuse with an empty body', () => {
       const refused = bodyOf(expecting);
       assert.equal(refused.code, 'GRADSERVE_EXPECTATION_FAILED');
       assert.match(refused.message, /expects "200-ok"; the only expectation this server meets is 100-continue/);
+
+      // a transfer coding Node does not decode: the body would reach the parser still gzipped
+      const zipped = gzipSync(body);
+      const coded = await exchange(
+        port,
+        Buffer.concat([
+          Buffer.from(
+            `POST /value-and-grad HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\nContent-Type: application/json\r\n\r\n${zipped.length.toString(16)}\r\n`,
+          ),
+          zipped,
+          Buffer.from('\r\n0\r\n\r\n'),
+        ]),
+      );
+      assert.match(coded, /^HTTP\/1\.1 501 /);
+      assert.equal(bodyOf(coded).code, 'GRADSERVE_TRANSFER_CODING');
+      assert.match(
+        bodyOf(coded).message,
+        /^Transfer-Encoding "gzip, chunked" is not supported: only chunked is .* Content-Encoding: gzip$/,
+      );
       assert.equal((await post(url, xorCase)).status, 200);
     });
   });
