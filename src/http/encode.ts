@@ -62,15 +62,24 @@ export class ResultEncoder {
     return shape ? { packedFloat32: own, shape } : { packedFloat32: own };
   }
 
-  /** Binary tensors carry NaN and ±Infinity as float32 bits; they are still counted for the warnings. */
+  /**
+   * Binary tensors carry NaN and ±Infinity as float32 bits; they are still counted for the
+   * warnings. Every NaN is written as the one quiet NaN (0x7fc00000): its sign and payload
+   * depend on which operation made it (x86's own NaN is negative), so that the same answer
+   * comes in the same bytes.
+   */
   private binary(shape: number[], data: Float32Array): Base64Tensor {
-    this.count(data);
+    if (this.count(data) > 0) for (let i = 0; i < data.length; i++) if (Number.isNaN(data[i]!)) data[i] = Number.NaN;
     return toBase64Tensor(shape, data);
   }
 
-  private count(v: Float32Array): void {
+  /** Counts `v`'s values, and those not finite; returns how many of its own are not. */
+  private count(v: Float32Array): number {
     this.values += v.length;
-    for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i]!)) this.nonFinite++;
+    let nonFinite = 0;
+    for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i]!)) nonFinite++;
+    this.nonFinite += nonFinite;
+    return nonFinite;
   }
 
   /** What to tell the client of a likely mistake in its input or of results that are not finite; undefined when there is nothing to say. */

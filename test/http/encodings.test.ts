@@ -4,6 +4,7 @@ import { deflateSync, gunzipSync, gzipSync, inflateSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
 import { Engine } from '../../src/engine/engine.js';
+import { ResultEncoder } from '../../src/http/encode.js';
 import { xorBinaryRequest, xorForwardRequest, xorRequest } from '../../src/http/request-examples.js';
 import { defaultConfig } from '../../src/runtime/config.js';
 import { assertGradsMatch, binary, randomCase, rng, xorCase } from '../helpers.js';
@@ -233,5 +234,16 @@ describe('binary tensors and compression', () => {
     } finally {
       await small.close();
     }
+  });
+});
+
+describe('binary answers', () => {
+  it('write every NaN as the one quiet NaN, whatever sign and payload the operation gave it, and keep ±Infinity', () => {
+    const bits = new Uint32Array([0xffc00000, 0x7fc00001, 0x7f800000, 0xff800000, 0x3f800000]); // -NaN, NaN with a payload, ±Inf, 1
+    const enc = new ResultEncoder('base64');
+    const written = enc.vector(new Float32Array(bits.buffer)) as { data: string };
+    const out = new Uint32Array(new Uint8Array(Buffer.from(written.data, 'base64')).buffer);
+    assert.deepEqual([...out], [0x7fc00000, 0x7fc00000, 0x7f800000, 0xff800000, 0x3f800000]);
+    assert.equal(enc.nonFinite, 4);
   });
 });
