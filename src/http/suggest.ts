@@ -1,6 +1,7 @@
 /**
  * "Did you mean": the option or field a client most likely meant, for names spelt as other
- * libraries spell them (ReLU, batch_size, xavier_uniform, BCEWithLogitsLoss).
+ * libraries spell them (ReLU, batch_size, xavier_uniform, BCEWithLogitsLoss), and for typos
+ * (tahn, activaton, parms).
  */
 const normal = (name: string) => name.toLowerCase().replace(/[-_\s]/g, '');
 
@@ -33,7 +34,40 @@ const ALIASES: Record<string, string> = {
 export function meantOption(given: string, allowed: readonly string[]): string | undefined {
   const n = normal(given);
   const alias = ALIASES[n];
-  return allowed.find((option) => normal(option) === n) ?? (alias && allowed.includes(alias) ? alias : undefined);
+  return allowed.find((option) => normal(option) === n) ?? (alias && allowed.includes(alias) ? alias : closest(n, allowed));
+}
+
+/**
+ * The one candidate a typo of `n` (normalised) most likely is: within one edit (a letter
+ * missing, extra, wrong, or two swapped) for names of up to 4 letters, two for longer ones;
+ * none when two candidates are as close.
+ */
+function closest(n: string, candidates: Iterable<string>): string | undefined {
+  const most = n.length <= 4 ? 1 : 2;
+  let best: string | undefined;
+  let bestDistance = most + 1;
+  let tied = false;
+  for (const candidate of candidates) {
+    const d = editDistance(n, normal(candidate));
+    if (d === 0) continue; // the name itself, not allowed where it was sent (adam's momentum)
+    if (d < bestDistance) [best, bestDistance, tied] = [candidate, d, false];
+    else if (d === bestDistance) tied = true;
+  }
+  return tied || bestDistance >= n.length ? undefined : best;
+}
+
+/** Edits (insert, delete, substitute, swap two neighbours) from a to b: optimal string alignment. */
+function editDistance(a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 2) return 3; // more than closest() ever takes
+  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
+    }
+  }
+  return d[a.length]![b.length]!;
 }
 
 /**
@@ -101,5 +135,5 @@ export function meantField(given: string, fields: Iterable<string>): string | un
   const allowed = [...fields];
   for (const field of allowed) if (normal(field) === n && field !== given) return field;
   const alias = FIELD_ALIASES[n];
-  return alias && allowed.includes(alias) ? alias : undefined;
+  return alias && allowed.includes(alias) ? alias : closest(n, allowed);
 }

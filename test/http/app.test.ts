@@ -677,7 +677,7 @@ describe('HTTP API (inject)', () => {
       ['GRADSERVE_INVALID_JSON', 'the body is not valid UTF-8; JSON is sent in UTF-8 (RFC 8259)'],
     );
     const utf8 = await raw(JSON.stringify({ ...xorBody, activation: 'rélu' }), 'application/json');
-    assert.match(utf8.json().message, /^activation is "rélu"; expected one of/);
+    assert.match(utf8.json().message, /^activation is "rélu"; did you mean "relu"\? \(one of/);
     for (const charset of ['UTF-8', '"utf-8"', 'us-ascii']) {
       const ok = await raw(JSON.stringify(xorBody), `application/json; charset=${charset}`);
       assert.equal(ok.statusCode, 200, `${charset}: ${ok.body}`);

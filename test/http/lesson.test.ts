@@ -323,6 +323,16 @@ describe('the lesson series over HTTP: /init, /forward, /train', () => {
       { ...xorTrainRequest, optimizer: { name: 'adam', learningRate: 0.05, b1: 1 } },
       /^optimizer\.b1 is 1; it must be < 1$/,
     ],
+    // typos, within an edit or two; none where two names are as close
+    ['a misspelt activation', '/value-and-grad', { ...xorCase, activation: 'tahn' }, /^activation is "tahn"; did you mean "tanh"\?/],
+    [
+      'a misspelt field',
+      '/value-and-grad',
+      { x: xorCase.x, y: xorCase.y, parms: xorCase.params },
+      /^body has unknown field "parms" \(did you mean "params"\?\)$/,
+    ],
+    ['a misspelt optimizer', '/train', { ...xorTrainRequest, optimizer: { name: 'adma', learningRate: 0.05 } }, /did you mean "adam"\?/],
+    ['an unknown field as close to x as to y', '/value-and-grad', { ...xorCase, z: 1 }, /^body has unknown field "z"$/],
     ['a scale of 0', '/init', { layers: [2, 1], scheme: 'normal', scale: 0 }, /^scale is 0; it must be > 0$/],
     ['a fractional seed', '/init', { layers: [2, 1], seed: 1.5 }, /^seed is 1\.5; it must be a whole number$/],
     ['too many parameters', '/init', { layers: [100, 100] }, /10100 parameters; the limit is 1000 \(GRADSERVE_MAX_INIT_PARAMS\)/],
