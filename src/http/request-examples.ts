@@ -109,12 +109,24 @@ export const xorBinaryRequest = {
  * attached to the document here rather than to the zod schemas because zod leaves examples
  * out of a schema's input form once it transforms (as the tensor fields do).
  */
-export const requestExamples: Record<string, Record<string, { summary: string; value: unknown }>> = {
+export const requestExamples: Record<string, Record<string, { summary: string; description?: string; value: unknown }>> = {
   '/value-and-grad': {
     xor: { summary: 'The XOR lesson', value: xorRequest },
-    xorBinary: { summary: 'The XOR lesson with binary tensors (in and out)', value: xorBinaryRequest },
+    xorBinary: {
+      summary: 'The XOR lesson with binary tensors (in and out)',
+      description:
+        'Each tensor as `{"dtype": "float32", "shape": [...], "data": "<base64>"}`: the float32 values, little-endian, row by row. ' +
+        "In Python, `base64.b64encode(a.astype('<f4').tobytes())` writes one, and " +
+        "`np.frombuffer(base64.b64decode(t['data']), '<f4').reshape(t['shape'])` reads one back. " +
+        'About a third the size of JSON numbers and much faster to parse: for large batches.',
+      value: xorBinaryRequest,
+    },
     threeClasses: { summary: 'Three classes: softmax cross-entropy on one-hot targets', value: threeClassRequest },
-    threeClassLabels: { summary: 'Three classes: softmax cross-entropy on class indices', value: threeClassLabelsRequest },
+    threeClassLabels: {
+      summary: 'Three classes: softmax cross-entropy on class indices',
+      description: 'y holds one class index per row (0 to out − 1), as MNIST labels come: the same loss and gradients as the one-hot rows.',
+      value: threeClassLabelsRequest,
+    },
   },
   '/loss': { xor: { summary: 'The XOR lesson', value: xorRequest } },
   '/forward': {
