@@ -50,7 +50,9 @@ export function useJsonBodies(api: FastifyInstance, workers: JsonWorkers, pace: 
     request.bodyReceivedAt = performance.now();
     const url = request.routeOptions.url;
     if (workers.offloads(bytes.length) && isPostRoute(url)) {
-      workers.parse(url, bytes, limits).then(
+      // a request that times out (or whose client leaves) while its body waits for a thread or
+      // is parsed there gets its answer then, not once the parse is done
+      workers.parse(url, bytes, limits, request.computeSignal ?? undefined).then(
         (value) => done(null, new ValidatedBody(url, value)),
         (err: Error) => done(err, undefined),
       );

@@ -284,6 +284,23 @@ describe('JSON worker threads', () => {
     assert.equal(next.statusCode, 200, next.body);
   });
 
+  it("rejects a parse at once when its request's signal aborts (a timeout, a client gone), and parses the next", async () => {
+    const workers = new JsonWorkers({ workers: 1, minBytes: 0 });
+    try {
+      const big = Buffer.from(JSON.stringify(randomCase(rng(9), { widths: [64, 64, 1], batch: 4096, activation: 'tanh' })));
+      const controller = new AbortController();
+      const job = workers.parse('/value-and-grad', big, defaultConfig().limits, controller.signal);
+      controller.abort(new Error('timed out'));
+      await assert.rejects(job, /^Error: timed out$/);
+      const aborted = AbortSignal.abort(new Error('gone'));
+      await assert.rejects(workers.parse('/value-and-grad', Buffer.from(JSON.stringify(c)), defaultConfig().limits, aborted), /gone/);
+      const value = (await workers.parse('/value-and-grad', Buffer.from(JSON.stringify(c)), defaultConfig().limits)) as { x: unknown };
+      assert.ok(value.x !== undefined, 'the next body is parsed');
+    } finally {
+      await workers.close();
+    }
+  });
+
   it('fails a body no thread can be handed with a rejection, never a throw into the body stream, and parses the next', async () => {
     const workers = new JsonWorkers({ workers: 1, minBytes: 1 });
     try {
