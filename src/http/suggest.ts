@@ -28,37 +28,52 @@ const ALIASES: Record<string, string> = {
   // these two take class indices
   crossentropyloss: 'softmax_cross_entropy_with_integer_labels',
   sparsecategoricalcrossentropy: 'softmax_cross_entropy_with_integer_labels',
+  sgdm: 'momentum',
+  cce: 'softmax_cross_entropy',
 };
+
+/**
+ * Other libraries' names for things this API does not have, within a typo of one it has
+ * (adamw of adam, mae of mse, prelu of relu): no "did you mean", which would offer another
+ * algorithm as if it were a spelling.
+ */
+const NOT_TYPOS = new Set(['adamw', 'nadam', 'radam', 'adamax', 'mae', 'msle', 'prelu', 'rrelu', 'relu6', 'selu', 'celu']);
 
 /** The allowed option `given` most likely means, if any. */
 export function meantOption(given: string, allowed: readonly string[]): string | undefined {
   const n = normal(given);
   const alias = ALIASES[n];
-  return allowed.find((option) => normal(option) === n) ?? (alias && allowed.includes(alias) ? alias : closest(n, allowed));
+  return (
+    allowed.find((option) => normal(option) === n) ??
+    (alias && allowed.includes(alias) ? alias : NOT_TYPOS.has(n) ? undefined : closest(n, allowed))
+  );
 }
 
 /**
  * The one candidate a typo of `n` (normalised) most likely is: within one edit (a letter
- * missing, extra, wrong, or two swapped) for names of up to 4 letters, two for longer ones;
- * none when two candidates are as close.
+ * missing, extra, wrong, or two swapped) for names of up to 4 letters, two for longer ones,
+ * and fewer edits than `n` has letters (a one-letter name is no typo of another); none when
+ * two candidates are as close, or when `n` is itself a candidate's name (adam's `momentum`
+ * sent to sgd, `b1` to sgd: a real name, only not taken there).
  */
 function closest(n: string, candidates: Iterable<string>): string | undefined {
-  const most = n.length <= 4 ? 1 : 2;
+  const most = Math.min(n.length <= 4 ? 1 : 2, n.length - 1);
   let best: string | undefined;
   let bestDistance = most + 1;
   let tied = false;
   for (const candidate of candidates) {
     const d = editDistance(n, normal(candidate));
-    if (d === 0) continue; // the name itself, not allowed where it was sent (adam's momentum)
+    if (d === 0) return undefined;
+    if (d > most) continue;
     if (d < bestDistance) [best, bestDistance, tied] = [candidate, d, false];
     else if (d === bestDistance) tied = true;
   }
-  return tied || bestDistance >= n.length ? undefined : best;
+  return tied ? undefined : best;
 }
 
-/** Edits (insert, delete, substitute, swap two neighbours) from a to b: optimal string alignment. */
+/** Edits (insert, delete, substitute, swap two neighbours) from a to b: optimal string alignment; 3 for "more than closest() takes". */
 function editDistance(a: string, b: string): number {
-  if (Math.abs(a.length - b.length) > 2) return 3; // more than closest() ever takes
+  if (Math.abs(a.length - b.length) > 2) return 3;
   const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
   for (let i = 1; i <= a.length; i++) {
     for (let j = 1; j <= b.length; j++) {
@@ -66,6 +81,7 @@ function editDistance(a: string, b: string): number {
       d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
       if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
     }
+    if (Math.min(...d[i]!) > 2) return 3; // no path back under 3 edits
   }
   return d[a.length]![b.length]!;
 }

@@ -202,7 +202,11 @@ function describeIssue(issue: Issue, body: unknown, fieldsAt: FieldsAt | undefin
   if (issue.keyword === 'unrecognized_keys' && keys) {
     const meantOf = (k: string) => meantField(k, fieldsOf(fieldsAt, at));
     // an optimizer's setting at the top of a /train body (lr, learning_rate): it goes inside optimizer
-    const optimizerOf = (k: string) => (at.length === 0 ? meantField(k, fieldsOf(fieldsAt, ['optimizer'])) : undefined);
+    const optimizerOf = (k: string) => {
+      if (at.length !== 0) return undefined;
+      const settings = [...fieldsOf(fieldsAt, ['optimizer'])];
+      return settings.includes(k) ? k : meantField(k, settings);
+    };
     const names = keys.slice(0, MAX_ISSUES).map((k) => {
       const meant = meantOf(k);
       const inOptimizer = meant ? undefined : optimizerOf(k);
@@ -321,7 +325,8 @@ function withoutMissingMeant(issues: Issue[], body: unknown, fieldsAt: FieldsAt 
   for (const issue of issues) {
     if (issue.keyword !== 'unrecognized_keys' || !issue.params?.keys) continue;
     const at = pathOf(issue.instancePath);
-    for (const key of issue.params.keys) {
+    // the keys the message shows: a body of a million unknown keys costs no more than five
+    for (const key of issue.params.keys.slice(0, MAX_ISSUES)) {
       const field = meantField(key, fieldsOf(fieldsAt, at));
       if (field && valueAt(body, [...at, field]) === undefined) meant.add([...at, field].join('/'));
     }

@@ -333,6 +333,33 @@ describe('the lesson series over HTTP: /init, /forward, /train', () => {
     ],
     ['a misspelt optimizer', '/train', { ...xorTrainRequest, optimizer: { name: 'adma', learningRate: 0.05 } }, /did you mean "adam"\?/],
     ['an unknown field as close to x as to y', '/value-and-grad', { ...xorCase, z: 1 }, /^body has unknown field "z"$/],
+    // a real name, only not taken there, and other libraries' names for what this API lacks: no typo of ours
+    [
+      "adam's b1 sent to sgd",
+      '/train',
+      { ...xorTrainRequest, optimizer: { name: 'sgd', learningRate: 0.1, b1: 0.9 } },
+      /^optimizer has unknown field "b1"$/,
+    ],
+    [
+      'adamw, not a typo of adam',
+      '/train',
+      { ...xorTrainRequest, optimizer: { name: 'adamw', learningRate: 0.1 } },
+      /^optimizer\.name is "adamw"; expected one of/,
+    ],
+    ['prelu, not a typo of relu', '/value-and-grad', { ...xorCase, activation: 'prelu' }, /^activation is "prelu"; expected one of/],
+    ['mae, not a typo of mse', '/value-and-grad', { ...xorCase, loss: 'mae' }, /^loss is "mae"; expected one of/],
+    [
+      'sgd with momentum as Keras users say it',
+      '/train',
+      { ...xorTrainRequest, optimizer: { name: 'sgdm', learningRate: 0.1 } },
+      /did you mean "momentum"\?/,
+    ],
+    [
+      "adam's b1 beside the optimizer",
+      '/train',
+      { ...xorTrainRequest, b1: 0.9 },
+      /^body has unknown field "b1" \(did you mean "optimizer": \{"name": …, "b1": …\}\?\)$/,
+    ],
     ['a scale of 0', '/init', { layers: [2, 1], scheme: 'normal', scale: 0 }, /^scale is 0; it must be > 0$/],
     ['a fractional seed', '/init', { layers: [2, 1], seed: 1.5 }, /^seed is 1\.5; it must be a whole number$/],
     ['too many parameters', '/init', { layers: [100, 100] }, /10100 parameters; the limit is 1000 \(GRADSERVE_MAX_INIT_PARAMS\)/],
