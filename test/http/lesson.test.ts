@@ -436,13 +436,27 @@ describe('training with a learning rate too large', () => {
     const said = blown.warnings!.join(' ');
     assert.match(
       said,
-      /training stopped at step 1: .*The loss never fell below step 0's \(0\.729\d*\): the learningRate is most likely too large/,
+      /training stopped at step 1: .*The loss never fell below step 0's \(0\.7300\): the learningRate is most likely too large/,
     );
     assert.doesNotMatch(said, /would only delay that/);
     // finite, but stuck far above where it began (predictions clipped at 0 and 1)
     const worse = await train(50, 500);
     assert.ok(Number(worse.loss) > 9, `loss ${worse.loss}`);
-    assert.match(worse.warnings![0]!, /^the loss rose from 0\.729\d* at step 0 to 9\.21\d*: the learningRate is most likely too large/);
+    assert.match(worse.warnings![0]!, /^the loss rose from 0\.7300 at step 0 to 9\.210: the learningRate is most likely too large/);
+    // one step that ends in NaN: no history after step 0 to stop at
+    const once = await train(1e6, 1);
+    assert.match(once.warnings![0]!, /^the loss rose from 0\.7300 at step 0 to NaN: the learningRate is most likely too large/);
+    // nor training on from fitted params with a fresh adam state, whose first steps move each
+    // param by about the learning rate: here from a near fit (W 2.001 for 2) to many times its loss
+    const exact = { params: [{ W: [[2.001]], b: [0] }], x: [[1], [2], [3]], y: [2, 4, 6], loss: 'mse' };
+    const on = await app.inject({
+      method: 'POST',
+      url: '/train',
+      payload: { ...exact, optimizer: { name: 'adam', learningRate: 0.01 }, steps: 20 },
+    });
+    assert.equal(on.statusCode, 200, on.body);
+    assert.ok(on.json().loss > 10 * on.json().history[0].loss, `the loss rose from ${on.json().history[0].loss} to ${on.json().loss}`);
+    assert.equal(on.json().warnings, undefined, JSON.stringify(on.json().warnings));
     // and a learning rate that trains says nothing of it
     assert.equal((await train(0.5, 2000)).warnings, undefined);
   });

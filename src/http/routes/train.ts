@@ -42,7 +42,7 @@ export const trainRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app, 
       const said = [
         ...(result.stoppedAt === undefined
           ? roseWarning(result.history, result.loss, wholeBatch)
-          : [stoppedWarning(result.stoppedAt, result.head.saturatedHigh > 0, result.history)]),
+          : [stoppedWarning(result.stoppedAt, result.head.saturatedHigh > 0, result.history, wholeBatch)]),
         ...unusedSeedWarning(seed, batchSize, problem.x.rows),
       ];
       const params = enc.layers(result.params);
@@ -54,35 +54,46 @@ export const trainRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app, 
 
 const TOO_LARGE = 'the learningRate is most likely too large for this network: try one ten times smaller.';
 
+/** A loss for a warning's text: four digits say what happened. */
+const shown = (loss: number) => (Number.isFinite(loss) ? loss.toPrecision(4) : String(loss));
+
 /**
  * Why training stopped early, and what to change. At step 0 no update has happened yet: the
  * given params' loss is not finite, which no learning rate would change. A loss that had not
  * fallen below step 0's before it stopped diverged: the learning rate is too large (sgd at
- * 1e6 on XOR stops at step 1). An output that saturated after the loss fell is what a fit
- * that drives bce towards 0 ends in (the XOR recipe run for 15,000 steps): a smaller
- * learning rate only delays it.
+ * 1e6 on XOR stops at step 1); only said where every step's loss is the whole batch's, as a
+ * minibatch's differs from the next one's. An output that saturated after the loss fell is
+ * what a fit that drives bce towards 0 ends in (the XOR recipe run for 15,000 steps): a
+ * smaller learning rate only delays it.
  */
-function stoppedWarning(step: number, saturated: boolean, history: HistoryEntry[]): string {
+function stoppedWarning(step: number, saturated: boolean, history: HistoryEntry[], wholeBatch: boolean): string {
   if (step === 0)
     return 'training stopped at step 0: the loss of the given params is not finite, so no step was taken; see the other warnings';
   const stopped = `training stopped at step ${step}: its loss is not finite; the params returned are those that gave it (before step ${step}'s update).`;
   const start = history[0]!.loss;
-  const fell = history.some((h) => h.step < step && h.loss < start);
-  if (!fell) return `${stopped} The loss never fell below step 0's (${start}): ${TOO_LARGE}`;
+  if (wholeBatch && !history.some((h) => h.step < step && h.loss < start))
+    return `${stopped} The loss never fell below step 0's (${shown(start)}): ${TOO_LARGE}`;
   return saturated
     ? `${stopped} The fit drove predictions to exactly 1.0 in float32 (see the warning on them); a smaller learningRate would only delay that. Train with "loss": "bce_logits", or for fewer steps.`
     : `${stopped} Try a smaller learningRate.`;
 }
 
 /**
- * A run that ended with its loss above where it began (sgd at 50 on XOR: 0.73 to 9.2): said
- * only where step 0's loss is the whole batch's, as the final one is (a minibatch's differs).
+ * A run whose loss ended ten times where it began without ever falling below it (sgd at 50
+ * on XOR: 0.73 to 9.2), or ended not finite without falling (sgd at 1e6 for one step). Not
+ * from a loss already near 0: params trained on with a fresh adam state move by about the
+ * learning rate at first, which can raise a fitted loss many times over. Said only where
+ * step 0's loss is the whole batch's, as the final one is.
  */
 function roseWarning(history: HistoryEntry[], loss: number, wholeBatch: boolean): string[] {
   const start = history[0]!.loss;
-  if (!wholeBatch || !(loss > start)) return [];
-  return [`the loss rose from ${start} at step 0 to ${loss}: ${TOO_LARGE}`];
+  if (!wholeBatch || history.some((h) => h.loss < start)) return [];
+  const diverged = !Number.isFinite(loss) || (start >= FITTED_LOSS && loss >= 10 * start);
+  return diverged ? [`the loss rose from ${shown(start)} at step 0 to ${shown(loss)}: ${TOO_LARGE}`] : [];
 }
+
+/** A loss below which params count as fitted already (roseWarning). */
+const FITTED_LOSS = 1e-3;
 
 /**
  * A seed that changed nothing: it only drives the shuffle that draws minibatches, and without
