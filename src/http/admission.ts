@@ -221,7 +221,10 @@ export function admitCompute(app: FastifyInstance, gate: ComputeGate, timeoutMs:
       settled = true;
       clearTimeout(timer);
       untrack();
-      ticket.release();
+      // a body a JSON thread still holds keeps its read slot until the thread lets it go: the
+      // slots bound the bodies in memory, answered (timed out, client gone) or not
+      if (request.bodyInThread) void request.bodyInThread.then(() => ticket.release());
+      else ticket.release();
       if (!answered) controller.abort(new Errors.ClientGone());
     };
     reply.raw.once('finish', () => settle(true));

@@ -50,9 +50,16 @@ export function useJsonBodies(api: FastifyInstance, workers: JsonWorkers, pace: 
     request.bodyReceivedAt = performance.now();
     const url = request.routeOptions.url;
     if (workers.offloads(bytes.length) && isPostRoute(url)) {
-      // a request that times out (or whose client leaves) while its body waits for a thread or
-      // is parsed there gets its answer then, not once the parse is done
-      workers.parse(url, bytes, limits, request.computeSignal ?? undefined).then(
+      const parsed = workers.parse(url, bytes, limits);
+      // the thread holds the body until its parse ends, and the request its read slot (admission.ts),
+      // even when the request is answered first: the slots bound the bodies held
+      request.bodyInThread = parsed.then(
+        () => undefined,
+        () => undefined,
+      );
+      // a request that times out (or whose client leaves) while its body waits for the thread or
+      // is parsed there is answered then, not once the parse is done
+      untilAborted(parsed, request.computeSignal).then(
         (value) => done(null, new ValidatedBody(url, value)),
         (err: Error) => done(err, undefined),
       );
@@ -68,6 +75,17 @@ export function useJsonBodies(api: FastifyInstance, workers: JsonWorkers, pace: 
       done(err as Error, undefined);
     }
   }
+}
+
+/** `promise`, or a rejection with `signal`'s reason as soon as it aborts, whichever comes first. */
+export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | null | undefined): Promise<T> {
+  if (!signal) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const abort = () => reject(signal.reason);
+    if (signal.aborted) return abort();
+    signal.addEventListener('abort', abort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', abort));
+  });
 }
 
 /** JSON is UTF-8 (RFC 8259): a Content-Type that names another charset (utf-16, latin1) gets a 415, not misread text. */

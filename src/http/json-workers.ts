@@ -67,16 +67,13 @@ export class JsonWorkers {
    * A validated body (tensors packed, as the route's schema transforms them); rejects with a
    * 400 that says why, or a 413 for lists longer than `limits` allow. Async, so that a thread that
    * cannot start, or a job it cannot take, fails this request alone instead of throwing into
-   * the body stream's event handler. When `signal` aborts (the request timed out, its client
-   * left), it rejects with the signal's reason at once; the thread's work on it, which cannot
-   * be interrupted, is left to finish and its result dropped.
+   * the body stream's event handler. It settles when the thread is done with the body.
    */
-  async parse(url: PostRoute, bytes: Buffer, limits: ListLimits, signal?: AbortSignal): Promise<unknown> {
-    signal?.throwIfAborted();
+  async parse(url: PostRoute, bytes: Buffer, limits: ListLimits): Promise<unknown> {
     // hand the bytes over when the buffer owns its memory (large bodies do), else copy them
     const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
     const view = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    return this.run({ id: this.nextId++, kind: 'parse', url, bytes: view, limits }, own ? [bytes.buffer as ArrayBuffer] : [], signal);
+    return this.run({ id: this.nextId++, kind: 'parse', url, bytes: view, limits }, own ? [bytes.buffer as ArrayBuffer] : []);
   }
 
   /**
@@ -94,19 +91,16 @@ export class JsonWorkers {
     await Promise.all(this.threads.splice(0).map((t) => t.worker.terminate()));
   }
 
-  private run(job: JsonJob, transfer: ArrayBuffer[], signal?: AbortSignal): Promise<unknown> {
+  private run(job: JsonJob, transfer: ArrayBuffer[]): Promise<unknown> {
     if (this.threads.length < this.settings.workers) this.spawn();
     // the least busy thread
     const thread = this.threads.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
-    const abandon = () => thread.pending.get(job.id)?.reject(signal!.reason);
     const done = new Promise((resolve, reject) => {
       thread.pending.set(job.id, { resolve, reject });
       thread.worker.postMessage(job, transfer);
     });
-    signal?.addEventListener('abort', abandon, { once: true });
     this.inFlight.add(done);
     const forget = () => {
-      signal?.removeEventListener('abort', abandon);
       this.inFlight.delete(done);
       this.done[job.kind]++;
     };

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -8,7 +9,7 @@ import { isResponseSerializationError } from 'fastify-type-provider-zod';
 import { buildApp } from '../../src/app.js';
 import { Engine } from '../../src/engine/engine.js';
 import { ResultEncoder, unpackTensors } from '../../src/http/encode.js';
-import { acceptsGzip, answerSerializerCompiler, spellOutWildcard } from '../../src/http/json-body.js';
+import { acceptsGzip, answerSerializerCompiler, spellOutWildcard, untilAborted } from '../../src/http/json-body.js';
 import { JsonWorkers } from '../../src/http/json-workers.js';
 import { POST_ROUTES } from '../../src/http/schemas.js';
 import { defaultConfig, type JsonOffload, loadConfig } from '../../src/runtime/config.js';
@@ -284,20 +285,47 @@ describe('JSON worker threads', () => {
     assert.equal(next.statusCode, 200, next.body);
   });
 
-  it("rejects a parse at once when its request's signal aborts (a timeout, a client gone), and parses the next", async () => {
-    const workers = new JsonWorkers({ workers: 1, minBytes: 0 });
+  it("answers a request whose signal aborts while its body is parsed at once (untilAborted), where the parse's own end may come later", async () => {
+    let finish!: (v: string) => void;
+    const parse = new Promise<string>((resolve) => {
+      finish = resolve;
+    });
+    const controller = new AbortController();
+    const answer = untilAborted(parse, controller.signal);
+    controller.abort(new Error('timed out'));
+    await assert.rejects(answer, /^Error: timed out$/);
+    finish('parsed');
+    assert.equal(await untilAborted(parse, new AbortController().signal), 'parsed');
+    await assert.rejects(untilAborted(parse, AbortSignal.abort(new Error('gone'))), /gone/);
+  });
+
+  it('holds the read slot of a client gone while a JSON thread still parses its body, so that the slots bound the bodies held', async () => {
+    const app = await make({ workers: 1, minBytes: 0 });
     try {
-      const big = Buffer.from(JSON.stringify(randomCase(rng(9), { widths: [64, 64, 1], batch: 4096, activation: 'tanh' })));
-      const controller = new AbortController();
-      const job = workers.parse('/value-and-grad', big, defaultConfig().limits, controller.signal);
-      controller.abort(new Error('timed out'));
-      await assert.rejects(job, /^Error: timed out$/);
-      const aborted = AbortSignal.abort(new Error('gone'));
-      await assert.rejects(workers.parse('/value-and-grad', Buffer.from(JSON.stringify(c)), defaultConfig().limits, aborted), /gone/);
-      const value = (await workers.parse('/value-and-grad', Buffer.from(JSON.stringify(c)), defaultConfig().limits)) as { x: unknown };
-      assert.ok(value.x !== undefined, 'the next body is parsed');
+      const url = new URL(await app.listen({ port: 0, host: '127.0.0.1' }));
+      // ~30 MB of JSON: a JSON thread parses it in hundreds of ms
+      const body = Buffer.from(JSON.stringify(randomCase(rng(9), { widths: [384, 1], batch: 4096, activation: 'tanh' })));
+      const threads = (app.jsonWorkers as unknown as { threads: { pending: Map<number, unknown> }[] }).threads;
+      const parsing = () => threads.some((t) => t.pending.size > 0);
+      const socket = connect(Number(url.port), '127.0.0.1');
+      socket.on('error', () => {});
+      socket.write(`POST /value-and-grad HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`);
+      socket.write(body);
+      // the client leaves once the server has read its body and handed it to the thread
+      while (!parsing()) await new Promise((resolve) => setTimeout(resolve, 1));
+      socket.destroy();
+      let heldWhileParsing = 0;
+      while (parsing()) {
+        assert.equal(app.computeGate.stats().admitted, 1, 'the slot is held while the thread holds the body');
+        heldWhileParsing++;
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+      assert.ok(heldWhileParsing > 0, 'the thread was still parsing after the client had gone');
+      const deadline = Date.now() + 5000;
+      while (app.computeGate.stats().admitted > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+      assert.equal(app.computeGate.stats().admitted, 0, 'and freed once the thread is done with it');
     } finally {
-      await workers.close();
+      await app.close();
     }
   });
 
