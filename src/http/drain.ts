@@ -2,25 +2,36 @@ import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { Errors, retryAfter } from './errors.js';
 
+/** How long a connection ended at shutdown waits for its client to close it. */
+const LINGER_MS = 1000;
+
 /**
  * Closing without cutting anyone off. Node's own close destroys "idle" keep-alive sockets,
  * which cuts the tail of an answer still in the socket's buffer, and leaves connections that
  * become idle later holding close() open. Instead, from the moment the app starts closing: answers
  * carry `Connection: close`, and every connection is ended gracefully (FIN after its last
- * byte, then closed) as soon as it has no request in flight. `drained()` resolves when all have closed.
+ * byte, then closed by a second later) as soon as it has no request in flight. `drained()` resolves when all have closed.
  */
 export function drainOnClose(app: FastifyInstance): { drained: () => Promise<void>; cutOff: () => number } {
   const sockets = new Set<Socket>();
   const inFlight = new Map<Socket, number>();
   let closing = false;
-  // Once our FIN is sent, after every byte of the last answer has gone to the kernel (which
-  // still delivers them), the connection is closed: a client that keeps its side open (a
+  // A second after our FIN has gone (every byte of the last answer handed to the kernel) the
+  // connection is closed if the client has not closed it: one that keeps its side open (a
   // pooled session that reads nothing until its next request) must not hold shutdown open.
+  // Not at once: a close with input still unread sends a reset, which can cost the client the
+  // tail of an answer still in flight.
+  const lingering = new WeakSet<Socket>();
+  const linger = (socket: Socket) => {
+    const timer = setTimeout(() => socket.destroy(), LINGER_MS).unref();
+    socket.once('close', () => clearTimeout(timer));
+  };
   const endIfIdle = (socket: Socket) => {
-    if (!closing || inFlight.has(socket)) return;
+    if (!closing || inFlight.has(socket) || lingering.has(socket)) return;
+    lingering.add(socket);
     socket.end();
-    if (socket.writableFinished) socket.destroy();
-    else socket.once('finish', () => socket.destroy());
+    if (socket.writableFinished) linger(socket);
+    else socket.once('finish', () => linger(socket));
   };
 
   app.server.on('connection', (socket: Socket) => {
