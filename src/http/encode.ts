@@ -66,7 +66,7 @@ export class ResultEncoder {
    * Binary tensors carry NaN and ±Infinity as float32 bits; they are still counted for the
    * warnings. Every NaN is written as the one quiet NaN (0x7fc00000): its sign and payload
    * depend on which operation made it (x86's own NaN is negative), so that the same answer
-   * comes in the same bytes.
+   * comes in the same bytes. Rewritten in place: `data` is the result's own, written once.
    */
   private binary(shape: number[], data: Float32Array): Base64Tensor {
     if (this.count(data) > 0) for (let i = 0; i < data.length; i++) if (Number.isNaN(data[i]!)) data[i] = Number.NaN;

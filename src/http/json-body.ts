@@ -10,7 +10,7 @@ import type {
 import { errorCodes } from 'fastify';
 import { ResponseSerializationError, validatorCompiler } from 'fastify-type-provider-zod';
 import sjson from 'secure-json-parse';
-import { bodyOverBrackets, bodyOverListLimits, type ListLimits } from '../runtime/limits.js';
+import { bodyOverBrackets, bodyOverListLimits, type ListLimits } from './body-limits.js';
 import { type ResultEncoder, unpackTensors } from './encode.js';
 import { EMPTY_BODY, Errors } from './errors.js';
 import type { JsonWorkers } from './json-workers.js';

@@ -6,7 +6,8 @@
 import { parentPort } from 'node:worker_threads';
 import { gzipSync } from 'node:zlib';
 import { validatorCompiler } from 'fastify-type-provider-zod';
-import { bodyOverBrackets, bodyOverListLimits, LAYERS_CEILING } from '../runtime/limits.js';
+import { LAYERS_CEILING } from '../runtime/limits.js';
+import { bodyOverBrackets, bodyOverListLimits } from './body-limits.js';
 import { ResultEncoder, unpackTensors } from './encode.js';
 import { answerSerializerCompiler, bodyText, JSON_GZIP_LEVEL, parseJson } from './json-body.js';
 import type { JsonJob, JsonJobResult } from './json-workers.js';
@@ -60,6 +61,9 @@ function ownBuffers(value: unknown, found: ArrayBuffer[] = []): ArrayBuffer[] {
   return found;
 }
 
+/** No limits on the warm-up's own body, a small one. */
+const WARM_UP_LIMITS = { layers: LAYERS_CEILING, batch: Number.MAX_SAFE_INTEGER, width: Number.MAX_SAFE_INTEGER };
+
 /**
  * Run a small request and answer through /value-and-grad's parse and write before the first job:
  * V8 compiles this thread's validation code while the service starts, not during the first
@@ -78,7 +82,7 @@ function warmUp(): void {
   const matrix = (m: number[][]) => ({ rows: m.length, cols: m[0]!.length, data: Float32Array.from(m.flat()) });
   const grads = params.map((p) => ({ W: matrix(p.W), b: Float32Array.from(p.b) }));
   for (let i = 0; i < 5; i++) {
-    handle({ id: -1, kind: 'parse', url: '/value-and-grad', bytes, limits: { layers: LAYERS_CEILING, batch: 1 << 20, width: 1 << 20 } });
+    handle({ id: -1, kind: 'parse', url: '/value-and-grad', bytes, limits: WARM_UP_LIMITS });
     const enc = new ResultEncoder('json');
     const answer = { loss: enc.number(0.5), grads: enc.layers(grads) };
     handle({ id: -1, kind: 'write', url: '/value-and-grad', answer, gzip: i % 2 === 0 });

@@ -2,8 +2,8 @@ import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { JsonOffload } from '../runtime/config.js';
-import type { ListLimits } from '../runtime/limits.js';
 import { exposeGcToNewThreads } from '../runtime/thread-gc.js';
+import type { ListLimits } from './body-limits.js';
 import { Errors } from './errors.js';
 import type { PostRoute } from './schemas.js';
 
