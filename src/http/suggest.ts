@@ -37,7 +37,10 @@ const ALIASES: Record<string, string> = {
  * (adamw of adam, mae of mse, prelu of relu): no "did you mean", which would offer another
  * algorithm as if it were a spelling.
  */
-const NOT_TYPOS = new Set(['adamw', 'nadam', 'radam', 'adamax', 'mae', 'msle', 'prelu', 'rrelu', 'relu6', 'selu', 'celu']);
+const NOT_TYPOS = new Set([
+  ...['adamw', 'nadam', 'radam', 'adamax', 'mae', 'msle', 'prelu', 'rrelu', 'relu6', 'selu', 'celu'],
+  ...['float64', 'float16', 'bfloat16', 'float8', 'int32', 'int64', 'int16', 'int8', 'uint8'],
+]);
 
 /** The allowed option `given` most likely means, if any. */
 export function meantOption(given: string, allowed: readonly string[]): string | undefined {
