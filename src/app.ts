@@ -35,8 +35,8 @@ declare module 'fastify' {
     /** when the whole body had arrived (performance.now()), and how long parsing and validating it took (json-body.ts) */
     bodyReceivedAt: number;
     bodyParseMs: number;
-    /** settles when a JSON thread is done with this request's body: its read slot is held till then (admission.ts) */
-    bodyInThread: Promise<void> | null;
+    /** settles when a JSON thread is done with this request's body or answer: its read slot is held till then (admission.ts) */
+    threadJob: Promise<void> | null;
   }
 }
 
@@ -88,7 +88,7 @@ export async function buildApp({ config, engine, jsonWorkers = new JsonWorkers(c
   app.decorateRequest('runStats', null);
   app.decorateRequest('bodyReceivedAt', 0);
   app.decorateRequest('bodyParseMs', 0);
-  app.decorateRequest('bodyInThread', null);
+  app.decorateRequest('threadJob', null);
   app.decorate('connections', drainOnClose(app));
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);

@@ -221,9 +221,9 @@ export function admitCompute(app: FastifyInstance, gate: ComputeGate, timeoutMs:
       settled = true;
       clearTimeout(timer);
       untrack();
-      // a body a JSON thread still holds keeps its read slot until the thread lets it go: the
-      // slots bound the bodies in memory, answered (timed out, client gone) or not
-      if (request.bodyInThread) void request.bodyInThread.then(() => ticket.release());
+      // a body or answer a JSON thread still holds keeps its read slot until the thread lets it
+      // go: the slots bound what is held in memory, answered (timed out, client gone) or not
+      if (request.threadJob) void request.threadJob.then(() => ticket.release());
       else ticket.release();
       if (!answered) controller.abort(new Errors.ClientGone());
     };

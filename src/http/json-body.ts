@@ -50,16 +50,17 @@ export function useJsonBodies(api: FastifyInstance, workers: JsonWorkers, pace: 
     request.bodyReceivedAt = performance.now();
     const url = request.routeOptions.url;
     if (workers.offloads(bytes.length) && isPostRoute(url)) {
-      const parsed = workers.parse(url, bytes, limits);
-      // the thread holds the body until its parse ends, and the request its read slot (admission.ts),
-      // even when the request is answered first: the slots bound the bodies held
-      request.bodyInThread = parsed.then(
+      // a body still waiting for the thread when its request times out (or its client leaves) is
+      // dropped; one the thread has taken holds the request's read slot until the thread is done
+      // with it (admission.ts), even when the request is answered first: the slots bound the
+      // bodies held. Either way the request is answered then, not once the parse is done.
+      const signal = request.computeSignal ?? undefined;
+      const parsed = workers.parse(url, bytes, limits, signal);
+      request.threadJob = parsed.then(
         () => undefined,
         () => undefined,
       );
-      // a request that times out (or whose client leaves) while its body waits for the thread or
-      // is parsed there is answered then, not once the parse is done
-      untilAborted(parsed, request.computeSignal).then(
+      untilAborted(parsed, signal).then(
         (value) => done(null, new ValidatedBody(url, value)),
         (err: Error) => done(err, undefined),
       );
@@ -240,7 +241,14 @@ export async function sendAnswer<T>(reply: FastifyReply, answer: T, enc: ResultE
   if (!workers.offloads(enc.values * JSON_BYTES_PER_VALUE) || !isPostRoute(url)) return unpackTensors(answer) as T;
   const { headers } = reply.request;
   const gzip = reply.server.compressResponses && headers['x-no-compression'] === undefined && acceptsGzip(headers['accept-encoding']);
-  const json = await workers.write(url, answer, gzip);
+  // as a body's parse (parseBody): past the deadline the answer is a 503, and the thread's work holds the slot
+  const signal = reply.request.computeSignal ?? undefined;
+  const written = workers.write(url, answer, gzip, signal);
+  reply.request.threadJob = written.then(
+    () => undefined,
+    () => undefined,
+  );
+  const json = await untilAborted(written, signal);
   const timing = reply.getHeader('server-timing');
   // from the encoder's start: binary tensors were encoded there, on the event loop
   const write = `write;dur=${(performance.now() - enc.startedAt).toFixed(2)};desc="answer encoded, validated and written as ${enc.encoding === 'base64' ? 'JSON with binary tensors' : 'JSON'}${gzip ? ', gzipped' : ''}"`;

@@ -21,7 +21,17 @@ interface Pending {
 
 interface Thread {
   worker: Worker;
-  pending: Map<number, Pending>;
+  /** the one job it works on, if any */
+  pending: Map<number, Pending & { kind: JsonJob['kind'] }>;
+}
+
+/** A job waiting for a thread; `drop` takes it out of the queue when its request's signal aborts. */
+interface Queued {
+  job: JsonJob;
+  transfer: ArrayBuffer[];
+  settle: Pending;
+  signal?: AbortSignal;
+  drop?: () => void;
 }
 
 // the worker is JavaScript in dist/, and TypeScript under tsx (tests, `npm run dev`): a
@@ -42,6 +52,8 @@ const startWorker = (): Worker =>
  */
 export class JsonWorkers {
   private readonly threads: Thread[] = [];
+  /** jobs waiting for a thread: each thread takes one at a time, so that a job whose request is gone can be dropped before it costs anything */
+  private readonly queue: Queued[] = [];
   private nextId = 0;
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly done = { parse: 0, write: 0 };
@@ -67,21 +79,22 @@ export class JsonWorkers {
    * A validated body (tensors packed, as the route's schema transforms them); rejects with a
    * 400 that says why, or a 413 for lists longer than `limits` allow. Async, so that a thread that
    * cannot start, or a job it cannot take, fails this request alone instead of throwing into
-   * the body stream's event handler. It settles when the thread is done with the body.
+   * the body stream's event handler. It settles when the thread is done with the body, or,
+   * should `signal` abort while the body still waits for a thread, at once with its reason.
    */
-  async parse(url: PostRoute, bytes: Buffer, limits: ListLimits): Promise<unknown> {
+  async parse(url: PostRoute, bytes: Buffer, limits: ListLimits, signal?: AbortSignal): Promise<unknown> {
     // hand the bytes over when the buffer owns its memory (large bodies do), else copy them
     const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
     const view = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    return this.run({ id: this.nextId++, kind: 'parse', url, bytes: view, limits }, own ? [bytes.buffer as ArrayBuffer] : []);
+    return this.run({ id: this.nextId++, kind: 'parse', url, bytes: view, limits }, own ? [bytes.buffer as ArrayBuffer] : [], signal);
   }
 
   /**
    * The answer (as a ResultEncoder built it, tensors still float32) validated against the route's 200 schema and
-   * written as UTF-8 JSON, gzipped if asked.
+   * written as UTF-8 JSON, gzipped if asked; dropped as parse() drops a body.
    */
-  async write(url: PostRoute, answer: unknown, gzip: boolean): Promise<Buffer> {
-    const bytes = (await this.run({ id: this.nextId++, kind: 'write', url, answer, gzip }, [])) as Uint8Array;
+  async write(url: PostRoute, answer: unknown, gzip: boolean, signal?: AbortSignal): Promise<Buffer> {
+    const bytes = (await this.run({ id: this.nextId++, kind: 'write', url, answer, gzip }, [], signal)) as Uint8Array;
     return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
@@ -91,21 +104,46 @@ export class JsonWorkers {
     await Promise.all(this.threads.splice(0).map((t) => t.worker.terminate()));
   }
 
-  private run(job: JsonJob, transfer: ArrayBuffer[]): Promise<unknown> {
-    if (this.threads.length < this.settings.workers) this.spawn();
-    // the least busy thread
-    const thread = this.threads.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
+  private run(job: JsonJob, transfer: ArrayBuffer[], signal?: AbortSignal): Promise<unknown> {
+    signal?.throwIfAborted();
     const done = new Promise((resolve, reject) => {
-      thread.pending.set(job.id, { resolve, reject });
-      thread.worker.postMessage(job, transfer);
+      const queued: Queued = { job, transfer, settle: { resolve, reject }, signal };
+      if (signal) {
+        queued.drop = () => {
+          const i = this.queue.indexOf(queued);
+          if (i < 0) return;
+          this.queue.splice(i, 1);
+          reject(signal.reason);
+        };
+        signal.addEventListener('abort', queued.drop, { once: true });
+      }
+      this.queue.push(queued);
+      this.dispatch();
     });
     this.inFlight.add(done);
-    const forget = () => {
-      this.inFlight.delete(done);
-      this.done[job.kind]++;
-    };
+    const forget = () => this.inFlight.delete(done);
     done.then(forget, forget);
     return done;
+  }
+
+  /** Hand waiting jobs to idle threads, one each. */
+  private dispatch(): void {
+    if (this.queue.length === 0) return;
+    while (this.threads.length < this.settings.workers) this.spawn();
+    for (const thread of this.threads) {
+      while (thread.pending.size === 0 && this.queue.length > 0) {
+        const { job, transfer, settle, signal, drop } = this.queue.shift()!;
+        if (drop) signal!.removeEventListener('abort', drop);
+        thread.pending.set(job.id, { ...settle, kind: job.kind });
+        try {
+          thread.worker.postMessage(job, transfer);
+        } catch (err) {
+          // a job the thread cannot take (its memory gone) fails alone
+          thread.pending.delete(job.id);
+          settle.reject(err as Error);
+        }
+      }
+    }
   }
 
   private spawn(): void {
@@ -118,14 +156,17 @@ export class JsonWorkers {
       const p = thread.pending.get(result.id);
       if (!p) return;
       thread.pending.delete(result.id);
+      this.done[p.kind]++;
       if (result.ok) p.resolve(result.value);
       else p.reject(toError(result.error, result.message));
+      this.dispatch();
     });
     const fail = (why: string) => {
       const i = this.threads.indexOf(thread);
       if (i >= 0) this.threads.splice(i, 1);
       for (const p of thread.pending.values()) p.reject(new Error(`a JSON worker thread ${why}`));
       thread.pending.clear();
+      this.dispatch(); // the jobs still waiting go to a new thread
     };
     worker.on('error', (err) => fail(`failed: ${err.message}`));
     worker.on('exit', (code) => fail(`exited with code ${code}`));

@@ -329,6 +329,29 @@ describe('JSON worker threads', () => {
     }
   });
 
+  it('drops a body still waiting for a thread when its signal aborts: it is never parsed, and the next one is', async () => {
+    const workers = new JsonWorkers({ workers: 1, minBytes: 0 });
+    try {
+      const limits = defaultConfig().limits;
+      const big = Buffer.from(JSON.stringify(randomCase(rng(9), { widths: [64, 64, 1], batch: 4096, activation: 'tanh' })));
+      const first = workers.parse('/value-and-grad', big, limits); // the thread's one job
+      const controller = new AbortController();
+      const waiting = workers.parse('/value-and-grad', Buffer.from(JSON.stringify(c)), limits, controller.signal);
+      controller.abort(new Error('timed out'));
+      await assert.rejects(waiting, /^Error: timed out$/);
+      await first;
+      const value = (await workers.parse('/value-and-grad', Buffer.from(JSON.stringify(c)), limits)) as { x: unknown };
+      assert.ok(value.x !== undefined, 'the next body is parsed');
+      assert.equal(workers.stats().parse, 2, 'the dropped body was never parsed');
+      await assert.rejects(
+        workers.parse('/value-and-grad', Buffer.from(JSON.stringify(c)), limits, AbortSignal.abort(new Error('gone'))),
+        /gone/,
+      );
+    } finally {
+      await workers.close();
+    }
+  });
+
   it('fails a body no thread can be handed with a rejection, never a throw into the body stream, and parses the next', async () => {
     const workers = new JsonWorkers({ workers: 1, minBytes: 1 });
     try {
