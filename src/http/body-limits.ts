@@ -72,22 +72,25 @@ function listOverLimit(field: string, list: unknown, bound: ListBound, rows?: { 
 }
 
 /**
- * More lists or objects than any body within the limits holds, counted in its bytes before it
- * is parsed: JSON.parse makes one for each `[` and `{`, so 64 MiB of `[],` (64 KB of gzip)
- * took a JSON thread seconds and a gigabyte to parse into 22 million empty lists. A body
- * within the limits holds at most x's and y's rows and every W's rows, and a few objects.
- * Brackets in strings count too: no valid body has any. A few thousand memchr calls for an
- * M-sized body.
+ * More lists, objects or fields than any body within the limits holds, counted in its bytes
+ * before it is parsed: JSON.parse makes something of each `[`, `{` and key, so 64 MiB of `[],`
+ * (64 KB of gzip) took a JSON thread seconds and a gigabyte to parse into 22 million empty
+ * lists, and 5 million keys (12 MB of gzip) nearly two minutes. A body within the limits holds
+ * at most x's and y's rows and every W's rows, and a few objects; a few fields per layer (a
+ * binary tensor's three), a dozen at the top and the optimizer's. Brackets and colons in
+ * strings count too: no valid body has any. A few thousand memchr calls for an M-sized body.
  */
-export function bodyOverBrackets(bytes: Uint8Array, limits: ListLimits): string | undefined {
-  // (objects are far fewer, but held to the same bound: the layer limit's 413 names a params of 100000 {})
-  const most = 2 * limits.batch + limits.layers * (limits.width + 4) + 16;
-  for (const [bracket, what] of [
-    [0x5b, 'lists ("[")'],
-    [0x7b, 'objects ("{")'],
+export function bodyOverStructure(bytes: Uint8Array, limits: ListLimits): string | undefined {
+  // (objects are far fewer than lists, but held to the same bound: the layer limit's 413 names a params of 100000 {})
+  const lists = 2 * limits.batch + limits.layers * (limits.width + 4) + 16;
+  const fields = 8 * limits.layers + 64;
+  for (const [mark, most, what] of [
+    [0x5b, lists, 'lists ("[")'],
+    [0x7b, lists, 'objects ("{")'],
+    [0x3a, fields, 'fields (":")'],
   ] as const) {
     let count = 0;
-    for (let i = bytes.indexOf(bracket); i !== -1; i = bytes.indexOf(bracket, i + 1)) {
+    for (let i = bytes.indexOf(mark); i !== -1; i = bytes.indexOf(mark, i + 1)) {
       if (++count > most) {
         return `the body holds more than ${most} ${what}, more than any body within the limits (GRADSERVE_MAX_BATCH, GRADSERVE_MAX_WIDTH, GRADSERVE_MAX_LAYERS)`;
       }

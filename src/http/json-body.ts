@@ -10,7 +10,7 @@ import type {
 import { errorCodes } from 'fastify';
 import { ResponseSerializationError, validatorCompiler } from 'fastify-type-provider-zod';
 import sjson from 'secure-json-parse';
-import { bodyOverBrackets, bodyOverListLimits, type ListLimits } from './body-limits.js';
+import { bodyOverListLimits, bodyOverStructure, type ListLimits } from './body-limits.js';
 import { type ResultEncoder, unpackTensors } from './encode.js';
 import { EMPTY_BODY, Errors } from './errors.js';
 import type { JsonWorkers } from './json-workers.js';
@@ -67,7 +67,7 @@ export function useJsonBodies(api: FastifyInstance, workers: JsonWorkers, pace: 
       return;
     }
     try {
-      const brackets = bodyOverBrackets(bytes, limits);
+      const brackets = bodyOverStructure(bytes, limits);
       if (brackets !== undefined) throw new Errors.LimitExceeded(brackets);
       const body = parseJson(bodyText(bytes));
       const over = bodyOverListLimits(url ?? '', body, limits);

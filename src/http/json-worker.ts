@@ -7,7 +7,7 @@ import { parentPort } from 'node:worker_threads';
 import { gzipSync } from 'node:zlib';
 import { validatorCompiler } from 'fastify-type-provider-zod';
 import { LAYERS_CEILING } from '../runtime/limits.js';
-import { bodyOverBrackets, bodyOverListLimits } from './body-limits.js';
+import { bodyOverListLimits, bodyOverStructure } from './body-limits.js';
 import { ResultEncoder, unpackTensors } from './encode.js';
 import { answerSerializerCompiler, bodyText, JSON_GZIP_LEVEL, parseJson } from './json-body.js';
 import type { JsonJob, JsonJobResult } from './json-workers.js';
@@ -32,7 +32,7 @@ function handle(job: JsonJob): { result: JsonJobResult; transfer: ArrayBuffer[] 
     const bytes = job.gzip ? new Uint8Array(gzipSync(json, { level: JSON_GZIP_LEVEL })) : json; // a copy that owns its buffer
     return { result: { id, ok: true, value: bytes }, transfer: [bytes.buffer as ArrayBuffer] };
   }
-  const brackets = bodyOverBrackets(job.bytes, job.limits);
+  const brackets = bodyOverStructure(job.bytes, job.limits);
   if (brackets !== undefined) return { result: { id, ok: false, error: 'limit-exceeded', message: brackets }, transfer: [] };
   let body: unknown;
   try {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { bodyOverBrackets, bodyOverListLimits } from '../../src/http/body-limits.js';
+import { bodyOverListLimits, bodyOverStructure } from '../../src/http/body-limits.js';
 
 /** The checks before validation never refuse a body within the limits, and refuse one list or bracket more. */
 describe('body checks before validation', () => {
@@ -20,7 +20,7 @@ describe('body checks before validation', () => {
 
   it('takes the largest body within the limits', () => {
     assert.equal(bodyOverListLimits('/train', largest, limits), undefined);
-    assert.equal(bodyOverBrackets(bytes(largest), limits), undefined);
+    assert.equal(bodyOverStructure(bytes(largest), limits), undefined);
     assert.equal(bodyOverListLimits('/value-and-grad', { ...largest, y: [0, 1, 1, 0] }, limits), undefined);
   });
 
@@ -50,9 +50,13 @@ describe('body checks before validation', () => {
   it('refuses more [ or { than any body within the limits holds', () => {
     const most = 2 * 4 + 2 * (3 + 4) + 16; // x's and y's rows, every W's rows and some
     const lists = Buffer.from(`{"x": [${'[],'.repeat(most)}[]]}`);
-    assert.match(bodyOverBrackets(lists, limits) ?? '', new RegExp(`^the body holds more than ${most} lists \\("\\["\\)`));
-    assert.equal(bodyOverBrackets(Buffer.from(`{"x": [${'[],'.repeat(most - 2)}[]]}`), limits), undefined);
+    assert.match(bodyOverStructure(lists, limits) ?? '', new RegExp(`^the body holds more than ${most} lists \\("\\["\\)`));
+    assert.equal(bodyOverStructure(Buffer.from(`{"x": [${'[],'.repeat(most - 2)}[]]}`), limits), undefined);
     const objects = Buffer.from(`{"x": [${'{},'.repeat(most)}{}]}`);
-    assert.match(bodyOverBrackets(objects, limits) ?? '', /objects \("\{"\)/);
+    assert.match(bodyOverStructure(objects, limits) ?? '', /objects \("\{"\)/);
+    // fields: a dozen at the top, the optimizer's, and 8 per layer at most (W, b, and a binary tensor's three each)
+    const fields = (n: number) => Buffer.from(JSON.stringify(Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, 0]))));
+    assert.equal(bodyOverStructure(fields(8 * 2 + 64), limits), undefined);
+    assert.match(bodyOverStructure(fields(8 * 2 + 65), limits) ?? '', /^the body holds more than 80 fields \(":"\)/);
   });
 });

@@ -241,6 +241,10 @@ describe('bodies full of wrong elements', () => {
         cases.push(
           [{ params: [layer], x: Array(M).fill([]), y: [0] }, `the body holds more than 393360 lists ("["), ${beyond}`],
           [{ params: [layer], x: Array(M).fill({}), y: [0] }, `the body holds more than 393360 objects ("{"), ${beyond}`],
+          [
+            { ...Object.fromEntries(Array.from({ length: 100_000 }, (_, i) => [`k${i}`, 0])), params: [layer], x: [[1]], y: [0] },
+            `the body holds more than 320 fields (":"), ${beyond}`,
+          ],
         );
         // (zod, had it been shown them, would have refused each with a 400 for its shape, after checking every element)
         for (const [body, message] of cases) assert.equal(await over(body), message);
