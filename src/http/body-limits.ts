@@ -2,8 +2,8 @@ import { type Limits, layersOverLimit } from '../runtime/limits.js';
 import { isObject } from './validation-view.js';
 
 /**
- * Checks of a request body's size in lists and brackets, made before zod looks at any element
- * (json-body.ts on the event loop, json-worker.ts in a JSON thread): a list or a body over
+ * Checks of a request body's size in lists, brackets and fields, made before zod looks at any
+ * element (json-body.ts's parseWithinLimits, on the event loop or in a JSON thread): a list or a body over
  * them is refused with the limit's 413, at the cost of counting.
  */
 
@@ -54,7 +54,7 @@ interface ListBound {
 
 /**
  * A JSON list longer than `bound.longest`, or, for a field that takes rows, a row that is:
- * named with the limit it is over (a row's is the width limit, `width`).
+ * named with the limit it is over (a row's is the width limit, `rows.width`).
  */
 function listOverLimit(field: string, list: unknown, bound: ListBound, rows?: { width: number }): string | undefined {
   if (!Array.isArray(list)) return undefined;

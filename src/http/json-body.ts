@@ -56,10 +56,7 @@ export function useJsonBodies(api: FastifyInstance, workers: JsonWorkers, pace: 
       // bodies held. Either way the request is answered then, not once the parse is done.
       const signal = request.computeSignal ?? undefined;
       const parsed = workers.parse(url, bytes, limits, signal);
-      request.threadJob = parsed.then(
-        () => undefined,
-        () => undefined,
-      );
+      request.threadJob = settled(parsed);
       untilAborted(parsed, signal).then(
         (value) => done(null, new ValidatedBody(url, value)),
         (err: Error) => done(err, undefined),
@@ -67,16 +64,32 @@ export function useJsonBodies(api: FastifyInstance, workers: JsonWorkers, pace: 
       return;
     }
     try {
-      const brackets = bodyOverStructure(bytes, limits);
-      if (brackets !== undefined) throw new Errors.LimitExceeded(brackets);
-      const body = parseJson(bodyText(bytes));
-      const over = bodyOverListLimits(url ?? '', body, limits);
-      done(over === undefined ? null : new Errors.LimitExceeded(over), over === undefined ? body : undefined);
+      done(null, parseWithinLimits(url ?? '', bytes, limits));
     } catch (err) {
       done(err as Error, undefined);
     }
   }
 }
+
+/**
+ * A body's bytes parsed as JSON, where their structure and lists are within `limits` (body-limits.ts);
+ * throws LimitExceeded or InvalidJson. The same here and in a JSON thread (json-worker.ts).
+ */
+export function parseWithinLimits(url: string, bytes: Uint8Array, limits: ListLimits): unknown {
+  const structure = bodyOverStructure(bytes, limits);
+  if (structure !== undefined) throw new Errors.LimitExceeded(structure);
+  const body = parseJson(bodyText(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)));
+  const lists = bodyOverListLimits(url, body, limits);
+  if (lists !== undefined) throw new Errors.LimitExceeded(lists);
+  return body;
+}
+
+/** Resolves once `promise` settles, either way. */
+const settled = (promise: Promise<unknown>): Promise<void> =>
+  promise.then(
+    () => undefined,
+    () => undefined,
+  );
 
 /** `promise`, or a rejection with `signal`'s reason as soon as it aborts, whichever comes first. */
 export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | null | undefined): Promise<T> {
@@ -244,10 +257,7 @@ export async function sendAnswer<T>(reply: FastifyReply, answer: T, enc: ResultE
   // as a body's parse (parseBody): past the deadline the answer is a 503, and the thread's work holds the slot
   const signal = reply.request.computeSignal ?? undefined;
   const written = workers.write(url, answer, gzip, signal);
-  reply.request.threadJob = written.then(
-    () => undefined,
-    () => undefined,
-  );
+  reply.request.threadJob = settled(written);
   const json = await untilAborted(written, signal);
   const timing = reply.getHeader('server-timing');
   // from the encoder's start: binary tensors were encoded there, on the event loop

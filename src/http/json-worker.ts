@@ -7,9 +7,9 @@ import { parentPort } from 'node:worker_threads';
 import { gzipSync } from 'node:zlib';
 import { validatorCompiler } from 'fastify-type-provider-zod';
 import { LAYERS_CEILING } from '../runtime/limits.js';
-import { bodyOverListLimits, bodyOverStructure } from './body-limits.js';
 import { ResultEncoder, unpackTensors } from './encode.js';
-import { answerSerializerCompiler, bodyText, JSON_GZIP_LEVEL, parseJson } from './json-body.js';
+import { Errors } from './errors.js';
+import { answerSerializerCompiler, JSON_GZIP_LEVEL, parseWithinLimits } from './json-body.js';
 import type { JsonJob, JsonJobResult } from './json-workers.js';
 import { POST_ROUTES, type PostRoute } from './schemas.js';
 import { validationMessage } from './validation-message.js';
@@ -32,16 +32,13 @@ function handle(job: JsonJob): { result: JsonJobResult; transfer: ArrayBuffer[] 
     const bytes = job.gzip ? new Uint8Array(gzipSync(json, { level: JSON_GZIP_LEVEL })) : json; // a copy that owns its buffer
     return { result: { id, ok: true, value: bytes }, transfer: [bytes.buffer as ArrayBuffer] };
   }
-  const brackets = bodyOverStructure(job.bytes, job.limits);
-  if (brackets !== undefined) return { result: { id, ok: false, error: 'limit-exceeded', message: brackets }, transfer: [] };
   let body: unknown;
   try {
-    body = parseJson(bodyText(Buffer.from(job.bytes.buffer, job.bytes.byteOffset, job.bytes.byteLength)));
+    body = parseWithinLimits(job.url, job.bytes, job.limits);
   } catch (err) {
-    return { result: { id, ok: false, error: 'invalid-json', message: (err as Error).message }, transfer: [] };
+    const error = err instanceof Errors.LimitExceeded ? 'limit-exceeded' : 'invalid-json';
+    return { result: { id, ok: false, error, message: (err as Error).message }, transfer: [] };
   }
-  const over = bodyOverListLimits(job.url, body, job.limits);
-  if (over !== undefined) return { result: { id, ok: false, error: 'limit-exceeded', message: over }, transfer: [] };
   const checked = validateShown(validators[job.url], body);
   if (checked.error) {
     const message = validationMessage(checked.error as Parameters<typeof validationMessage>[0], validationView(body), job.url);
