@@ -276,7 +276,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Over a limit: the body size (FST_ERR_CTP_BODY_TOO_LARGE), or the layers, widths, batch, work or activations this server takes, /train's steps and their work, /init's parameters (GRADSERVE_LIMIT_EXCEEDED); `message` names the limit and its setting. */
+            /** @description Over a limit: the body size (FST_ERR_CTP_BODY_TOO_LARGE), or the layers, widths, batch, work or activations this server takes, /train's steps and their work, /init's parameters, or an answer larger than a body may be (GRADSERVE_LIMIT_EXCEEDED); `message` names the limit and its setting. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -487,7 +487,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Over a limit: the body size (FST_ERR_CTP_BODY_TOO_LARGE), or the layers, widths, batch, work or activations this server takes, /train's steps and their work, /init's parameters (GRADSERVE_LIMIT_EXCEEDED); `message` names the limit and its setting. */
+            /** @description Over a limit: the body size (FST_ERR_CTP_BODY_TOO_LARGE), or the layers, widths, batch, work or activations this server takes, /train's steps and their work, /init's parameters, or an answer larger than a body may be (GRADSERVE_LIMIT_EXCEEDED); `message` names the limit and its setting. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -707,7 +707,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Over a limit: the body size (FST_ERR_CTP_BODY_TOO_LARGE), or the layers, widths, batch, work or activations this server takes, /train's steps and their work, /init's parameters (GRADSERVE_LIMIT_EXCEEDED); `message` names the limit and its setting. */
+            /** @description Over a limit: the body size (FST_ERR_CTP_BODY_TOO_LARGE), or the layers, widths, batch, work or activations this server takes, /train's steps and their work, /init's parameters, or an answer larger than a body may be (GRADSERVE_LIMIT_EXCEEDED); `message` names the limit and its setting. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -954,7 +954,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Over a limit: the body size (FST_ERR_CTP_BODY_TOO_LARGE), or the layers, widths, batch, work or activations this server takes, /train's steps and their work, /init's parameters (GRADSERVE_LIMIT_EXCEEDED); `message` names the limit and its setting. */
+            /** @description Over a limit: the body size (FST_ERR_CTP_BODY_TOO_LARGE), or the layers, widths, batch, work or activations this server takes, /train's steps and their work, /init's parameters, or an answer larger than a body may be (GRADSERVE_LIMIT_EXCEEDED); `message` names the limit and its setting. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1253,7 +1253,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Over a limit: the body size (FST_ERR_CTP_BODY_TOO_LARGE), or the layers, widths, batch, work or activations this server takes, /train's steps and their work, /init's parameters (GRADSERVE_LIMIT_EXCEEDED); `message` names the limit and its setting. */
+            /** @description Over a limit: the body size (FST_ERR_CTP_BODY_TOO_LARGE), or the layers, widths, batch, work or activations this server takes, /train's steps and their work, /init's parameters, or an answer larger than a body may be (GRADSERVE_LIMIT_EXCEEDED); `message` names the limit and its setting. */
             413: {
                 headers: {
                     [name: string]: unknown;

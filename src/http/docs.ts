@@ -58,7 +58,8 @@ const ERROR_DESCRIPTIONS: Record<string, string> = {
   408: 'The body did not arrive in full within GRADSERVE_REQUEST_TIMEOUT_MS, or arrived slower than GRADSERVE_MIN_UPLOAD_RATE; the connection is closed.',
   413:
     'Over a limit: the body size (FST_ERR_CTP_BODY_TOO_LARGE), or the layers, widths, batch, work or activations this server takes, ' +
-    "/train's steps and their work, /init's parameters (GRADSERVE_LIMIT_EXCEEDED); `message` names the limit and its setting.",
+    "/train's steps and their work, /init's parameters, or an answer larger than a body may be (GRADSERVE_LIMIT_EXCEEDED); " +
+    '`message` names the limit and its setting.',
   415: 'The body is not `application/json` in UTF-8, or its `Content-Encoding` is not gzip, deflate or identity.',
   417: 'An `Expect` other than 100-continue; the connection is closed.',
   501: 'A `Transfer-Encoding` other than chunked (compress with `Content-Encoding` instead); the connection is closed.',

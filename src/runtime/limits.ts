@@ -1,5 +1,6 @@
 import { type WorkShape, workOf } from '../engine/dispatch.js';
 import { rowsPerStep, type TrainOptions } from '../engine/train.js';
+import type { OutputEncoding } from '../http/tensors.js';
 
 /** The most layers GRADSERVE_MAX_LAYERS may allow; request schemas refuse more before checking each one. */
 export const LAYERS_CEILING = 1024;
@@ -65,13 +66,57 @@ export function overLimit(shape: WorkShape, limits: Limits, advice: BatchAdvice 
   return undefined;
 }
 
+/** Σ (in + 1)·out: a network's weights and biases, and the multiply-adds of its forward pass per row. */
+const paramCount = (widths: number[]): number => widths.slice(1).reduce((s, out, l) => s + (widths[l]! + 1) * out, 0);
+
 /** Memory, in the unit that reads best: "about 1.5 GiB of memory", "about 12 MiB …", "under 1 MiB …" (a low limit's). */
-const memory = (bytes: number): string =>
+const memory = (bytes: number): string => (bytes >= 2 ** 20 ? `about ${size(bytes)} of memory` : 'under 1 MiB of memory');
+
+/** A size in the unit that reads best: "1.5 GiB", "12 MiB", "300 KiB", "900 bytes". */
+const size = (bytes: number): string =>
   bytes >= 2 ** 30
-    ? `about ${(bytes / 2 ** 30).toFixed(1)} GiB of memory`
+    ? `${(bytes / 2 ** 30).toFixed(1)} GiB`
     : bytes >= 2 ** 20
-      ? `about ${Math.round(bytes / 2 ** 20)} MiB of memory`
-      : 'under 1 MiB of memory';
+      ? `${Math.round(bytes / 2 ** 20)} MiB`
+      : bytes >= 1024
+        ? `${Math.round(bytes / 1024)} KiB`
+        : `${Math.round(bytes)} bytes`;
+
+/**
+ * What an answer takes per value, to bound it before it is computed: a float32 written as
+ * JSON takes 19–22 bytes (24 at most), as a base64 tensor 4 × 4/3.
+ */
+export const ANSWER_BYTES_PER_VALUE: Record<OutputEncoding, number> = { json: 20, base64: 16 / 3 };
+
+/** What an answer holds: its values, and what they are ("params of 3 layers, Σ (in + 1)·out"). */
+export interface AnswerSize {
+  values: number;
+  what: string;
+}
+
+/** The answer of /init or /train (the params) or of /value-and-grad (their gradients). */
+export const paramsAnswer = (widths: number[], what: 'params' | 'grads'): AnswerSize => ({
+  values: paramCount(widths),
+  what: `${what} of ${widths.length - 1} layer${widths.length === 2 ? '' : 's'}, Σ (in + 1)·out`,
+});
+
+/**
+ * An answer larger than the largest request body (GRADSERVE_BODY_LIMIT), which bounds answers
+ * too: a 352 KB /forward body asked for 16.7 million predictions, 319 MB of JSON, and ten
+ * clients that left theirs unread took the service to 3.8 GB (bench/RESULTS.md). `advice` is
+ * what the client can change besides the encoding.
+ */
+export function answerOverLimit(answer: AnswerSize, encoding: OutputEncoding, limits: Limits, advice: string): string | undefined {
+  const bytes = answer.values * ANSWER_BYTES_PER_VALUE[encoding];
+  if (bytes <= limits.bodyBytes) return undefined;
+  const base64 = answer.values * ANSWER_BYTES_PER_VALUE.base64;
+  const askBase64 = encoding === 'json' && base64 <= limits.bodyBytes;
+  return (
+    `the answer would hold ${answer.what} = ${answer.values} values, about ${size(bytes)} as ${encoding === 'json' ? 'JSON' : 'base64 tensors'}, ` +
+    `over the ${size(limits.bodyBytes)} that a body may take either way (GRADSERVE_BODY_LIMIT); ` +
+    (askBase64 ? `ask for "outputEncoding": "base64" (4 bytes a value, about ${size(base64)}), or ${advice}` : advice)
+  );
+}
 
 /** More layers than the limit, in params or in /init's widths (one more than its layers). */
 export function layersOverLimit(field: 'params' | 'layers', layers: number, limit: number): string | undefined {
@@ -88,9 +133,6 @@ function widthAt(widths: number[], i: number): string {
 
 /** Peak memory per activation of a value-and-grad on webasm: 32–45 bytes measured (bench/memory.ts, bench/RESULTS.md). */
 const BYTES_PER_ACTIVATION = 40;
-
-/** Σ (in + 1)·out: a network's weights and biases, and the multiply-adds of its forward pass per row. */
-const paramCount = (widths: number[]): number => widths.slice(1).reduce((s, out, l) => s + (widths[l]! + 1) * out, 0);
 
 /**
  * /init's widths: the same layer and width limits as the other routes (so that it never makes

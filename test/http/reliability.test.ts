@@ -124,6 +124,67 @@ describe('work limits', () => {
     });
   });
 
+  it('refuses an answer larger than a body may be before computing it, and says when base64 would fit', async () => {
+    // GRADSERVE_BODY_LIMIT bounds answers too, counted at 20 bytes a JSON value and 16/3 a base64 one
+    const send = (url: string, route: string, body: unknown) =>
+      fetch(`${url}${route}`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+    const refusal = async (res: Response) => {
+      assert.equal(res.status, 413);
+      const body = (await res.json()) as { code: string; message: string };
+      assert.equal(body.code, 'GRADSERVE_LIMIT_EXCEEDED');
+      return body.message;
+    };
+    const over = 'over the 4 KiB that a body may take either way \\(GRADSERVE_BODY_LIMIT\\)';
+    const forward = (rows: number) => ({ params: [{ W: [[0.5]], b: [0] }], x: Array(rows).fill([1]), outputActivation: 'sigmoid' });
+    // 1 → 400 → 1 in zeros: 1201 params in a 3 KB body, whose gradients fit in neither encoding
+    const wide = {
+      params: [
+        { W: [Array(400).fill(0)], b: Array(400).fill(0) },
+        { W: Array(400).fill([0]), b: [0] },
+      ],
+      x: [[1]],
+      y: [[1]],
+    };
+    await withServer({ limits: { bodyBytes: 4096 } }, async (url) => {
+      // 204 predictions × 20 = 4080 bytes fit; 300 do only as base64 (1600 bytes)
+      assert.equal((await send(url, '/forward', forward(204))).status, 200);
+      assert.match(
+        await refusal(await send(url, '/forward', forward(300))),
+        new RegExp(
+          `^the answer would hold predictions, 300 rows × 1 output = 300 values, about 6 KiB as JSON, ${over}; ` +
+            'ask for "outputEncoding": "base64" \\(4 bytes a value, about 2 KiB\\), or send the rows in several requests$',
+        ),
+      );
+      const base64 = await send(url, '/forward', { ...forward(300), outputEncoding: 'base64' });
+      assert.equal(base64.status, 200);
+      const { predictions } = (await base64.json()) as { predictions: { shape: number[]; data: string } };
+      assert.deepEqual(predictions.shape, [300, 1]);
+      const values = new Float32Array(new Uint8Array(Buffer.from(predictions.data, 'base64')).buffer);
+      assert.ok(values.every((v) => Math.abs(v - 1 / (1 + Math.exp(-0.5))) < 1e-7));
+
+      assert.match(
+        await refusal(await send(url, '/value-and-grad', wide)),
+        new RegExp(
+          `^the answer would hold grads of 2 layers, Σ \\(in \\+ 1\\)·out = 1201 values, about 23 KiB as JSON, ${over}; use a smaller network$`,
+        ),
+      );
+      const train = { ...wide, optimizer: { name: 'sgd', learningRate: 0.1 }, steps: 1, outputEncoding: 'base64' };
+      assert.match(
+        await refusal(await send(url, '/train', train)),
+        new RegExp(
+          `^the answer would hold params of 2 layers, Σ \\(in \\+ 1\\)·out = 1201 values, about 6 KiB as base64 tensors, ${over}; use a smaller network$`,
+        ),
+      );
+      // /init: 10 → 20 makes 220 params, 4400 bytes as JSON, 1173 as base64
+      assert.match(
+        await refusal(await send(url, '/init', { layers: [10, 20] })),
+        /= 220 values, about 4 KiB as JSON, .*ask for "outputEncoding": "base64"/,
+      );
+      const init = await send(url, '/init', { layers: [10, 20], outputEncoding: 'base64' });
+      assert.equal(init.status, 200);
+    });
+  });
+
   it('accepts a request exactly at the work and activation limits', async () => {
     await withServer({ limits: { work: 48, activations: 20 } }, async (url) => {
       assert.equal((await post(url, xorCase)).status, 200);

@@ -4,7 +4,7 @@ import { shapeOf } from '../../engine/dispatch.js';
 import type { Engine } from '../../engine/engine.js';
 import type { ForwardProblem, RunStats } from '../../engine/types.js';
 import type { Admission } from '../../runtime/config.js';
-import { BATCH_ADVICE, type BatchAdvice, type Limits, overLimit } from '../../runtime/limits.js';
+import { answerOverLimit, BATCH_ADVICE, type BatchAdvice, type Limits, overLimit, paramsAnswer } from '../../runtime/limits.js';
 import { admitCompute, type ComputeGate } from '../admission.js';
 import { ResultEncoder } from '../encode.js';
 import { refuseOverLimit } from '../errors.js';
@@ -29,6 +29,9 @@ export function within<P extends ForwardProblem>(problem: P, limits: Limits, eng
   refuseOverLimit(overLimit(shape, limits, advice) ?? engine.backendCannotTake(shape, advice));
   return problem;
 }
+
+/** What a client can do about params, or their gradients, too large to answer. */
+export const SMALLER_NETWORK = 'use a smaller network';
 
 /** Record what the engine did: in Server-Timing for the client, on the request for the log line. */
 export function reportStats(request: FastifyRequest, reply: FastifyReply, stats: RunStats): void {
@@ -60,11 +63,14 @@ export const computeRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app
     },
     async (request, reply) => {
       const problem = within(toForwardProblem(request.body), limits, engine, BATCH_ADVICE.rows);
+      const { rows } = problem.x;
+      const outputs = shapeOf(problem).widths.at(-1)!;
+      const predictions = { values: rows * outputs, what: `predictions, ${rows} rows × ${outputs} output${outputs === 1 ? '' : 's'}` };
+      refuseOverLimit(answerOverLimit(predictions, request.body.outputEncoding, limits, BATCH_ADVICE.rows));
       const result = await gate.run(request.computeSignal, (signal) => engine.forward(problem, signal));
       reportStats(request, reply, result.stats);
       const enc = new ResultEncoder(request.body.outputEncoding);
-      const predictions = enc.matrix(result.predictions);
-      return sendAnswer(reply, { predictions, warnings: enc.warnings() }, enc);
+      return sendAnswer(reply, { predictions: enc.matrix(result.predictions), warnings: enc.warnings() }, enc);
     },
   );
 
@@ -104,12 +110,13 @@ export const computeRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app
     },
     async (request, reply) => {
       const problem = within(toProblem(request.body), limits, engine, BATCH_ADVICE.shards);
+      const grads = paramsAnswer(shapeOf(problem).widths, 'grads');
+      refuseOverLimit(answerOverLimit(grads, request.body.outputEncoding, limits, SMALLER_NETWORK));
       const result = await gate.run(request.computeSignal, (signal) => engine.valueAndGrad(problem, signal));
       reportStats(request, reply, result.stats);
       const enc = new ResultEncoder(request.body.outputEncoding);
       const loss = enc.number(result.loss);
-      const grads = enc.layers(result.grads);
-      return sendAnswer(reply, { loss, grads, warnings: enc.warnings(result.head) }, enc);
+      return sendAnswer(reply, { loss, grads: enc.layers(result.grads), warnings: enc.warnings(result.head) }, enc);
     },
   );
 };

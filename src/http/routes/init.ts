@@ -2,13 +2,13 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { z } from 'zod';
 import { DEFAULT_SCALE, initParams } from '../../engine/init.js';
-import { initOverLimit } from '../../runtime/limits.js';
+import { answerOverLimit, initOverLimit, paramsAnswer } from '../../runtime/limits.js';
 import { admitCompute } from '../admission.js';
 import { ResultEncoder } from '../encode.js';
 import { Errors, refuseOverLimit } from '../errors.js';
 import { sendAnswer } from '../json-body.js';
 import { type InitResponse, postSchemas } from '../schemas.js';
-import type { ComputeRouteOptions } from './compute.js';
+import { type ComputeRouteOptions, SMALLER_NETWORK } from './compute.js';
 
 /**
  * /init draws on the main thread (yielding to the event loop as the engine does) and can answer
@@ -31,8 +31,10 @@ export const initRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app, {
       },
     },
     async (request, reply) => {
-      const { layers, seed, scheme, biasScheme, scale = DEFAULT_SCALE } = request.body;
-      refuseOverLimit(initOverLimit(layers, limits));
+      const { layers, seed, scheme, biasScheme, scale = DEFAULT_SCALE, outputEncoding } = request.body;
+      refuseOverLimit(
+        initOverLimit(layers, limits) ?? answerOverLimit(paramsAnswer(layers, 'params'), outputEncoding, limits, SMALLER_NETWORK),
+      );
       let drawMs = 0;
       const params = await gate.run(request.computeSignal, async (signal) => {
         const t0 = performance.now();
@@ -45,7 +47,7 @@ export const initRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app, {
         'server-timing',
         `parse;dur=${request.bodyParseMs.toFixed(2)};desc="body parsed and validated", compute;dur=${drawMs.toFixed(2)};desc="draw"`,
       );
-      const enc = new ResultEncoder(request.body.outputEncoding); // from here on, Server-Timing's write
+      const enc = new ResultEncoder(outputEncoding); // from here on, Server-Timing's write
       const encoded = enc.layers(params);
       // a scale near float32's largest value makes draws beyond it: initial params must be finite
       if (enc.nonFinite > 0) {

@@ -2,14 +2,14 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { shapeOf } from '../../engine/dispatch.js';
 import { type HistoryEntry, rowsPerStep } from '../../engine/train.js';
-import { BATCH_ADVICE, trainOverLimit } from '../../runtime/limits.js';
+import { answerOverLimit, BATCH_ADVICE, paramsAnswer, trainOverLimit } from '../../runtime/limits.js';
 import { admitCompute } from '../admission.js';
 import { ResultEncoder } from '../encode.js';
 import { refuseOverLimit } from '../errors.js';
 import { sendAnswer } from '../json-body.js';
 import { toProblem } from '../problem.js';
 import { postSchemas } from '../schemas.js';
-import { type ComputeRouteOptions, reportStats, within } from './compute.js';
+import { type ComputeRouteOptions, reportStats, SMALLER_NETWORK, within } from './compute.js';
 
 export const trainRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app, { engine, gate, limits, admission }) => {
   admitCompute(app, gate, admission.requestTimeoutMs);
@@ -32,6 +32,8 @@ export const trainRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app, 
       const { optimizer, steps, batchSize, seed } = body;
       const problem = within(toProblem(body), limits, engine, BATCH_ADVICE.train);
       refuseOverLimit(trainOverLimit(shapeOf(problem), { steps, batchSize }, limits));
+      const params = paramsAnswer(shapeOf(problem).widths, 'params');
+      refuseOverLimit(answerOverLimit(params, body.outputEncoding, limits, SMALLER_NETWORK));
       const result = await gate.run(request.computeSignal, (signal) =>
         engine.train(problem, { optimizer, steps, batchSize, seed }, signal),
       );
@@ -45,8 +47,12 @@ export const trainRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app, 
           : [stoppedWarning(result.stoppedAt, result.head.saturatedHigh > 0, result.history, wholeBatch)]),
         ...unusedSeedWarning(seed, batchSize, problem.x.rows),
       ];
-      const params = enc.layers(result.params);
-      const answer = { params, loss: enc.number(result.loss), history, warnings: enc.warnings(result.head, said) };
+      const answer = {
+        params: enc.layers(result.params),
+        loss: enc.number(result.loss),
+        history,
+        warnings: enc.warnings(result.head, said),
+      };
       return sendAnswer(reply, answer, enc);
     },
   );
